@@ -1,0 +1,380 @@
+public import GatehouseCrypto
+
+/// Signs and verifies Gatehouse's compact-JWS tokens (SPEC §5).
+///
+/// Verification is strict and ordered so that nothing untrusted is interpreted before the
+/// signature holds: size limit → three canonical base64url segments → header with exactly
+/// `alg`, `kid`, `typ` → key by `kid` (active or verify only) → `alg` must equal the algorithm
+/// that key uses for this kind → `typ` must be this kind → signature (constant time) → only then
+/// the claims, which must be exactly this kind's set with the right types → `iss`, `iat`, `exp`.
+///
+/// The HS256 path is allocation-free apart from the claim strings that the result carries.
+public final class TokenAuthority: Sendable {
+    /// Tokens longer than this are refused before any parsing (SPEC §5).
+    public static let maximumTokenLength = 4096
+
+    /// The `iss` written and required.
+    public let issuer: String
+    private let issuerBytes: [UInt8]
+    /// Clock skew tolerated on `exp` and `iat`, seconds.
+    public let leeway: Int64
+    /// The keyring source (reloadable).
+    public let keys: KeyringStore
+    private let random: any SecureRandomSource
+
+    /// Creates an authority.
+    public init(issuer: String, keys: KeyringStore, leeway: Int64 = 10, random: any SecureRandomSource = SystemRandom()) {
+        self.issuer = issuer
+        self.issuerBytes = Array(issuer.utf8)
+        self.keys = keys
+        self.leeway = leeway
+        self.random = random
+    }
+
+    // MARK: Signing
+
+    /// Signs session claims with the active key (HS256 or EdDSA as the key says).
+    public func sign(_ claims: SessionClaims) throws(TokenError) -> String {
+        try sign(kind: .session, common: claims.common) { w in
+            w.raw(",\"sid\":"); w.string(claims.sessionID)
+            w.raw(",\"auth_time\":"); w.integer(claims.authTime)
+            w.raw(",\"amr\":[")
+            for (i, name) in claims.methods.strings.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.string(name)
+            }
+            w.raw("]")
+        }
+    }
+
+    /// Signs remember-device claims.
+    public func sign(_ claims: RememberClaims) throws(TokenError) -> String {
+        try sign(kind: .remember, common: claims.common) { w in
+            w.raw(",\"did\":"); w.string(claims.deviceID)
+            w.raw(",\"gen\":"); w.integer(claims.generation)
+        }
+    }
+
+    /// Signs challenge claims.
+    public func sign(_ claims: ChallengeClaims) throws(TokenError) -> String {
+        try sign(kind: .challenge, common: claims.common) { w in
+            w.raw(",\"cid\":"); w.string(claims.challengeID)
+            w.raw(",\"purpose\":"); w.string(claims.purpose.rawValue)
+        }
+    }
+
+    /// Signs reset claims.
+    public func sign(_ claims: ResetClaims) throws(TokenError) -> String {
+        try sign(kind: .reset, common: claims.common) { w in
+            w.raw(",\"jti\":"); w.string(claims.tokenID)
+        }
+    }
+
+    private func sign(kind: TokenKind, common: CommonClaims, specific: (inout JSONWriter) -> Void) throws(TokenError) -> String {
+        guard common.epoch <= UInt64(Int64.max), common.issuedAt >= 0, common.expiresAt > common.issuedAt else {
+            throw TokenError.invalidClaims
+        }
+        let ring = keys.keyring
+        guard let key = ring.verifying.first(where: { $0.state == .active }) else { throw TokenError.signingFailed }
+        var w = JSONWriter()
+        w.raw("{\"iss\":"); w.string(issuer)
+        w.raw(",\"sub\":"); w.string(common.user)
+        w.raw(",\"iat\":"); w.integer(common.issuedAt)
+        w.raw(",\"exp\":"); w.integer(common.expiresAt)
+        w.raw(",\"ep\":"); w.integer(common.epoch)
+        specific(&w)
+        w.raw("}")
+        var out = key.encodedHeaders[kind.rawValue]
+        out.reserveCapacity(out.count + w.bytes.count * 4 / 3 + 100)
+        out.append(UInt8(ascii: "."))
+        w.bytes.withUnsafeBytes { Base64URL.encode($0, into: &out) }
+        let signature: [UInt8]
+        switch key.algorithm(for: kind) {
+        case .hs256:
+            signature = out.withUnsafeBytes { key.hmac[kind.rawValue].authenticationCode(for: $0) }
+        case .edDSA:
+            guard let signing = key.signingKey else { throw TokenError.signingFailed }
+            do {
+                signature = try out.withUnsafeBytes { (input) throws(CryptoError) in try signing.signature(for: input) }
+            } catch { throw TokenError.signingFailed }
+        }
+        out.append(UInt8(ascii: "."))
+        signature.withUnsafeBytes { Base64URL.encode($0, into: &out) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    // MARK: Verifying
+
+    /// Verifies a session token at `now` (Unix seconds).
+    public func verifySession(_ token: String, now: Int64) throws(TokenError) -> SessionClaims {
+        let raw = try verify(token, kind: .session, now: now)
+        guard let sid = raw.sid, let authTime = raw.authTime, let amr = raw.amr, authTime <= raw.common.issuedAt + leeway else {
+            throw TokenError.invalidClaims
+        }
+        return SessionClaims(common: raw.common, sessionID: sid, authTime: authTime, methods: amr)
+    }
+
+    /// Verifies a remember-device token.
+    public func verifyRemember(_ token: String, now: Int64) throws(TokenError) -> RememberClaims {
+        let raw = try verify(token, kind: .remember, now: now)
+        guard let did = raw.did, let gen = raw.gen else { throw TokenError.invalidClaims }
+        return RememberClaims(common: raw.common, deviceID: did, generation: UInt64(gen))
+    }
+
+    /// Verifies a challenge token.
+    public func verifyChallenge(_ token: String, now: Int64) throws(TokenError) -> ChallengeClaims {
+        let raw = try verify(token, kind: .challenge, now: now)
+        guard let cid = raw.cid, let purpose = raw.purpose else { throw TokenError.invalidClaims }
+        return ChallengeClaims(common: raw.common, challengeID: cid, purpose: purpose)
+    }
+
+    /// Verifies a reset token.
+    public func verifyReset(_ token: String, now: Int64) throws(TokenError) -> ResetClaims {
+        let raw = try verify(token, kind: .reset, now: now)
+        guard let jti = raw.jti else { throw TokenError.invalidClaims }
+        return ResetClaims(common: raw.common, tokenID: jti)
+    }
+
+    private func verify(_ token: String, kind: TokenKind, now: Int64) throws(TokenError) -> ParsedClaims {
+        // The size check comes first and costs nothing: utf8.count is O(1) for native strings.
+        guard token.utf8.count <= Self.maximumTokenLength else { throw TokenError.oversized }
+        var token = token
+        let result: Result<ParsedClaims, TokenError> = token.withUTF8 { bytes in
+            do throws(TokenError) {
+                return .success(try verify(bytes: bytes, kind: kind, now: now))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private func verify(bytes: UnsafeBufferPointer<UInt8>, kind: TokenKind, now: Int64) throws(TokenError) -> ParsedClaims {
+        // Split into exactly three non-empty segments.
+        var firstDot = -1, secondDot = -1
+        for i in 0..<bytes.count where bytes[i] == UInt8(ascii: ".") {
+            if firstDot < 0 { firstDot = i } else if secondDot < 0 { secondDot = i } else { throw TokenError.malformed }
+        }
+        guard firstDot > 0, secondDot > firstDot + 1, secondDot < bytes.count - 1 else { throw TokenError.malformed }
+        let headerText = UnsafeBufferPointer(rebasing: bytes[0..<firstDot])
+        let payloadText = UnsafeBufferPointer(rebasing: bytes[(firstDot + 1)..<secondDot])
+        let signatureText = UnsafeBufferPointer(rebasing: bytes[(secondDot + 1)...])
+        let signingInput = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[0..<secondDot]))
+
+        let ring = keys.keyring
+        // Header: decoded on the stack (bounded: a valid header is far below 256 bytes).
+        guard headerText.count <= 340 else { throw TokenError.malformed }
+        let key: Keyring.PreparedKey = try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { (buffer) throws(TokenError) in
+            guard let n = Base64URL.decode(headerText, into: buffer) else { throw TokenError.malformed }
+            return try Self.checkHeader(UnsafeBufferPointer(rebasing: buffer[0..<n]), ring: ring, kind: kind)
+        }
+
+        // Signature.
+        let algorithm = key.algorithm(for: kind)
+        let signatureOK: Bool = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+            guard let n = Base64URL.decode(signatureText, into: buffer) else { return false }
+            let signature = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[0..<n]))
+            switch algorithm {
+            case .hs256:
+                return n == 32 && key.hmac[kind.rawValue].isValidAuthenticationCode(signature, for: signingInput)
+            case .edDSA:
+                return n == 64 && (key.signingKey?.publicKey.isValidSignature(signature, for: signingInput) ?? false)
+            }
+        }
+        guard signatureText.count <= 86, signatureOK else { throw TokenError.badSignature }
+
+        // Claims, now that they are authentic.
+        guard let payloadLength = Base64URL.decodedLength(payloadText.count) else { throw TokenError.malformed }
+        let claims = try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: payloadLength) { (buffer) throws(TokenError) in
+            guard let n = Base64URL.decode(payloadText, into: buffer) else { throw TokenError.malformed }
+            return try ParsedClaims.parse(UnsafeBufferPointer(rebasing: buffer[0..<n]), kind: kind, issuer: issuerBytes)
+        }
+        let common = claims.common
+        guard common.expiresAt > common.issuedAt else { throw TokenError.invalidClaims }
+        guard common.issuedAt <= now + leeway else { throw TokenError.issuedInFuture }
+        guard now < common.expiresAt + leeway else { throw TokenError.expired }
+        return claims
+    }
+
+    /// Parses the protected header and resolves the key; refuses anything but exactly
+    /// `{"alg","kid","typ"}` with the expected values.
+    private static func checkHeader(_ json: UnsafeBufferPointer<UInt8>, ring: Keyring, kind: TokenKind) throws(TokenError) -> Keyring.PreparedKey {
+        var scanner = StrictJSONScanner(json)
+        var alg: UnsafeBufferPointer<UInt8>?
+        var kid: UnsafeBufferPointer<UInt8>?
+        var typ: UnsafeBufferPointer<UInt8>?
+        guard scanner.consume(UInt8(ascii: "{")) else { throw TokenError.malformed }
+        var first = true
+        while true {
+            if first, scanner.consume(UInt8(ascii: "}")) { break }
+            if !first {
+                if scanner.consume(UInt8(ascii: "}")) { break }
+                guard scanner.consume(UInt8(ascii: ",")) else { throw TokenError.malformed }
+            }
+            first = false
+            guard let name = scanner.memberName(), scanner.consume(UInt8(ascii: ":")) else { throw TokenError.malformed }
+            guard let value = scanner.rawStringValue() else { throw TokenError.malformed }
+            if spanEquals(name, "alg") {
+                guard alg == nil else { throw TokenError.malformed }
+                alg = value
+            } else if spanEquals(name, "kid") {
+                guard kid == nil else { throw TokenError.malformed }
+                kid = value
+            } else if spanEquals(name, "typ") {
+                guard typ == nil else { throw TokenError.malformed }
+                typ = value
+            } else {
+                // crit, jku, jwk, x5u, … : not ours, never honoured.
+                throw TokenError.malformed
+            }
+        }
+        guard scanner.atEnd(), let alg, let kid, let typ else { throw TokenError.malformed }
+        guard let key = ring.verifying.first(where: { spanEquals(kid, $0.kidBytes) }) else { throw TokenError.unknownKey }
+        let expected: StaticString = key.algorithm(for: kind) == .hs256 ? "HS256" : "EdDSA"
+        guard spanEquals(alg, expected) else { throw TokenError.algorithmMismatch }
+        let typName: StaticString = switch kind {
+        case .session: "gh-session"
+        case .remember: "gh-remember"
+        case .challenge: "gh-challenge"
+        case .reset: "gh-reset"
+        }
+        guard spanEquals(typ, typName) else { throw TokenError.wrongType }
+        return key
+    }
+}
+
+/// Claims as parsed, before being shaped into the kind's struct.
+struct ParsedClaims {
+    var common: CommonClaims
+    var sid: String?
+    var authTime: Int64?
+    var amr: AuthMethods?
+    var did: String?
+    var gen: Int64?
+    var cid: String?
+    var purpose: ChallengeClaims.Purpose?
+    var jti: String?
+
+    private enum Member: Int {
+        case iss, sub, iat, exp, ep, sid, authTime, amr, did, gen, cid, purpose, jti
+        var bit: UInt32 { 1 << UInt32(rawValue) }
+    }
+
+    private static func required(for kind: TokenKind) -> UInt32 {
+        let common: [Member] = [.iss, .sub, .iat, .exp, .ep]
+        let specific: [Member] = switch kind {
+        case .session: [.sid, .authTime, .amr]
+        case .remember: [.did, .gen]
+        case .challenge: [.cid, .purpose]
+        case .reset: [.jti]
+        }
+        return (common + specific).reduce(0) { $0 | $1.bit }
+    }
+
+    private static let requiredMasks: [UInt32] = TokenKind.allCases.map(required(for:))
+
+    /// Parses a claims object that must hold exactly the members of `kind`, each once.
+    static func parse(_ json: UnsafeBufferPointer<UInt8>, kind: TokenKind, issuer: [UInt8]) throws(TokenError) -> ParsedClaims {
+        var s = StrictJSONScanner(json)
+        var seen: UInt32 = 0
+        var sub: String?
+        var iat: Int64?, exp: Int64?, ep: Int64?
+        var out = ParsedClaims(common: CommonClaims(user: "", issuedAt: 0, expiresAt: 0, epoch: 0))
+        let allowed = requiredMasks[kind.rawValue]
+        guard s.consume(UInt8(ascii: "{")) else { throw TokenError.malformed }
+        var first = true
+        while true {
+            if scannerClose(&s, first: first) { break }
+            guard first || s.consume(UInt8(ascii: ",")) else { throw TokenError.malformed }
+            first = false
+            guard let name = s.memberName(), s.consume(UInt8(ascii: ":")) else { throw TokenError.malformed }
+            guard let member = member(named: name), allowed & member.bit != 0 else { throw TokenError.invalidClaims }
+            guard seen & member.bit == 0 else { throw TokenError.invalidClaims }  // duplicate
+            seen |= member.bit
+            switch member {
+            case .iss:
+                guard let v = s.rawStringValue(), spanEquals(v, issuer) else { throw TokenError.wrongIssuer }
+            case .sub:
+                guard let v = s.stringValue(maxBytes: 254), !v.isEmpty else { throw TokenError.invalidClaims }
+                sub = v
+            case .iat: iat = s.unsignedInteger()
+            case .exp: exp = s.unsignedInteger()
+            case .ep: ep = s.unsignedInteger()
+            case .authTime: out.authTime = s.unsignedInteger()
+            case .gen: out.gen = s.unsignedInteger()
+            case .sid: out.sid = s.stringValue(maxBytes: 128)
+            case .did: out.did = s.stringValue(maxBytes: 128)
+            case .cid: out.cid = s.stringValue(maxBytes: 128)
+            case .jti: out.jti = s.stringValue(maxBytes: 128)
+            case .purpose:
+                guard let v = s.rawStringValue() else { throw TokenError.invalidClaims }
+                if spanEquals(v, "login") { out.purpose = .login } else if spanEquals(v, "enroll") { out.purpose = .enroll } else {
+                    throw TokenError.invalidClaims
+                }
+            case .amr:
+                guard let methods = parseMethods(&s) else { throw TokenError.invalidClaims }
+                out.amr = methods
+            }
+        }
+        guard s.atEnd(), seen == allowed else { throw TokenError.invalidClaims }
+        guard let sub, let iat, let exp, let ep else { throw TokenError.invalidClaims }
+        out.common = CommonClaims(user: sub, issuedAt: iat, expiresAt: exp, epoch: UInt64(ep))
+        // Every kind-specific member was seen; a nil here means it had the wrong type.
+        switch kind {
+        case .session: guard out.sid != nil, out.authTime != nil else { throw TokenError.invalidClaims }
+        case .remember: guard out.did != nil, out.gen != nil else { throw TokenError.invalidClaims }
+        case .challenge: guard out.cid != nil else { throw TokenError.invalidClaims }
+        case .reset: guard out.jti != nil else { throw TokenError.invalidClaims }
+        }
+        return out
+    }
+
+    @inline(__always)
+    private static func scannerClose(_ s: inout StrictJSONScanner, first: Bool) -> Bool {
+        s.consume(UInt8(ascii: "}"))
+    }
+
+    private static func member(named name: UnsafeBufferPointer<UInt8>) -> Member? {
+        switch name.count {
+        case 2: return spanEquals(name, "ep") ? .ep : nil
+        case 3:
+            if spanEquals(name, "iss") { return .iss }
+            if spanEquals(name, "sub") { return .sub }
+            if spanEquals(name, "iat") { return .iat }
+            if spanEquals(name, "exp") { return .exp }
+            if spanEquals(name, "sid") { return .sid }
+            if spanEquals(name, "amr") { return .amr }
+            if spanEquals(name, "did") { return .did }
+            if spanEquals(name, "gen") { return .gen }
+            if spanEquals(name, "cid") { return .cid }
+            if spanEquals(name, "jti") { return .jti }
+            return nil
+        case 7: return spanEquals(name, "purpose") ? .purpose : nil
+        case 9: return spanEquals(name, "auth_time") ? .authTime : nil
+        default: return nil
+        }
+    }
+
+    /// `amr`: a non-empty array of distinct known method names.
+    private static func parseMethods(_ s: inout StrictJSONScanner) -> AuthMethods? {
+        guard s.consume(UInt8(ascii: "[")) else { return nil }
+        var methods = AuthMethods()
+        var first = true
+        while true {
+            if s.consume(UInt8(ascii: "]")) { break }
+            guard first || s.consume(UInt8(ascii: ",")) else { return nil }
+            first = false
+            guard let v = s.rawStringValue() else { return nil }
+            let m: AuthMethods
+            if spanEquals(v, "pwd") { m = .password }
+            else if spanEquals(v, "otp") { m = .otp }
+            else if spanEquals(v, "email") { m = .email }
+            else if spanEquals(v, "backup") { m = .backup }
+            else if spanEquals(v, "remember") { m = .remember }
+            else { return nil }
+            guard !methods.contains(m) else { return nil }
+            methods.insert(m)
+        }
+        return methods.isEmpty ? nil : methods
+    }
+}

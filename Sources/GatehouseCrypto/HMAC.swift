@@ -1,0 +1,140 @@
+internal import CLibCrypto
+
+/// Hash functions offered for HMAC (and through it HOTP/TOTP and HS256).
+public enum HashAlgorithm: String, Sendable, CaseIterable {
+    case sha1, sha256, sha512
+
+    /// Digest length in bytes.
+    public var digestLength: Int {
+        switch self {
+        case .sha1: 20
+        case .sha256: 32
+        case .sha512: 64
+        }
+    }
+
+    /// Block length in bytes (the HMAC pad size).
+    public var blockLength: Int {
+        switch self {
+        case .sha1, .sha256: 64
+        case .sha512: 128
+        }
+    }
+}
+
+/// An HMAC key with its inner and outer digest states computed once.
+///
+/// HMAC(k, m) = H((k ⊕ opad) ‖ H((k ⊕ ipad) ‖ m)). The two keyed prefixes are one block each, so
+/// their digest states are computed at init and *copied* (a plain struct copy, no allocation) for
+/// each message. That is the same work OpenSSL's `speed -hmac` does with a reused key, minus the
+/// EVP dispatch. The states live in libcrypto's low-level `SHA*_CTX` structs, which never leave
+/// this module.
+public struct HMACKey: Sendable {
+    /// The hash function this key is used with.
+    public let algorithm: HashAlgorithm
+    private let state: PreparedState
+
+    // SHA*_CTX are plain C structs of integers: copying them is a value copy, safe across threads.
+    private enum PreparedState: @unchecked Sendable {
+        case sha1(inner: SHA_CTX, outer: SHA_CTX)
+        case sha256(inner: SHA256_CTX, outer: SHA256_CTX)
+        case sha512(inner: SHA512_CTX, outer: SHA512_CTX)
+    }
+
+    /// Prepares `key` for `algorithm`. Any key length is allowed (RFC 2104); longer than a block is
+    /// hashed first.
+    public init(_ algorithm: HashAlgorithm, key: some Collection<UInt8>) {
+        self.algorithm = algorithm
+        var block = [UInt8](repeating: 0, count: algorithm.blockLength)
+        if key.count > algorithm.blockLength {
+            let digest = Digest.hash(algorithm, Array(key))
+            block.replaceSubrange(0..<digest.count, with: digest)
+        } else {
+            block.replaceSubrange(0..<key.count, with: key)
+        }
+        let ipad = block.map { $0 ^ 0x36 }
+        let opad = block.map { $0 ^ 0x5c }
+        // Wipe the plain key block; the pads are dropped at scope end.
+        for i in block.indices { block[i] = 0 }
+        switch algorithm {
+        case .sha1:
+            var i = SHA_CTX(), o = SHA_CTX()
+            SHA1_Init(&i); SHA1_Update(&i, ipad, ipad.count)
+            SHA1_Init(&o); SHA1_Update(&o, opad, opad.count)
+            state = .sha1(inner: i, outer: o)
+        case .sha256:
+            var i = SHA256_CTX(), o = SHA256_CTX()
+            SHA256_Init(&i); SHA256_Update(&i, ipad, ipad.count)
+            SHA256_Init(&o); SHA256_Update(&o, opad, opad.count)
+            state = .sha256(inner: i, outer: o)
+        case .sha512:
+            var i = SHA512_CTX(), o = SHA512_CTX()
+            SHA512_Init(&i); SHA512_Update(&i, ipad, ipad.count)
+            SHA512_Init(&o); SHA512_Update(&o, opad, opad.count)
+            state = .sha512(inner: i, outer: o)
+        }
+    }
+
+    /// Writes the MAC of `message` to the start of `output`, which must hold `digestLength` bytes.
+    /// Allocation-free.
+    public func authenticate(_ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count >= algorithm.digestLength, "HMAC output buffer too small")
+        let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        switch state {
+        case .sha1(let inner, let outer):
+            var i = inner, o = outer
+            SHA1_Update(&i, message.baseAddress, message.count)
+            SHA1_Final(out, &i)
+            SHA1_Update(&o, out, 20)
+            SHA1_Final(out, &o)
+        case .sha256(let inner, let outer):
+            var i = inner, o = outer
+            SHA256_Update(&i, message.baseAddress, message.count)
+            SHA256_Final(out, &i)
+            SHA256_Update(&o, out, 32)
+            SHA256_Final(out, &o)
+        case .sha512(let inner, let outer):
+            var i = inner, o = outer
+            SHA512_Update(&i, message.baseAddress, message.count)
+            SHA512_Final(out, &i)
+            SHA512_Update(&o, out, 64)
+            SHA512_Final(out, &o)
+        }
+    }
+
+    /// The MAC of `message` as a new array.
+    public func authenticationCode(for message: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: algorithm.digestLength)
+        let bytes = Array(message)
+        bytes.withUnsafeBytes { m in out.withUnsafeMutableBytes { authenticate(m, into: $0) } }
+        return out
+    }
+
+    /// True when `mac` is the MAC of `message`; compared in constant time. Allocation-free.
+    public func isValidAuthenticationCode(_ mac: UnsafeRawBufferPointer, for message: UnsafeRawBufferPointer) -> Bool {
+        guard mac.count == algorithm.digestLength else { return false }
+        return withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { buffer in
+            authenticate(message, into: buffer)
+            return ConstantTime.equals(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<mac.count]), mac)
+        }
+    }
+}
+
+/// One-shot message digests.
+public enum Digest {
+    /// The digest of `data` under `algorithm`.
+    public static func hash(_ algorithm: HashAlgorithm, _ data: some Collection<UInt8>) -> [UInt8] {
+        let bytes = Array(data)
+        var out = [UInt8](repeating: 0, count: algorithm.digestLength)
+        bytes.withUnsafeBufferPointer { b in
+            out.withUnsafeMutableBufferPointer { o in
+                switch algorithm {
+                case .sha1: _ = SHA1(b.baseAddress, b.count, o.baseAddress)
+                case .sha256: _ = SHA256(b.baseAddress, b.count, o.baseAddress)
+                case .sha512: _ = SHA512(b.baseAddress, b.count, o.baseAddress)
+                }
+            }
+        }
+        return out
+    }
+}
