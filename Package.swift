@@ -22,9 +22,14 @@ let package = Package(
         .executable(name: "gatehouse", targets: ["gatehouse"]),
         .library(name: "GatehouseCore", targets: ["GatehouseCore"]),
         .library(name: "GatehouseCrypto", targets: ["GatehouseCrypto"]),
+        .library(name: "GatehouseRedis", targets: ["GatehouseRedis"]),
+        .library(name: "GatehouseTesting", targets: ["GatehouseTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // MARK: C system libraries
@@ -56,6 +61,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Redis (hiredis on dedicated I/O threads) and its test helpers
+        .target(
+            name: "GatehouseRedis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            // Starts real redis-server processes for tests (like HummingbirdTesting).
+            name: "GatehouseTesting",
+            dependencies: ["GatehouseRedis"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "gatehouse",
@@ -71,6 +94,17 @@ let package = Package(
         .testTarget(
             name: "GatehouseCoreTests",
             dependencies: ["GatehouseCore", "GatehouseCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            // Depends on the executable so `swift test` builds it; the tests run the binary.
+            name: "GatehouseCLITests",
+            dependencies: ["gatehouse"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseRedisTests",
+            dependencies: ["GatehouseRedis", "GatehouseTesting"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -95,6 +95,12 @@ public struct TOTP: Sendable {
         public let step: UInt64
         /// `step - currentStep`, in `-window...window`.
         public let offset: Int
+
+        /// Creates a match.
+        public init(step: UInt64, offset: Int) {
+            self.step = step
+            self.offset = offset
+        }
     }
 
     /// Checks `input` against the steps `current-window ... current+window`.

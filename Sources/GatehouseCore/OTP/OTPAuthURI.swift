@@ -85,7 +85,21 @@ public struct OTPAuthURI: Sendable, Equatable {
         guard text.hasPrefix(prefix) else { return nil }
         let rest = text.dropFirst(prefix.count)
         let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, let label = Self.percentDecode(parts[0]) else { return nil }
+        guard parts.count == 2 else { return nil }
+        // Split the label on the literal ':' before decoding, so an escaped ':' (%3A) inside the
+        // issuer or account stays part of that name.
+        let rawLabel = parts[0]
+        let labelIssuer: String?
+        let account: String
+        if let colon = rawLabel.firstIndex(of: ":") {
+            guard let i = Self.percentDecode(rawLabel[..<colon]), let a = Self.percentDecode(rawLabel[rawLabel.index(after: colon)...]) else { return nil }
+            labelIssuer = i
+            account = a
+        } else {
+            guard let a = Self.percentDecode(rawLabel) else { return nil }
+            labelIssuer = nil
+            account = a
+        }
         var params: [String: String] = [:]
         for pair in parts[1].split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -93,15 +107,6 @@ public struct OTPAuthURI: Sendable, Equatable {
             params[String(kv[0])] = value
         }
         guard let secretText = params["secret"], let secret = Base32.decode(secretText) else { return nil }
-        let labelIssuer: String?
-        let account: String
-        if let colon = label.firstIndex(of: ":") {
-            labelIssuer = String(label[..<colon])
-            account = String(label[label.index(after: colon)...])
-        } else {
-            labelIssuer = nil
-            account = label
-        }
         let issuer = params["issuer"] ?? labelIssuer ?? ""
         if let labelIssuer, labelIssuer != issuer { return nil }
         let algorithm: HashAlgorithm

@@ -110,9 +110,9 @@ struct StrictJSONScanner {
         while index < bytes.count {
             let b = bytes[index]
             guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { break }
+            if index - start == 18 { return nil }  // 19+ digits could overflow Int64
             value = value * 10 + Int64(b - UInt8(ascii: "0"))
             index += 1
-            if index - start > 18 { return nil }
         }
         let length = index - start
         guard length > 0 else { return nil }

@@ -203,13 +203,13 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
 
     /// The URL with any password replaced, for error messages.
     private static func redacted(_ string: String) -> String {
-        guard let schemeEnd = string.range(of: "://") else { return "<invalid URL>" }
+        guard let schemeEnd = string.firstRange(of: "://") else { return "<invalid URL>" }
         let afterScheme = string[schemeEnd.upperBound...]
         var result = string
         if let at = afterScheme.lastIndex(of: "@") {
             result = String(string[..<schemeEnd.upperBound]) + "***@" + afterScheme[afterScheme.index(after: at)...]
         }
-        if let password = result.range(of: "password=") {
+        if let password = result.firstRange(of: "password=") {
             let end = result[password.upperBound...].firstIndex(of: "&") ?? result.endIndex
             result.replaceSubrange(password.upperBound..<end, with: "***")
         }

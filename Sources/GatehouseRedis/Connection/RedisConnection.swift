@@ -1,0 +1,272 @@
+import Dispatch
+package import Logging
+import Synchronization
+
+/// One Redis connection: a hiredis context owned by a dedicated I/O thread, fed by a queue that
+/// any number of tasks append to.
+///
+/// The thread loops: take everything queued (up to the batch limits), append it all to the
+/// context's output buffer, write it in one go, then read exactly as many replies, handing each
+/// to its caller in order. Commands that arrive meanwhile wait in the queue and go out together
+/// in the next write: that is the automatic pipelining. See the design note in
+/// `RedisClient.swift` and docs/redis-client.md.
+package final class RedisConnection: Sendable {
+    package typealias Waiter = UnsafeContinuation<RedisValue, any Error>
+
+    package let configuration: RedisConfiguration
+    private let name: String
+    /// The socket's send/receive timeout: the command timeout, or longer for a connection that
+    /// issues blocking reads (the stream follower).
+    private let ioTimeout: Duration
+    private let logger: Logger
+    private let state: Mutex<ConnectionStateMachine<Waiter>>
+    /// Wakes the parked I/O thread. Signalled only when the state machine says the thread is
+    /// parked, so a busy thread costs callers no system call.
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let nextID = Atomic<UInt64>(0)
+    private let pending = Atomic<Int>(0)
+    private let connectedFlag = Atomic<Bool>(false)
+    private let exit = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// Starts the connection's I/O thread, which connects at once and reconnects as needed until
+    /// ``close()``.
+    package init(configuration: RedisConfiguration, name: String, ioTimeout: Duration? = nil, logger: Logger) {
+        self.configuration = configuration
+        self.name = name
+        self.ioTimeout = ioTimeout ?? configuration.commandTimeout
+        var logger = logger
+        logger[metadataKey: "redis.connection"] = "\(name)"
+        self.logger = logger
+        self.state = Mutex(ConnectionStateMachine(queueTimeoutNanoseconds: configuration.commandTimeout.nanosecondsClamped))
+        IOThread.spawn(name: name) { [self] in
+            self.runIOLoop()
+        }
+    }
+
+    /// Commands queued or in flight: the pool's load measure.
+    package var load: Int { self.pending.load(ordering: .relaxed) }
+
+    /// Whether the link is up (as of the I/O thread's last transition).
+    package var isConnected: Bool { self.connectedFlag.load(ordering: .relaxed) }
+
+    /// Sends RESP bytes holding `replyCount` commands and returns the reply (an array of the
+    /// replies when `replyCount > 1`). Error replies are returned as ``RedisValue/error(_:)``.
+    package func execute(_ bytes: [UInt8], replyCount: Int = 1) async throws -> RedisValue {
+        let id = self.nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        self.pending.wrappingAdd(1, ordering: .relaxed)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: Waiter) in
+                let action = self.state.withLock {
+                    $0.enqueue(id: id, bytes: bytes, replyCount: replyCount, waiter: continuation, now: MonotonicClock.now())
+                }
+                switch action {
+                case .none:
+                    break
+                case .wakeIOThread:
+                    self.wakeup.signal()
+                case .fail(let waiter, let error):
+                    self.finish(waiter, .failure(error))
+                    return
+                }
+                // If cancellation raced with the enqueue, the handler may have run before the
+                // command was in the queue and found nothing; cancelling again here covers it
+                // (cancelling twice is harmless).
+                if Task.isCancelled { self.cancel(id: id) }
+            }
+        } onCancel: {
+            self.cancel(id: id)
+        }
+    }
+
+    private func cancel(id: UInt64) {
+        if let waiter = self.state.withLock({ $0.cancel(id: id) }) {
+            self.finish(waiter, .failure(CancellationError()))
+        }
+    }
+
+    /// Stops accepting commands; queued and in-flight ones are still answered (bounded by the
+    /// command timeout), then the I/O thread closes the socket and ends.
+    package func close() {
+        if case .wakeIOThread = self.state.withLock({ $0.close() }) {
+            self.wakeup.signal()
+        }
+    }
+
+    /// Waits until the I/O thread has ended (after ``close()``).
+    package func waitUntilClosed() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = self.exit.withLock { exit in
+                if exit.exited { return true }
+                exit.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    private func finish(_ waiter: Waiter, _ result: Result<RedisValue, any Error>) {
+        self.pending.wrappingSubtract(1, ordering: .relaxed)
+        waiter.resume(with: result)
+    }
+
+    // MARK: I/O thread
+
+    private func runIOLoop() {
+        var context: HiredisContext?
+        var failedAttempts = 0
+        var everConnected = false
+        let limits = self.configuration.limits
+
+        while true {
+            let now = MonotonicClock.now()
+            let (step, failed) = self.state.withLock {
+                $0.nextStep(now: now, maxBatchCommands: limits.maxBatchCommands, maxBatchBytes: limits.maxBatchBytes)
+            }
+            for (waiter, error) in failed {
+                self.finish(waiter, .failure(error))
+            }
+
+            switch step {
+            case .exit:
+                context = nil
+                self.connectedFlag.store(false, ordering: .relaxed)
+                self.logger.debug("Redis connection closed")
+                let waiters = self.exit.withLock { exit in
+                    exit.exited = true
+                    return exit.waiters
+                }
+                for waiter in waiters { waiter.resume() }
+                return
+
+            case .park(let until):
+                if let until {
+                    let now = MonotonicClock.now()
+                    if until > now {
+                        _ = self.wakeup.wait(timeout: .now() + .nanoseconds(Int(clamping: until - now)))
+                    }
+                } else {
+                    self.wakeup.wait()
+                }
+                self.state.withLock { $0.unparked() }
+
+            case .connect:
+                do {
+                    context = try self.openContext()
+                    self.state.withLock { $0.connected() }
+                    self.connectedFlag.store(true, ordering: .relaxed)
+                    if everConnected || failedAttempts > 0 {
+                        self.logger.info("Redis connection re-established", metadata: ["attempts": "\(failedAttempts + 1)"])
+                    }
+                    everConnected = true
+                    failedAttempts = 0
+                } catch {
+                    failedAttempts += 1
+                    let delay = self.backoffDelay(afterFailures: failedAttempts)
+                    self.state.withLock { $0.connectFailed(error, retryAt: MonotonicClock.now() &+ delay) }
+                    // One warning per outage; the repeats are debug noise.
+                    let level: Logger.Level = failedAttempts == 1 ? .warning : .debug
+                    self.logger.log(
+                        level: level,
+                        "cannot connect to Redis; retrying",
+                        metadata: ["error": "\(error.message)", "retry_in_ms": "\(delay / 1_000_000)"]
+                    )
+                }
+
+            case .write(let commands, let replyCount):
+                guard let connection = context else {
+                    preconditionFailure("a batch was handed out without a connection")
+                }
+                do {
+                    for command in commands {
+                        try connection.append(command)
+                    }
+                    try connection.flush()
+                    for _ in 0..<replyCount {
+                        let value = try connection.readReply(maxBytes: limits.maxReplyBytes)
+                        if let (waiter, reply) = self.state.withLock({ $0.replyReceived(value) }) {
+                            self.finish(waiter, .success(reply))
+                        }
+                    }
+                } catch {
+                    context = nil  // frees the hiredis context and closes the socket
+                    self.connectedFlag.store(false, ordering: .relaxed)
+                    // The first reconnect attempt is immediate; backoff starts if it fails.
+                    let lost = self.state.withLock { $0.connectionLost(error, retryAt: 0) }
+                    self.logger.warning(
+                        "Redis connection lost",
+                        metadata: ["error": "\(error.message)", "commands_failed": "\(lost.count)"]
+                    )
+                    for (waiter, wasOldest) in lost {
+                        self.finish(waiter, .failure(Self.inFlightError(error, wasOldest: wasOldest)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connects and runs the handshake (AUTH, SELECT, CLIENT SETNAME, PING) as one pipeline.
+    private func openContext() throws(RedisError) -> HiredisContext {
+        let url = self.configuration.url
+        let context = try HiredisContext.connect(
+            to: url.endpoint,
+            connectTimeout: self.configuration.connectTimeout,
+            ioTimeout: self.ioTimeout
+        )
+        var commands: [RedisCommand] = []
+        if let password = url.password {
+            if let user = url.user {
+                commands.append(RedisCommand("AUTH", user, password))
+            } else {
+                commands.append(RedisCommand("AUTH", password))
+            }
+        }
+        if url.database != 0 {
+            commands.append(RedisCommand("SELECT", url.database))
+        }
+        if let clientName = self.configuration.clientName {
+            commands.append(RedisCommand("CLIENT", "SETNAME", clientName))
+        }
+        // PING proves the server is answering, not just accepting: a stopped (SIGSTOP) server's
+        // kernel still completes the TCP handshake.
+        commands.append(RedisCommand("PING"))
+        let replies: [RedisValue]
+        do {
+            replies = try context.roundTrip(commands, maxBytes: self.configuration.limits.maxReplyBytes)
+        } catch {
+            throw RedisError(.connectionUnavailable, "Redis handshake failed: \(error.message)", underlying: error)
+        }
+        for reply in replies {
+            if case .error(let message) = reply {
+                throw RedisError(.connectionUnavailable, "Redis refused the connection handshake: \(message)")
+            }
+        }
+        return context
+    }
+
+    private func backoffDelay(afterFailures failures: Int) -> UInt64 {
+        let initial = self.configuration.backoff.initial.nanosecondsClamped
+        let maximum = self.configuration.backoff.maximum.nanosecondsClamped
+        let exponent = min(failures - 1, 30)
+        let base = min(maximum, initial.multipliedReportingOverflow(by: 1 << UInt64(exponent)).overflow ? maximum : initial << UInt64(exponent))
+        // ±20% jitter keeps a fleet of nodes from reconnecting in lockstep after an outage.
+        let jitter = Double.random(in: 0.8...1.2)
+        return UInt64(Double(base) * jitter)
+    }
+
+    /// The error an in-flight caller sees. The oldest command gets the cause itself; the others
+    /// are collateral and get ``RedisError/Code/connectionLost`` when the cause was specific to
+    /// someone else's reply (too large, malformed).
+    private static func inFlightError(_ error: RedisError, wasOldest: Bool) -> RedisError {
+        if error.code == .timeout {
+            return RedisError(.timeout, "\(error.message); the command may or may not have run", underlying: error)
+        }
+        if wasOldest || error.code == .connectionLost {
+            return RedisError(error.code, "\(error.message); the command may or may not have run", underlying: error)
+        }
+        return RedisError(
+            .connectionLost,
+            "the connection was closed (\(error.message)); the command may or may not have run",
+            underlying: error
+        )
+    }
+}

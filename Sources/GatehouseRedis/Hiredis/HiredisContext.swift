@@ -1,0 +1,175 @@
+import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Owns one blocking hiredis `redisContext`. Every hiredis call of the module is in this folder,
+/// and no hiredis type leaves it: replies are copied into ``RedisValue`` and freed at once.
+///
+/// Not `Sendable`: a context belongs to the one I/O thread that created it.
+final class HiredisContext {
+    private let context: UnsafeMutablePointer<redisContext>
+    /// Bytes read from the socket that belong to the reply being assembled; see `readReply`.
+    private var bytesTowardReply = 0
+
+    private init(_ context: UnsafeMutablePointer<redisContext>) {
+        self.context = context
+    }
+
+    deinit {
+        redisFree(self.context)
+    }
+
+    /// Connects (blocking, bounded by `connectTimeout`) and sets the socket's send/receive
+    /// timeout to `ioTimeout`, so that no later read or write blocks longer than that.
+    static func connect(
+        to endpoint: RedisURL.Endpoint,
+        connectTimeout: Duration,
+        ioTimeout: Duration
+    ) throws(RedisError) -> HiredisContext {
+        let timeout = timeval(connectTimeout)
+        let raw: UnsafeMutablePointer<redisContext>? =
+            switch endpoint {
+            case .tcp(let host, let port): redisConnectWithTimeout(host, Int32(port), timeout)
+            case .unix(let path): redisConnectUnixWithTimeout(path, timeout)
+            }
+        guard let raw else {
+            throw RedisError(.connectionUnavailable, "hiredis could not allocate a context")
+        }
+        if raw.pointee.err != 0 {
+            let message = errorString(raw)
+            redisFree(raw)
+            throw RedisError(.connectionUnavailable, "cannot connect to \(endpoint): \(message)")
+        }
+        // From here the class owns `raw` and frees it on every path, thrown errors included.
+        let context = HiredisContext(raw)
+        guard redisSetTimeout(raw, timeval(ioTimeout)) == REDIS_OK else {
+            throw RedisError(.connectionUnavailable, "cannot set the socket timeout: \(errorString(raw))")
+        }
+        return context
+    }
+
+    /// Copies one RESP-encoded command into hiredis's output buffer (no I/O).
+    func append(_ command: [UInt8]) throws(RedisError) {
+        let status = command.withUnsafeBytes { bytes in
+            redisAppendFormattedCommand(self.context, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+        }
+        guard status == REDIS_OK else { throw self.currentError(during: "buffering a command") }
+    }
+
+    /// Writes the whole output buffer (blocking; each write bounded by the I/O timeout).
+    func flush() throws(RedisError) {
+        var done: Int32 = 0
+        repeat {
+            guard redisBufferWrite(self.context, &done) == REDIS_OK else {
+                throw self.currentError(during: "writing")
+            }
+        } while done == 0
+    }
+
+    /// Reads one reply (blocking, each read bounded by the I/O timeout).
+    ///
+    /// hiredis 0.14.1 has no limit on a reply's size (`reader->maxbuf` only trims an idle
+    /// buffer), so this loop does the reading that `redisGetReply` would do and counts the bytes
+    /// fed to the reader since the previous reply ended: more than `maxBytes` and the connection
+    /// is given up. The count covers the whole reply as it is on the wire, the elements hiredis
+    /// has already turned into objects included; it can overshoot by one read (16 KiB).
+    func readReply(maxBytes: Int) throws(RedisError) -> RedisValue {
+        while true {
+            var reply: UnsafeMutableRawPointer?
+            guard redisGetReplyFromReader(self.context, &reply) == REDIS_OK else {
+                throw self.currentError(during: "parsing a reply")
+            }
+            if let reply {
+                defer { freeReplyObject(reply) }
+                let reader = self.context.pointee.reader.pointee
+                // Bytes already buffered after this reply belong to the next one.
+                self.bytesTowardReply = reader.len - reader.pos
+                return Self.convert(reply.assumingMemoryBound(to: redisReply.self))
+            }
+            if self.bytesTowardReply > maxBytes {
+                throw RedisError(
+                    .replyTooLarge,
+                    "a reply exceeded \(maxBytes) bytes (\(self.bytesTowardReply) read so far); closing the connection"
+                )
+            }
+            let before = self.context.pointee.reader.pointee.len
+            guard redisBufferRead(self.context) == REDIS_OK else {
+                throw self.currentError(during: "reading")
+            }
+            self.bytesTowardReply += self.context.pointee.reader.pointee.len - before
+        }
+    }
+
+    /// Sends `commands` as one pipeline and reads their replies; for the connect handshake.
+    func roundTrip(_ commands: [RedisCommand], maxBytes: Int) throws(RedisError) -> [RedisValue] {
+        for command in commands { try self.append(command.bytes) }
+        try self.flush()
+        var replies: [RedisValue] = []
+        for _ in commands { replies.append(try self.readReply(maxBytes: maxBytes)) }
+        return replies
+    }
+
+    /// Copies a hiredis reply tree into Swift values. hiredis guarantees `str` is valid for `len`
+    /// bytes and `element` for `elements` entries.
+    private static func convert(_ reply: UnsafePointer<redisReply>) -> RedisValue {
+        let node = reply.pointee
+        switch node.type {
+        case REDIS_REPLY_STRING:
+            return .bulkString(Array(UnsafeRawBufferPointer(start: node.str, count: node.len)))
+        case REDIS_REPLY_STATUS:
+            return .simpleString(String(decoding: UnsafeRawBufferPointer(start: node.str, count: node.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: UnsafeRawBufferPointer(start: node.str, count: node.len), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(node.integer))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisValue] = []
+            elements.reserveCapacity(node.elements)
+            for index in 0..<node.elements {
+                elements.append(convert(node.element[index]!))
+            }
+            return .array(elements)
+        default:  // REDIS_REPLY_NIL, and nothing else exists in RESP2
+            return .null
+        }
+    }
+
+    private func currentError(during activity: String) -> RedisError {
+        // Read errno first: building the message below may call into libc.
+        let savedErrno = errno
+        let message = Self.errorString(self.context)
+        switch self.context.pointee.err {
+        case REDIS_ERR_IO where savedErrno == EAGAIN || savedErrno == EWOULDBLOCK:
+            // The socket's SO_RCVTIMEO/SO_SNDTIMEO expired.
+            return RedisError(.timeout, "no progress within the command timeout while \(activity)")
+        case REDIS_ERR_IO:
+            return RedisError(.connectionLost, "I/O error while \(activity): \(message)")
+        case REDIS_ERR_EOF:
+            return RedisError(.connectionLost, "the server closed the connection while \(activity)")
+        case REDIS_ERR_PROTOCOL:
+            return RedisError(.protocolError, "protocol error while \(activity): \(message)")
+        default:
+            return RedisError(.connectionLost, "error while \(activity): \(message)")
+        }
+    }
+
+    private static func errorString(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { raw in
+            let bytes = raw.prefix(while: { $0 != 0 })
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+}
+
+extension timeval {
+    fileprivate init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}

@@ -1,0 +1,129 @@
+// # Design: dedicated I/O threads over blocking hiredis, with automatic pipelining
+//
+// Each connection of the pool is a hiredis 0.14.1 blocking `redisContext` owned by one OS thread
+// (pthread, SIGPIPE blocked). Callers never touch it: `send` encodes the command to RESP on the
+// caller's task, appends it to the connection's queue under a `Mutex` and suspends on a
+// continuation. The thread takes everything queued, appends it to hiredis's output buffer,
+// writes it with one `redisBufferWrite` loop, then reads exactly that many replies; each reply is
+// copied into a `RedisValue` and freed at once, and the oldest waiter is resumed with it. Commands
+// queued while a batch is in flight go out together in the next write, so many concurrent
+// callers share one write and one read system call: automatic pipelining.
+//
+// Why threads rather than a SwiftNIO channel with hiredis's reader: the issue asks for hiredis to
+// do the protocol, and its blocking API does all of it (formatting, buffering, parsing) with the
+// least code of ours between the socket and the reply; a thread blocked in `read(2)` costs nothing
+// while the server works, and callers append to the queue without a system call while the thread
+// is busy. The cost is one OS thread per connection, and a pool is 2 connections, so it is small.
+// A NIO channel would add an event loop, a second buffer copy into hiredis's reader and an
+// EventLoop hop per batch for no gain at this pool size.
+//
+// Never blocking Swift's cooperative threads: all blocking calls (connect, write, read) happen on
+// the I/O threads. Every command has a deadline: the socket's SO_RCVTIMEO/SO_SNDTIMEO bound a
+// written command, and the I/O thread fails commands that waited for a connection longer than the
+// command timeout. Any I/O or protocol error closes the connection, fails every command in flight
+// on it (each caller gets an error; none gets another's reply because replies are matched to the
+// in-flight queue strictly in order, and a cancelled caller keeps its slot so its reply is read
+// and dropped), and reconnects with capped exponential backoff. The state lives in
+// `ConnectionStateMachine`, a value type with no I/O, tested on its own.
+
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// An async/await Redis client on hiredis with a small pool of pipelined connections.
+///
+/// ```swift
+/// let redis = RedisClient(configuration: .init(url: try RedisURL("redis://127.0.0.1:6379/0")))
+/// try await redis.set("k", "v", expireSeconds: 60)
+/// let value = try await redis.get("k")
+/// ```
+///
+/// Connections open at `init` on their own threads and reconnect by themselves. Run the client as
+/// a swift-service-lifecycle `Service` (``run()`` closes it on graceful shutdown), or call
+/// ``shutdown()``. Commands sent before the first connection is up wait for it, bounded by the
+/// command timeout.
+public final class RedisClient: Sendable, Service {
+    /// The configuration the client was created with.
+    public let configuration: RedisConfiguration
+    private let pool: RedisConnectionPool
+    private let logger: Logger
+    private let running = Atomic<Bool>(false)
+
+    /// Creates the client and starts connecting.
+    public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "gatehouse.redis")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.pool = RedisConnectionPool(configuration: configuration, logger: logger)
+    }
+
+    /// Creates a client for a `redis://` or `unix://` URL with default settings.
+    public convenience init(url: String, logger: Logger = Logger(label: "gatehouse.redis")) throws(RedisError) {
+        self.init(configuration: RedisConfiguration(url: try RedisURL(url)), logger: logger)
+    }
+
+    deinit {
+        // The I/O threads hold their connections, not the client: without this they would
+        // outlive a client that was never shut down.
+        self.pool.close()
+    }
+
+    /// Whether at least one connection is up (for readiness checks).
+    public var isConnected: Bool { self.pool.isConnected }
+
+    /// Sends one command and returns its reply.
+    ///
+    /// - Throws: ``RedisError`` with ``RedisError/Code/serverError`` for an error reply;
+    ///   ``RedisError/Code/connectionUnavailable`` if no connection could send it in time (not
+    ///   sent, safe to retry); ``RedisError/Code/connectionLost`` or ``RedisError/Code/timeout``
+    ///   if it was sent and the connection failed (outcome unknown); `CancellationError` if the
+    ///   task was cancelled (the command may still run; its reply is dropped).
+    public func send(_ command: RedisCommand) async throws -> RedisValue {
+        let reply = try await self.pool.pick().execute(command.bytes)
+        if case .error(let message) = reply {
+            throw RedisError(.serverError, message)
+        }
+        return reply
+    }
+
+    /// Sends one command given as its arguments: `try await redis.send(["SET", key, bytes])`.
+    public func send(_ arguments: [any RedisArgumentConvertible]) async throws -> RedisValue {
+        try await self.send(RedisCommand(arguments))
+    }
+
+    /// Sends `commands` back to back on one connection, in one write, and returns every reply in
+    /// order. Error replies come back as ``RedisValue/error(_:)`` rather than being thrown, so
+    /// `MULTI`/`EXEC` and bulk loads can inspect each one.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        guard !commands.isEmpty else { return [] }
+        if commands.count == 1 {
+            return [try await self.pool.pick().execute(commands[0].bytes)]
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(commands.reduce(0) { $0 + $1.bytes.count })
+        for command in commands { bytes.append(contentsOf: command.bytes) }
+        let reply = try await self.pool.pick().execute(bytes, replyCount: commands.count)
+        guard case .array(let replies) = reply else {
+            throw RedisError(.unexpectedReply, "a pipeline did not return one reply per command")
+        }
+        return replies
+    }
+
+    /// Runs until graceful shutdown or cancellation, then closes the connections and waits for
+    /// their threads (queued commands are still answered first, bounded by the command timeout).
+    public func run() async throws {
+        precondition(!self.running.exchange(true, ordering: .relaxed), "RedisClient.run() may be called only once")
+        // Sleep until graceful shutdown or cancellation ends the sleep; both mean "close now".
+        try? await cancelWhenGracefulShutdown {
+            while true { try await Task.sleep(for: .seconds(86_400)) }
+        }
+        await self.shutdown()
+    }
+
+    /// Stops accepting commands, lets queued and in-flight ones finish (bounded by the command
+    /// timeout) and waits for the I/O threads to end. New commands fail with
+    /// ``RedisError/Code/clientClosed``.
+    public func shutdown() async {
+        self.pool.close()
+        await self.pool.waitUntilClosed()
+    }
+}

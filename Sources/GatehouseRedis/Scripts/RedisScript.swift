@@ -1,0 +1,55 @@
+/// A Lua script run with `EVALSHA`, named by the SHA-1 of its source (computed locally, as
+/// Redis computes it).
+///
+/// ``RedisClient/eval(_:keys:arguments:)`` sends `EVALSHA` first; on `NOSCRIPT` (the server
+/// restarted, failed over, or ran `SCRIPT FLUSH`) it loads the script with `SCRIPT LOAD` and
+/// retries once. In the steady state a script costs one round trip.
+///
+/// Keep instances in `static let`s: computing the SHA-1 is the only work `init` does.
+public struct RedisScript: Sendable, Hashable {
+    /// The Lua source.
+    public let source: String
+    /// The lower-case hex SHA-1 of ``source``: the name Redis knows the script by.
+    public let sha1: String
+
+    /// Creates a script from its Lua source.
+    public init(_ source: String) {
+        self.source = source
+        self.sha1 = SHA1.hexDigest(Array(source.utf8))
+    }
+}
+
+extension RedisClient {
+    /// Runs `script` with `EVALSHA`, loading it first if the server does not know it.
+    ///
+    /// Every key the script touches must be in `keys` (Redis Cluster routes by them); for a
+    /// user's keys build them with ``RedisKeys/user(_:_:)`` so they share one hash slot.
+    ///
+    /// - Returns: the script's reply. A Lua error (`redis.error_reply`, a runtime error) throws
+    ///   ``RedisError`` with ``RedisError/Code/serverError``.
+    public func eval(
+        _ script: RedisScript,
+        keys: [String] = [],
+        arguments: [any RedisArgumentConvertible] = []
+    ) async throws -> RedisValue {
+        var command: [any RedisArgumentConvertible] = ["EVALSHA", script.sha1, keys.count]
+        command.reserveCapacity(3 + keys.count + arguments.count)
+        for key in keys { command.append(key) }
+        command.append(contentsOf: arguments)
+        let encoded = RedisCommand(command)
+        do {
+            return try await self.send(encoded)
+        } catch let error as RedisError where error.serverErrorPrefix == "NOSCRIPT" {
+            try await self.load(script)
+            return try await self.send(encoded)
+        }
+    }
+
+    /// `SCRIPT LOAD`s `script`, checking that the server names it as this client does.
+    public func load(_ script: RedisScript) async throws {
+        let reply = try await self.send(RedisCommand("SCRIPT", "LOAD", script.source))
+        guard reply.string == script.sha1 else {
+            throw RedisError(.unexpectedReply, "SCRIPT LOAD returned \(reply), expected \(script.sha1)")
+        }
+    }
+}

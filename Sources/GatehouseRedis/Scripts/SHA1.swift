@@ -1,0 +1,66 @@
+/// SHA-1, only to name Lua scripts the way Redis does (`EVALSHA` takes the hex SHA-1 of the
+/// source). Not for security: this module may not depend on GatehouseCrypto, and a script's
+/// name needs no collision resistance beyond what Redis itself relies on.
+enum SHA1 {
+    static func hexDigest(_ message: some Collection<UInt8>) -> String {
+        var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0)
+        var data = Array(message)
+        let bitLength = UInt64(data.count) &* 8
+        data.append(0x80)
+        while data.count % 64 != 56 { data.append(0) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+        }
+
+        var w = [UInt32](repeating: 0, count: 80)
+        for chunk in stride(from: 0, to: data.count, by: 64) {
+            for i in 0..<16 {
+                let base = chunk + i * 4
+                w[i] = UInt32(data[base]) << 24 | UInt32(data[base + 1]) << 16 | UInt32(data[base + 2]) << 8 | UInt32(data[base + 3])
+            }
+            for i in 16..<80 {
+                w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1)
+            }
+            var (a, b, c, d, e) = h
+            for i in 0..<80 {
+                let f: UInt32
+                let k: UInt32
+                switch i {
+                case 0..<20:
+                    f = (b & c) | (~b & d)
+                    k = 0x5A82_7999
+                case 20..<40:
+                    f = b ^ c ^ d
+                    k = 0x6ED9_EBA1
+                case 40..<60:
+                    f = (b & c) | (b & d) | (c & d)
+                    k = 0x8F1B_BCDC
+                default:
+                    f = b ^ c ^ d
+                    k = 0xCA62_C1D6
+                }
+                let temp = rotl(a, 5) &+ f &+ e &+ k &+ w[i]
+                e = d
+                d = c
+                c = rotl(b, 30)
+                b = a
+                a = temp
+            }
+            h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e)
+        }
+
+        let hexDigits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(40)
+        for word in [h.0, h.1, h.2, h.3, h.4] {
+            for shift in stride(from: 28, through: 0, by: -4) {
+                hex.append(hexDigits[Int((word >> UInt32(shift)) & 0xF)])
+            }
+        }
+        return String(decoding: hex, as: UTF8.self)
+    }
+
+    private static func rotl(_ x: UInt32, _ n: UInt32) -> UInt32 {
+        (x << n) | (x >> (32 - n))
+    }
+}

@@ -1,0 +1,403 @@
+import Foundation
+public import GatehouseRedis
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The one error type of GatehouseTesting.
+public struct RedisServerError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong.
+    public struct Code: Hashable, Sendable {
+        private enum Value: Hashable, Sendable { case notInstalled, startFailed, signalFailed }
+        private let value: Value
+        private init(_ value: Value) { self.value = value }
+        /// `redis-server` is not installed.
+        public static var notInstalled: Self { .init(.notInstalled) }
+        /// The server did not start or did not answer PING in time.
+        public static var startFailed: Self { .init(.startFailed) }
+        /// Sending a signal to the server failed (it is not running).
+        public static var signalFailed: Self { .init(.signalFailed) }
+    }
+
+    /// What went wrong.
+    public let code: Code
+    /// Why, for the test log.
+    public let message: String
+    /// The file that raised the error (`#fileID`).
+    public let file: String
+    /// The line that raised the error.
+    public let line: Int
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.message = message
+        self.file = file
+        self.line = line
+    }
+
+    /// The message.
+    public var description: String { self.message }
+}
+
+/// A real `redis-server` child process for tests: its own free loopback port and its own
+/// temporary directory (data, AOF, log, Unix socket), torn down at the end.
+///
+/// Fault tests drive it: ``stop()`` (SIGTERM), ``kill()`` (SIGKILL), ``pause()`` (SIGSTOP),
+/// ``resume()`` (SIGCONT) and ``restart()`` on the same port and directory (so an AOF
+/// survives). If `redis-server` is missing, ``start(_:)`` throws a clear error: tests that need
+/// Redis fail, they never skip.
+///
+/// Prefer ``withServer(_:_:)`` (or the `.redisServer()` test trait), which always cleans up; as a
+/// backstop `deinit` and an `atexit` hook SIGKILL any server still running.
+public final class RedisServerProcess: Sendable {
+    /// How to configure the server.
+    public struct Options: Sendable {
+        /// An ACL user to create, with every permission.
+        public struct User: Sendable {
+            /// The user name.
+            public var name: String
+            /// The user's password.
+            public var password: String
+            /// Creates a user.
+            public init(name: String, password: String) {
+                self.name = name
+                self.password = password
+            }
+        }
+
+        /// Turn on the append-only file (fsync always), so data survives ``restart()``.
+        public var appendOnly: Bool
+        /// `requirepass` for the default user.
+        public var password: String?
+        /// ACL users.
+        public var users: [User]
+        /// More `redis-server` arguments, e.g. `["--maxmemory", "10mb"]`.
+        public var extraArguments: [String]
+
+        /// Creates options; by default no persistence and no password.
+        public init(appendOnly: Bool = false, password: String? = nil, users: [User] = [], extraArguments: [String] = []) {
+            self.appendOnly = appendOnly
+            self.password = password
+            self.users = users
+            self.extraArguments = extraArguments
+        }
+    }
+
+    /// The loopback port the server listens on (the same across restarts).
+    public let port: Int
+    /// The server's own temporary directory.
+    public let directory: String
+    /// The options it was started with.
+    public let options: Options
+    private let executable: String
+    // Foundation's Process is not Sendable; the Mutex makes every use of it exclusive.
+    private let process = Mutex<Process?>(nil)
+
+    private init(port: Int, directory: String, options: Options, executable: String) {
+        self.port = port
+        self.directory = directory
+        self.options = options
+        self.executable = executable
+    }
+
+    deinit {
+        self.process.withLock { process in
+            if let process, process.isRunning {
+                Glibc.kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+        LiveServers.remove(self.directory)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    /// The Unix socket the server also listens on.
+    public var unixSocketPath: String { self.directory + "/redis.sock" }
+
+    /// A `redis://127.0.0.1:<port>/<database>` URL, with the default user's password if set.
+    public func url(database: Int = 0) -> RedisURL {
+        RedisURL(endpoint: .tcp(host: "127.0.0.1", port: self.port), password: self.options.password, database: database)
+    }
+
+    /// A client configuration with test-friendly timeouts: short enough that fault tests run
+    /// fast, long enough not to flake on a loaded 2-core machine.
+    public func configuration(
+        database: Int = 0,
+        poolSize: Int = 2,
+        commandTimeout: Duration = .seconds(2)
+    ) -> RedisConfiguration {
+        RedisConfiguration(
+            url: self.url(database: database),
+            poolSize: poolSize,
+            connectTimeout: .seconds(1),
+            commandTimeout: commandTimeout,
+            backoff: .init(initial: .milliseconds(20), maximum: .milliseconds(200))
+        )
+    }
+
+    /// The server's process id while it runs.
+    public var pid: Int32? {
+        self.process.withLock { process in
+            guard let process, process.isRunning else { return nil }
+            return process.processIdentifier
+        }
+    }
+
+    /// Starts a server on a free loopback port in a new temporary directory and waits until it
+    /// answers `PING`.
+    ///
+    /// - Throws: ``RedisServerError/Code/notInstalled`` with install instructions if
+    ///   `redis-server` is not on `PATH` (or in /usr/bin, /usr/sbin, /usr/local/bin);
+    ///   ``RedisServerError/Code/startFailed`` with the server log otherwise.
+    public static func start(_ options: Options = .init()) async throws -> RedisServerProcess {
+        let executable = try findExecutable()
+        var template = Array("/tmp/gatehouse-redis-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw RedisServerError(.startFailed, "cannot create a temporary directory for redis-server: errno \(errno)")
+        }
+        let directory = String(cString: created)
+        var lastError: (any Error)?
+        // A free port can be taken by someone else between probing and binding; try a few.
+        for _ in 0..<5 {
+            let server = RedisServerProcess(port: try freePort(), directory: directory, options: options, executable: executable)
+            do {
+                try await server.launch()
+                return server
+            } catch {
+                lastError = error
+            }
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        throw lastError!
+    }
+
+    /// Starts a server, runs `body` with it, and stops the server and removes its directory
+    /// whatever `body` does.
+    public static func withServer<T: Sendable>(
+        _ options: Options = .init(),
+        _ body: (RedisServerProcess) async throws -> T
+    ) async throws -> T {
+        let server = try await start(options)
+        do {
+            let result = try await body(server)
+            await server.cleanup()
+            return result
+        } catch {
+            await server.cleanup()
+            throw error
+        }
+    }
+
+    /// SIGTERM (after SIGCONT, in case it is paused), then waits up to 10 s for it to exit, then
+    /// SIGKILLs it.
+    public func stop() async {
+        guard let pid = self.pid else { return }
+        Glibc.kill(pid, SIGCONT)
+        Glibc.kill(pid, SIGTERM)
+        if await !self.waitForExit(timeout: .seconds(10)) {
+            Glibc.kill(pid, SIGKILL)
+            _ = await self.waitForExit(timeout: .seconds(10))
+        }
+    }
+
+    /// SIGKILL: the server dies at once, mid-command, as in a crash.
+    public func kill() async {
+        guard let pid = self.pid else { return }
+        Glibc.kill(pid, SIGKILL)
+        _ = await self.waitForExit(timeout: .seconds(10))
+    }
+
+    /// SIGSTOP: the server stops answering but keeps its connections open (a hung server).
+    public func pause() throws {
+        try self.signal(SIGSTOP)
+    }
+
+    /// SIGCONT: undoes ``pause()``.
+    public func resume() throws {
+        try self.signal(SIGCONT)
+    }
+
+    /// Stops the server if it runs and starts it again on the same port and directory.
+    public func restart() async throws {
+        await self.stop()
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            do {
+                try await self.launch()
+                return
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        throw lastError!
+    }
+
+    /// Starts the server again after ``stop()`` or ``kill()`` (no-op if it runs).
+    public func start() async throws {
+        if self.pid != nil { return }
+        try await self.launch()
+    }
+
+    /// Kills the server and removes its directory.
+    public func cleanup() async {
+        await self.kill()
+        LiveServers.remove(self.directory)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    // MARK: Internals
+
+    private func signal(_ signal: Int32) throws {
+        guard let pid = self.pid else {
+            throw RedisServerError(.signalFailed, "redis-server on port \(self.port) is not running")
+        }
+        guard Glibc.kill(pid, signal) == 0 else {
+            throw RedisServerError(.signalFailed, "kill(\(pid), \(signal)) failed: errno \(errno)")
+        }
+    }
+
+    private var arguments: [String] {
+        var arguments = [
+            "--port", "\(self.port)",
+            "--bind", "127.0.0.1",
+            "--dir", self.directory,
+            "--save", "",
+            "--appendonly", self.options.appendOnly ? "yes" : "no",
+            "--daemonize", "no",
+            "--unixsocket", self.unixSocketPath,
+            "--unixsocketperm", "700",
+            "--logfile", self.directory + "/redis.log",
+        ]
+        if self.options.appendOnly { arguments += ["--appendfsync", "always"] }
+        if let password = self.options.password { arguments += ["--requirepass", password] }
+        for user in self.options.users {
+            arguments += ["--user", user.name, "on", ">" + user.password, "~*", "&*", "+@all"]
+        }
+        return arguments + self.options.extraArguments
+    }
+
+    private func launch() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: self.executable)
+        process.arguments = self.arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        LiveServers.add(self.directory, pid: process.processIdentifier)
+        self.process.withLock { $0 = process }
+
+        // Bounded: 10 s at most, checking every 20 ms.
+        for _ in 0..<500 {
+            guard process.isRunning else {
+                throw RedisServerError(.startFailed, "redis-server exited at start (port \(self.port)): \(self.logTail())")
+            }
+            if Self.ping(port: self.port) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        throw RedisServerError(.startFailed, "redis-server did not answer PING within 10 s (port \(self.port)): \(self.logTail())")
+    }
+
+    private func waitForExit(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if self.pid == nil { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return self.pid == nil
+    }
+
+    private func logTail() -> String {
+        guard let log = try? String(contentsOfFile: self.directory + "/redis.log", encoding: .utf8) else {
+            return "(no log)"
+        }
+        return log.split(separator: "\n").suffix(5).joined(separator: " | ")
+    }
+
+    private static func findExecutable() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let candidates = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
+        for directory in candidates {
+            let file = directory + "/redis-server"
+            if FileManager.default.isExecutableFile(atPath: file) { return file }
+        }
+        throw RedisServerError(
+            .notInstalled,
+            "redis-server not found on PATH or in /usr/bin, /usr/sbin, /usr/local/bin: install it with apt-get install redis-server"
+        )
+    }
+
+    /// A loopback port that was free a moment ago.
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RedisServerError(.startFailed, "socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw RedisServerError(.startFailed, "bind() failed: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw RedisServerError(.startFailed, "getsockname() failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Whether something on the port answers `PING` with any RESP reply (`-NOAUTH` counts: the
+    /// server is up).
+    static func ping(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return false }
+        let request = Array("PING\r\n".utf8)
+        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return false }
+        var reply = [UInt8](repeating: 0, count: 64)
+        let count = recv(fd, &reply, reply.count, 0)
+        return count > 0 && (reply[0] == UInt8(ascii: "+") || reply[0] == UInt8(ascii: "-"))
+    }
+}
+
+/// Servers still running, SIGKILLed at process exit: the backstop for a test process that ends
+/// without tearing down (a crash in a test, a time limit), so no redis-server outlives it.
+private enum LiveServers {
+    private static let servers = Mutex<[String: Int32]>([:])
+    private static let hook: Void = {
+        atexit {
+            LiveServers.servers.withLock { servers in
+                for pid in servers.values { kill(pid, SIGKILL) }
+            }
+        }
+    }()
+
+    static func add(_ directory: String, pid: Int32) {
+        _ = hook
+        self.servers.withLock { $0[directory] = pid }
+    }
+
+    static func remove(_ directory: String) {
+        self.servers.withLock { _ = $0.removeValue(forKey: directory) }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Runs `openssl speed` as a subprocess: the machine's own HMAC throughput, measured in the same
+/// run as the Swift figures it is compared with.
+public enum OpenSSLSpeed {
+    /// One `openssl speed -mr -hmac sha256 -bytes N -seconds S` run (single process, one thread).
+    ///
+    /// `-mr` prints `+R:<count>:hmac(sha256):<seconds>`, where seconds is user CPU time by default
+    /// (OpenSSL divides by CPU time unless `-elapsed`), so count/seconds is ops per CPU second —
+    /// the same basis as `Sample.opsPerCPUSecond`. The run lasts S seconds of wall time (SIGALRM),
+    /// so count/S is the wall basis. Falls back to the human table (`hmac(sha256)  586654.80k`,
+    /// in 1000s of bytes per second: ops/s = k × 1000 / N) if no `+R` line is found.
+    public static func hmacSHA256(bytes: Int, seconds: Int) throws -> Sample {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl", "speed", "-mr", "-hmac", "sha256", "-bytes", String(bytes), "-seconds", String(seconds)]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let output = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw SpeedError(message: "openssl speed exited \(process.terminationStatus): \(output.suffix(300))")
+        }
+        return try parse(output, bytes: bytes, seconds: seconds)
+    }
+
+    /// Parses `openssl speed` output (see `hmacSHA256(bytes:seconds:)`).
+    static func parse(_ output: String, bytes: Int, seconds: Int) throws -> Sample {
+        for line in output.split(whereSeparator: \.isNewline) where line.hasPrefix("+R:") {
+            let fields = line.split(separator: ":")
+            if fields.count >= 4, let count = Int(fields[1]), let cpu = Double(fields[3]), cpu > 0 {
+                return Sample(operations: count, wallSeconds: Double(seconds), cpuSeconds: cpu)
+            }
+        }
+        for line in output.split(whereSeparator: \.isNewline) where line.hasPrefix("hmac(sha256)") {
+            if let last = line.split(separator: " ").last, last.hasSuffix("k"), let k = Double(last.dropLast()) {
+                let opsPerSecond = k * 1000 / Double(bytes)
+                let operations = Int(opsPerSecond * Double(seconds))
+                return Sample(operations: operations, wallSeconds: Double(seconds), cpuSeconds: Double(seconds))
+            }
+        }
+        throw SpeedError(message: "no result line in openssl speed output: \(output.suffix(300))")
+    }
+
+    /// `openssl version`, for the machine line.
+    public static func version() -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl", "version"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        guard (try? process.run()) != nil else { return "unknown" }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A failed or unparsable `openssl speed` run.
+    public struct SpeedError: Error, CustomStringConvertible {
+        /// What went wrong.
+        public var message: String
+        public var description: String { message }
+    }
+}

@@ -1,0 +1,142 @@
+import BenchSupport
+import Foundation
+import GatehouseCore
+import GatehouseCrypto
+import JWTKit
+
+/// Session-token verification: Gatehouse's HS256 `verifySession` against jwt-kit 5 verifying the
+/// very same token with the same derived key, and against `openssl speed -hmac sha256` over the
+/// token's signing input. Rounds are interleaved (the order rotates each round) and every figure
+/// is a median over rounds.
+@main
+enum TokenBench {
+    static func main() async throws {
+        let options = Options.parse(program: "TokenBench")
+        try await run(options)
+    }
+
+    static func run(_ options: Options) async throws {
+        var report = Report(title: "TokenBench: session token verify")
+        let now = Int64(Date().timeIntervalSince1970)
+
+        // MARK: Gatehouse, HS256 (the default session algorithm)
+        let ring = try Keyring(KeyringFile(keys: [try KeyringFile.newEntry(state: .active)]))
+        let authority = TokenAuthority(issuer: "gatehouse", keys: KeyringStore(ring))
+        let claims = SessionClaims(
+            common: CommonClaims(user: "jane.doe@example.org", issuedAt: now, expiresAt: now + 8 * 3600, epoch: 3),
+            sessionID: "s_8f3a1c9e2b7d4f60a1b2c3d4", authTime: now, methods: [.password, .otp]
+        )
+        let token = try authority.sign(claims)
+        let signingInputLength = signingInput(of: token)
+        try check(authority.verifySession(token, now: now) == claims, "Gatehouse verify round-trips the claims")
+        try expectFailure("Gatehouse refuses an expired token", { _ = try authority.verifySession(token, now: now + 9 * 3600) })
+        try expectFailure("Gatehouse refuses a tampered token", { _ = try authority.verifySession(tampered(token), now: now) })
+
+        // MARK: Gatehouse, EdDSA session key (information only)
+        let edRing = try Keyring(KeyringFile(keys: [try KeyringFile.newEntry(state: .active, sessionAlgorithm: .edDSA)]))
+        let edAuthority = TokenAuthority(issuer: "gatehouse", keys: KeyringStore(edRing))
+        let edToken = try edAuthority.sign(claims)
+        try check(edAuthority.verifySession(edToken, now: now) == claims, "Gatehouse EdDSA verify round-trips the claims")
+
+        // MARK: jwt-kit, same derived key, same token bytes
+        guard let derived = ring.derivedKey(kid: ring.activeKeyID, kind: .session) else {
+            throw BenchFailure("no derived session key")
+        }
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: derived), digestAlgorithm: .sha256, kid: JWKIdentifier(string: ring.activeKeyID))
+        let jwtClaims = try await keys.verify(token, as: JWTKitSessionPayload.self)
+        try check(
+            jwtClaims.sub.value == claims.common.user && jwtClaims.sid == claims.sessionID && jwtClaims.ep == claims.common.epoch
+                && jwtClaims.amr == ["pwd", "otp"] && Int64(jwtClaims.exp.value.timeIntervalSince1970) == claims.common.expiresAt,
+            "jwt-kit verifies the Gatehouse token and reads the same claims"
+        )
+        // jwt-kit signing the equivalent payload itself must verify too (and an expired one must not),
+        // so the reference is a working verifier, not one that accepts anything.
+        var expired = jwtClaims
+        expired.iat = IssuedAtClaim(value: Date(timeIntervalSince1970: Double(now - 9 * 3600)))
+        expired.exp = ExpirationClaim(value: Date(timeIntervalSince1970: Double(now - 3600)))
+        let jwtOwn = try await keys.sign(jwtClaims, kid: JWKIdentifier(string: ring.activeKeyID))
+        let ownClaims = try await keys.verify(jwtOwn, as: JWTKitSessionPayload.self)
+        try check(ownClaims == jwtClaims, "jwt-kit verifies its own equivalent token")
+        let jwtExpired = try await keys.sign(expired, kid: JWKIdentifier(string: ring.activeKeyID))
+        try await expectFailure("jwt-kit refuses an expired token", { _ = try await keys.verify(jwtExpired, as: JWTKitSessionPayload.self) })
+        try await expectFailure("jwt-kit refuses a tampered token", { _ = try await keys.verify(tampered(token), as: JWTKitSessionPayload.self) })
+
+        report.note("token", "\(token.utf8.count) bytes, signing input \(signingInputLength) bytes (HS256); EdDSA token \(edToken.utf8.count) bytes")
+        report.note("machine", Machine.describe())
+
+        // MARK: Interleaved rounds
+        let steps: [(String, () async throws -> Void)] = [
+            ("gatehouse_verify_hs256", {
+                report.add("gatehouse_verify_hs256", measure(slice: options.slice) { n in
+                    for _ in 0..<n { blackHole(try? authority.verifySession(token, now: now)) }
+                }, note: "TokenAuthority.verifySession: header, kid, HMAC, claims, iss/iat/exp")
+            }),
+            ("jwtkit_verify_hs256", {
+                report.add("jwtkit_verify_hs256", try await measure(slice: options.slice) { n in
+                    try await jwtKitVerifyBatch(keys, token: token, count: n)
+                }, note: "JWTKeyCollection.verify(_:as:) of the same token, same key; payload checks iss/iat/exp")
+            }),
+            ("openssl_hmac_sha256", {
+                report.add("openssl_hmac_sha256", try OpenSSLSpeed.hmacSHA256(bytes: signingInputLength, seconds: options.opensslSeconds),
+                           note: "openssl speed -hmac sha256 -bytes \(signingInputLength) -seconds \(options.opensslSeconds) (HMAC only)")
+            }),
+            ("gatehouse_sign_hs256", {
+                report.add("gatehouse_sign_hs256", measure(slice: options.slice) { n in
+                    for _ in 0..<n { blackHole(try? authority.sign(claims)) }
+                })
+            }),
+            ("gatehouse_verify_eddsa", {
+                report.add("gatehouse_verify_eddsa", measure(slice: options.slice) { n in
+                    for _ in 0..<n { blackHole(try? edAuthority.verifySession(edToken, now: now)) }
+                })
+            }),
+        ]
+        for round in 0..<options.rounds {
+            for k in steps.indices {
+                try await steps[(k + round) % steps.count].1()
+            }
+        }
+
+        // MARK: Allocations
+        let interposed = Allocations.interposerWorks()
+        report.note("malloc interposer", interposed ? "works (counter moves for Swift array allocations)" : "NOT WORKING: counts below are meaningless")
+        let n = options.allocationIterations
+        let verifyAllocs = Allocations.perOperation(iterations: n) { blackHole(try? authority.verifySession(token, now: now)) }
+        report.allocations("token_verify_allocs_per_op", interposed ? verifyAllocs : .nan, target: 4)
+        report.allocations("token_sign_allocs_per_op", Allocations.perOperation(iterations: n) { blackHole(try? authority.sign(claims)) }, target: nil)
+        report.allocations("token_verify_eddsa_allocs_per_op", Allocations.perOperation(iterations: n) {
+            blackHole(try? edAuthority.verifySession(edToken, now: now))
+        }, target: nil)
+        report.allocations("jwtkit_verify_allocs_per_op", try await Allocations.perOperation(iterations: n) {
+            try await jwtKitVerifyBatch(keys, token: token, count: 1)
+        }, target: nil)
+
+        // MARK: Targets
+        report.ratio("token_verify_vs_jwtkit", "gatehouse_verify_hs256", over: "jwtkit_verify_hs256", target: 10, style: .times)
+        report.ratio("token_verify_vs_openssl_hmac", "gatehouse_verify_hs256", over: "openssl_hmac_sha256", target: 0.5, style: .fraction)
+        report.ratio("token_sign_vs_verify", "gatehouse_sign_hs256", over: "gatehouse_verify_hs256", target: nil, style: .fraction)
+        report.ratio("token_verify_eddsa_vs_hs256", "gatehouse_verify_eddsa", over: "gatehouse_verify_hs256", target: nil, style: .fraction)
+
+        report.print()
+        if options.json { print(report.json()) }
+    }
+
+    /// Bytes before the second '.': what HS256 authenticates.
+    static func signingInput(of token: String) -> Int {
+        var dots = 0
+        for (i, byte) in token.utf8.enumerated() where byte == UInt8(ascii: ".") {
+            dots += 1
+            if dots == 2 { return i }
+        }
+        return token.utf8.count
+    }
+
+    /// `token` with one payload character changed (still valid base64url).
+    static func tampered(_ token: String) -> String {
+        var bytes = Array(token.utf8)
+        let i = (bytes.firstIndex(of: UInt8(ascii: "."))! + 5)
+        bytes[i] = bytes[i] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
