@@ -59,7 +59,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // RedisBench (Sources/RedisBench, depends on the root's GatehouseRedis product) is added
-        // here by its author once that folder and product exist.
+        .executableTarget(
+            // GatehouseRedis's automatic pipelining vs redis-benchmark; run with ./redis-bench.sh.
+            name: "RedisBench",
+            dependencies: [
+                .product(name: "GatehouseRedis", package: "gatehouse"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -23,7 +23,9 @@
 // command timeout. Any I/O or protocol error closes the connection, fails every command in flight
 // on it (each caller gets an error; none gets another's reply because replies are matched to the
 // in-flight queue strictly in order, and a cancelled caller keeps its slot so its reply is read
-// and dropped), and reconnects with capped exponential backoff. The state lives in
+// and dropped), and reconnects with capped exponential backoff. An idle thread parks in poll(2)
+// on a self-pipe (callers write to it only when the thread is parked) and on its socket, so a
+// server that goes away is noticed at once, not by the next caller. The state lives in
 // `ConnectionStateMachine`, a value type with no I/O, tested on its own.
 
 public import Logging

@@ -95,8 +95,8 @@ public final class RedisServerProcess: Sendable {
     /// The options it was started with.
     public let options: Options
     private let executable: String
-    // Foundation's Process is not Sendable; the Mutex makes every use of it exclusive.
-    private let process = Mutex<Process?>(nil)
+    /// The child's pid while it has not been reaped.
+    private let child = Mutex<pid_t?>(nil)
 
     private init(port: Int, directory: String, options: Options, executable: String) {
         self.port = port
@@ -106,10 +106,12 @@ public final class RedisServerProcess: Sendable {
     }
 
     deinit {
-        self.process.withLock { process in
-            if let process, process.isRunning {
-                Glibc.kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+        self.child.withLock { child in
+            if let pid = child {
+                Glibc.kill(pid, SIGKILL)
+                var status: Int32 = 0
+                _ = waitpid(pid, &status, 0)
+                child = nil
             }
         }
         LiveServers.remove(self.directory)
@@ -142,9 +144,15 @@ public final class RedisServerProcess: Sendable {
 
     /// The server's process id while it runs.
     public var pid: Int32? {
-        self.process.withLock { process in
-            guard let process, process.isRunning else { return nil }
-            return process.processIdentifier
+        self.child.withLock { child in
+            guard let pid = child else { return nil }
+            // Reap it if it has exited, so a dead server is never mistaken for a running one.
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                child = nil
+                return nil
+            }
+            return pid
         }
     }
 
@@ -283,26 +291,58 @@ public final class RedisServerProcess: Sendable {
     }
 
     private func launch() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: self.executable)
-        process.arguments = self.arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        LiveServers.add(self.directory, pid: process.processIdentifier)
-        self.process.withLock { $0 = process }
+        let pid = try self.spawn()
+        LiveServers.add(self.directory, pid: pid)
+        self.child.withLock { $0 = pid }
 
         // Bounded: 10 s at most, checking every 20 ms.
         for _ in 0..<500 {
-            guard process.isRunning else {
+            guard self.pid != nil else {
                 throw RedisServerError(.startFailed, "redis-server exited at start (port \(self.port)): \(self.logTail())")
             }
             if Self.ping(port: self.port) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        Glibc.kill(process.processIdentifier, SIGKILL)
+        await self.kill()
         throw RedisServerError(.startFailed, "redis-server did not answer PING within 10 s (port \(self.port)): \(self.logTail())")
+    }
+
+    /// Starts redis-server with posix_spawn rather than Foundation's `Process`: the child must
+    /// start with an empty signal mask and default handlers. Swift's concurrency threads block
+    /// most signals, a spawned child inherits the mask, and a redis-server with SIGTERM blocked
+    /// ignores ``stop()``.
+    private func spawn() throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+
+        let argv = ([self.executable] + self.arguments).map { strdup($0) } + [nil]
+        let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in environment { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, self.executable, &actions, &attributes, argv, environment)
+        guard status == 0 else {
+            throw RedisServerError(.startFailed, "posix_spawn(\(self.executable)) failed: errno \(status)")
+        }
+        return pid
     }
 
     private func waitForExit(timeout: Duration) async -> Bool {

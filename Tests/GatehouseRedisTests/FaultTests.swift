@@ -136,10 +136,11 @@ struct FaultTests {
                 } catch {
                     #expect([.connectionLost, .connectionUnavailable].contains(redisCode(error)))
                 }
-                #expect(!redis.isConnected)
+                // Idle connections notice the closed socket by themselves.
+                #expect(try await waitUntil { !redis.isConnected })
                 try await server.restart()
                 #expect(try await eventually { try await redis.getString("survives") } == "yes")
-                #expect(redis.isConnected)
+                #expect(try await waitUntil { redis.isConnected })
             }
         }
     }
@@ -160,9 +161,14 @@ struct FaultTests {
     }
 
     @Test func commandsFailFastWhenNoServerIsThere() async throws {
-        let server = try await RedisServerProcess.start()
-        let configuration = server.configuration(commandTimeout: .milliseconds(200))
-        await server.cleanup()
+        // A Unix socket path nothing listens on: unlike a freed TCP port, no other test's server
+        // can take it meanwhile.
+        let configuration = RedisConfiguration(
+            url: RedisURL(endpoint: .unix(path: "/tmp/gatehouse-nobody-\(UInt64.random(in: 0...UInt64.max)).sock")),
+            connectTimeout: .milliseconds(200),
+            commandTimeout: .milliseconds(200),
+            backoff: .init(initial: .milliseconds(20), maximum: .milliseconds(100))
+        )
         try await withClient(configuration) { redis in
             let waited = await elapsed {
                 do {
@@ -194,6 +200,22 @@ struct FaultTests {
         }
     }
 
+    @Test func runIsAServiceThatClosesTheClientWhenCancelled() async throws {
+        try await RedisServerProcess.withServer { server in
+            let redis = RedisClient(configuration: server.configuration())
+            let service = Task { try await redis.run() }
+            #expect(try await eventually { try await redis.send(["ECHO", "up"]) } == .bulkString(Array("up".utf8)))
+            service.cancel()
+            try await service.value
+            do {
+                try await redis.ping()
+                Issue.record("the client should be closed once run() returned")
+            } catch {
+                #expect(redisCode(error) == .clientClosed)
+            }
+        }
+    }
+
     /// A real Redis never breaks the protocol, so this uses a loopback peer that answers the
     /// handshake's PING properly and then sends bytes that are not RESP. It stands in for a
     /// corrupted stream, not for Redis.
@@ -201,7 +223,7 @@ struct FaultTests {
         let peer = try GarbagePeer()
         defer { peer.stop() }
         var configuration = RedisConfiguration(
-            url: RedisURL(endpoint: .tcp(host: "127.0.0.1", port: peer.port)),
+            url: RedisURL(endpoint: .unix(path: peer.path)),
             poolSize: 1,
             connectTimeout: .seconds(1),
             commandTimeout: .seconds(1),
@@ -227,34 +249,37 @@ struct FaultTests {
     }
 }
 
-/// A loopback TCP peer on its own thread: answers the first read of each connection with
-/// `+PONG` and every later one with bytes that are not RESP.
+/// A peer on a Unix socket of its own (no TCP port another test's client could stumble on), on
+/// its own thread: answers the first read of each connection with `+PONG` and every later one
+/// with bytes that are not RESP.
 final class GarbagePeer: Sendable {
-    let port: Int
+    let path: String
     private let listener: Int32
     private let accepted = Counter()
     private let stopped = Atomic<Bool>(false)
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let path = "/tmp/gatehouse-garbage-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        self.path = path
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            let bytes = Array(path.utf8.prefix(capacity - 1)) + [0]
+            buffer.copyBytes(from: bytes)
         }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard fd >= 0, bound == 0, listen(fd, 8) == 0 else {
-            throw RedisError(.connectionUnavailable, "cannot listen on loopback: errno \(errno)")
+            throw RedisError(.connectionUnavailable, "cannot listen on \(path): errno \(errno)")
         }
         // accept() wakes every 100 ms to notice stop().
         var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         self.listener = fd
-        self.port = Int(UInt16(bigEndian: address.sin_port))
         let thread = Thread { [self] in self.serve() }
         thread.start()
     }
@@ -266,7 +291,10 @@ final class GarbagePeer: Sendable {
     }
 
     private func serve() {
-        defer { close(self.listener) }
+        defer {
+            close(self.listener)
+            unlink(self.path)
+        }
         // Bounded: at most 600 wake-ups (a minute) even if stop() is never called.
         for _ in 0..<600 where !self.stopped.load(ordering: .relaxed) {
             let client = accept(self.listener, nil, nil)

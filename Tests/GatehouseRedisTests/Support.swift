@@ -69,3 +69,14 @@ final class SharedList<Element: Sendable>: Sendable {
     func append(_ element: Element) { self.elements.withLock { $0.append(element) } }
     var all: [Element] { self.elements.withLock { $0 } }
 }
+
+/// Waits until `condition` holds, checking every 10 ms for at most `timeout`; returns whether it
+/// came to hold.
+func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { return false }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return true
+}

@@ -36,7 +36,7 @@ struct UnitTests {
     }
 
     @Test(arguments: [
-        "http://h", "redis://h:0", "redis://h:70000", "redis://h/x", "redis://alice@h:1?user=alice",
+        "http://h", "redis://h:0", "redis://h:70000", "redis://h/x", "redis://h:1?user=alice",
         "unix://relative.sock", "unix:///s?db=x", "redis://h?nonsense=1", "redis://h:1/-1", "redis://u:p%zz@h",
     ])
     func invalidURLs(_ text: String) {

@@ -64,6 +64,8 @@ public struct RedisConfiguration: Sendable {
         clientName: String? = "gatehouse"
     ) {
         precondition(poolSize >= 1, "a Redis pool needs at least one connection")
+        // A zero socket timeout means "block forever" to the kernel: every command needs a deadline.
+        precondition(commandTimeout > .zero && connectTimeout > .zero, "Redis timeouts must be positive")
         self.url = url
         self.poolSize = poolSize
         self.connectTimeout = connectTimeout

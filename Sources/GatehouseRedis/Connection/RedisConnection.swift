@@ -1,4 +1,3 @@
-import Dispatch
 package import Logging
 import Synchronization
 
@@ -20,9 +19,8 @@ package final class RedisConnection: Sendable {
     private let ioTimeout: Duration
     private let logger: Logger
     private let state: Mutex<ConnectionStateMachine<Waiter>>
-    /// Wakes the parked I/O thread. Signalled only when the state machine says the thread is
-    /// parked, so a busy thread costs callers no system call.
-    private let wakeup = DispatchSemaphore(value: 0)
+    /// Wakes the parked I/O thread; signalled only when the state machine says it is parked.
+    private let wakeup = Wakeup()
     private let nextID = Atomic<UInt64>(0)
     private let pending = Atomic<Int>(0)
     private let connectedFlag = Atomic<Bool>(false)
@@ -139,15 +137,23 @@ package final class RedisConnection: Sendable {
                 return
 
             case .park(let until):
+                var timeout: UInt64?
                 if let until {
                     let now = MonotonicClock.now()
-                    if until > now {
-                        _ = self.wakeup.wait(timeout: .now() + .nanoseconds(Int(clamping: until - now)))
-                    }
-                } else {
-                    self.wakeup.wait()
+                    timeout = until > now ? until - now : 0
                 }
+                let socketNeedsAttention = self.wakeup.wait(socket: context?.fileDescriptor, timeoutNanoseconds: timeout)
                 self.state.withLock { $0.unparked() }
+                if socketNeedsAttention, let idle = context {
+                    // Nothing is in flight, so the server has closed the connection (or sent
+                    // something it should not have). Replace it now rather than fail the next
+                    // caller.
+                    let error = idle.idleConnectionError()
+                    context = nil
+                    self.connectedFlag.store(false, ordering: .relaxed)
+                    _ = self.state.withLock { $0.connectionLost(error, retryAt: 0) }
+                    self.logger.warning("Redis connection lost while idle", metadata: ["error": "\(error.message)"])
+                }
 
             case .connect:
                 do {

@@ -115,6 +115,18 @@ final class HiredisContext {
         return replies
     }
 
+    /// The socket, for the I/O thread's `poll(2)` while idle.
+    var fileDescriptor: Int32 { self.context.pointee.fd }
+
+    /// Why an idle connection's socket became readable: reads what is there (without blocking:
+    /// poll said it is ready) and describes it.
+    func idleConnectionError() -> RedisError {
+        guard redisBufferRead(self.context) == REDIS_OK else {
+            return self.currentError(during: "idle")
+        }
+        return RedisError(.protocolError, "the server sent data nobody asked for")
+    }
+
     /// Copies a hiredis reply tree into Swift values. hiredis guarantees `str` is valid for `len`
     /// bytes and `element` for `elements` entries.
     private static func convert(_ reply: UnsafePointer<redisReply>) -> RedisValue {

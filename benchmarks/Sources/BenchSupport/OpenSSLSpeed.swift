@@ -11,19 +11,11 @@ public enum OpenSSLSpeed {
     /// so count/S is the wall basis. Falls back to the human table (`hmac(sha256)  586654.80k`,
     /// in 1000s of bytes per second: ops/s = k × 1000 / N) if no `+R` line is found.
     public static func hmacSHA256(bytes: Int, seconds: Int) throws -> Sample {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl", "speed", "-mr", "-hmac", "sha256", "-bytes", String(bytes), "-seconds", String(seconds)]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw SpeedError(message: "openssl speed exited \(process.terminationStatus): \(output.suffix(300))")
+        let result = try Subprocess.run(["openssl", "speed", "-mr", "-hmac", "sha256", "-bytes", String(bytes), "-seconds", String(seconds)])
+        guard result.status == 0 else {
+            throw SpeedError(message: "openssl speed exited \(result.status): \(result.output.suffix(300))")
         }
+        let output = result.output
         return try parse(output, bytes: bytes, seconds: seconds)
     }
 
@@ -47,15 +39,8 @@ public enum OpenSSLSpeed {
 
     /// `openssl version`, for the machine line.
     public static func version() -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl", "version"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        guard (try? process.run()) != nil else { return "unknown" }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let result = try? Subprocess.run(["openssl", "version"]), result.status == 0 else { return "unknown" }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// A failed or unparsable `openssl speed` run.

@@ -15,6 +15,9 @@ public struct Options: Sendable {
 
     /// Parses `CommandLine.arguments`; prints usage and exits on `--help` or a bad option.
     public static func parse(program: String) -> Options {
+        // Progress lines appear as they happen, even through a pipe. Read once at start-up, before
+        // any other thread exists.
+        setvbuf(unsafe stdout, nil, _IOLBF, 0)
         var options = Options()
         var args = CommandLine.arguments.dropFirst().makeIterator()
         func value(_ flag: String) -> Double {
