@@ -30,6 +30,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // MARK: C system libraries
@@ -66,6 +70,7 @@ let package = Package(
             name: "GatehouseRedis",
             dependencies: [
                 "CHiredis",
+                "GatehouseCrypto",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -79,10 +84,40 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Service (domain logic over Redis; no HTTP) and the HTTP edge
+        .target(
+            name: "GatehouseService",
+            dependencies: [
+                "GatehouseCore",
+                "GatehouseCrypto",
+                "GatehouseRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatehouseHTTP",
+            dependencies: [
+                "GatehouseService",
+                "GatehouseCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "gatehouse",
             dependencies: [
+                "GatehouseHTTP",
+                "GatehouseService",
                 "GatehouseCore",
                 "GatehouseCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -94,6 +129,12 @@ let package = Package(
         .testTarget(
             name: "GatehouseCoreTests",
             dependencies: ["GatehouseCore", "GatehouseCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            // Drives real `gatehouse serve` processes over HTTP against a real redis-server.
+            name: "GatehouseServiceTests",
+            dependencies: ["gatehouse", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

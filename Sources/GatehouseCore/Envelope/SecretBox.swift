@@ -14,23 +14,28 @@ public struct DataKeyFile: Codable, Sendable, Equatable {
     public var active: String
     /// All keys by id, base64url of exactly 32 bytes.
     public var keys: [String: String]
+    /// The pepper for keyed hashes of backup codes, email codes and app passwords (base64url,
+    /// 32 bytes). It never rotates with the data keys: rotating it would orphan every stored hash.
+    public var pepper: String?
 
     /// Creates a document.
-    public init(version: Int = 1, active: String, keys: [String: String]) {
+    public init(version: Int = 1, active: String, keys: [String: String], pepper: String? = nil) {
         self.version = version
         self.active = active
         self.keys = keys
+        self.pepper = pepper
     }
 
     /// A document with one fresh random key.
     public static func generate(random: some SecureRandomSource = SystemRandom()) throws(CryptoError) -> DataKeyFile {
         let id = "d" + (try random.bytes(6)).map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
-        return DataKeyFile(active: id, keys: [id: Base64URL.encode(try random.bytes(32))])
+        return DataKeyFile(active: id, keys: [id: Base64URL.encode(try random.bytes(32))], pepper: Base64URL.encode(try random.bytes(32)))
     }
 
     /// Adds a new random key and makes it active (old envelopes still open).
     public mutating func rotate(random: some SecureRandomSource = SystemRandom()) throws(CryptoError) -> String {
         let fresh = try Self.generate(random: random)
+        if pepper == nil { pepper = Self.derivedPepper(keys[active]!) }
         keys[fresh.active] = fresh.keys[fresh.active]
         active = fresh.active
         return fresh.active
@@ -47,7 +52,16 @@ public struct DataKeyFile: Codable, Sendable, Equatable {
             guard KeyringFile.isValidKeyID(id) else { throw CoreError(.invalidKeyFile, "invalid data key id") }
             guard Base64URL.decode(key)?.count == 32 else { throw CoreError(.invalidKeyFile, "data key \(id) must be base64url of 32 bytes") }
         }
+        if let pepper, Base64URL.decode(pepper)?.count != 32 { throw CoreError(.invalidKeyFile, "pepper must be base64url of 32 bytes") }
     }
+
+    /// Files written before the pepper existed derive one from their active key.
+    static func derivedPepper(_ key: String) -> String {
+        Base64URL.encode(HMACKey(.sha256, key: Base64URL.decode(key) ?? []).authenticationCode(for: Array("gatehouse/v1/pepper".utf8)))
+    }
+
+    /// The pepper in force.
+    public var effectivePepper: [UInt8] { Base64URL.decode(pepper ?? Self.derivedPepper(keys[active]!))! }
 
     /// The document as JSON.
     public func jsonData() throws(CoreError) -> Data {
@@ -66,6 +80,8 @@ public struct DataKeyFile: Codable, Sendable, Equatable {
 public struct SecretBox: Sendable {
     private let keys: [String: [UInt8]]
     private let activeID: String
+    /// Keyed hashing of codes and app passwords (HMAC-SHA256 with the server pepper).
+    public let pepper: HMACKey
     private let random: any SecureRandomSource
 
     /// Prepares the keys of a data-key document.
@@ -73,6 +89,7 @@ public struct SecretBox: Sendable {
         self.keys = file.keys.compactMapValues { Base64URL.decode($0) }
         self.activeID = file.active
         self.random = random
+        self.pepper = HMACKey(.sha256, key: file.effectivePepper)
     }
 
     /// Loads the data-key file at `path`.

@@ -6,7 +6,7 @@ public enum OTPSecret {
     public static let defaultLength = 20
 
     /// `length` bytes from the CSPRNG (at least 20).
-    public static func generate(length: Int = defaultLength, random: some SecureRandomSource = SystemRandom()) throws(CryptoError) -> [UInt8] {
+    public static func generate(length: Int = defaultLength, random: any SecureRandomSource = SystemRandom()) throws(CryptoError) -> [UInt8] {
         precondition(length >= 20, "TOTP secrets are at least 160 bits")
         return try random.bytes(length)
     }

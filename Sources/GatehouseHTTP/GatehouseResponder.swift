@@ -1,0 +1,349 @@
+import Foundation
+import HTTPTypes
+import GatehouseCore
+public import GatehouseService
+public import Hummingbird
+import Logging
+import Metrics
+
+/// Routes every request by method and path — a flat switch, not a router tree, because
+/// `GET /v1/auth` runs on every webmail request and must stay lean (SPEC §4; issue 6 measures
+/// it). Problems are produced only here, at the HTTP edge.
+public struct GatehouseResponder: HTTPResponder {
+    public typealias Context = BasicRequestContext
+
+    let gatehouse: Gatehouse
+    let apiKeys: APIKeyRegistry
+    let metrics: MetricsEndpoint
+
+    static let sessionHeader = HTTPField.Name("Gatehouse-Session")!
+    static let challengeHeader = HTTPField.Name("Gatehouse-Challenge")!
+    static let userHeader = HTTPField.Name("Gatehouse-User")!
+    static let sessionIDHeader = HTTPField.Name("Gatehouse-Session-Id")!
+    static let authTimeHeader = HTTPField.Name("Gatehouse-Auth-Time")!
+
+    let authOK = Counter(label: "gatehouse_auth_checks_total", dimensions: [("result", "ok")])
+    let authRefused = Counter(label: "gatehouse_auth_checks_total", dimensions: [("result", "refused")])
+
+    /// Creates the responder.
+    public init(gatehouse: Gatehouse, apiKeys: APIKeyRegistry, metrics: MetricsEndpoint) {
+        self.gatehouse = gatehouse
+        self.apiKeys = apiKeys
+        self.metrics = metrics
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        // The hot path first: no body, no allocation beyond the token's claim strings.
+        if path == "/v1/auth", request.method == .get {
+            return auth(request)
+        }
+        var request = request
+        let response: Response
+        do throws(ServiceError) {
+            response = try await route(&request, path: path)
+        } catch {
+            if error.code == .unavailable {
+                context.logger.warning("request failed: state store unavailable", metadata: ["path": "\(Self.loggable(path))"])
+            }
+            response = HTTPSupport.problem(error)
+        }
+        Counter(label: "gatehouse_http_responses_total", dimensions: [("status", String(response.status.code))]).increment()
+        return response
+    }
+
+    /// Paths are logged without anything after a user segment's domain (no secrets are ever in
+    /// paths, but keep lines short and uniform).
+    static func loggable(_ path: String) -> String { String(path.prefix(120)) }
+
+    // MARK: /v1/auth
+
+    func auth(_ request: Request) -> Response {
+        guard let caller = caller(request), caller.scopes.contains(.verify) else {
+            authRefused.increment()
+            return Response(status: caller == nil ? .unauthorized : .forbidden)
+        }
+        guard let token = sessionToken(request) else {
+            authRefused.increment()
+            return Response(status: .unauthorized)
+        }
+        do {
+            let claims = try gatehouse.verifySession(token)
+            authOK.increment()
+            return Response(status: .noContent, headers: [
+                Self.userHeader: claims.common.user,
+                Self.sessionIDHeader: claims.sessionID,
+                Self.authTimeHeader: String(claims.authTime),
+            ])
+        } catch {
+            authRefused.increment()
+            if error.code == .unavailable {
+                return Response(status: .serviceUnavailable, headers: [HTTPSupport.retryAfter: "5"])
+            }
+            return Response(status: .unauthorized)
+        }
+    }
+
+    // MARK: Callers and tokens
+
+    func caller(_ request: Request) -> APIKeyRegistry.Entry? {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
+        return apiKeys.authenticate(header.dropFirst(7))
+    }
+
+    func require(_ scope: APIKeyConfiguration.Scope, _ request: Request) throws(ServiceError) {
+        guard let caller = caller(request) else { throw ServiceError(.unauthorized, "an API key is required: Authorization: Bearer <key>") }
+        guard caller.scopes.contains(scope) else { throw ServiceError(.forbidden, "this API key lacks the '\(scope.rawValue)' scope") }
+    }
+
+    func sessionToken(_ request: Request) -> String? {
+        if let header = request.headers[Self.sessionHeader] { return header }
+        guard let cookies = request.headers[.cookie] else { return nil }
+        for part in cookies.split(separator: ";") {
+            let trimmed = part.drop(while: { $0 == " " })
+            if trimmed.hasPrefix("gatehouse_session=") { return String(trimmed.dropFirst("gatehouse_session=".count)) }
+        }
+        return nil
+    }
+
+    func principal(_ request: Request) throws(ServiceError) -> Principal {
+        try gatehouse.principal(sessionToken: sessionToken(request), challengeToken: request.headers[Self.challengeHeader])
+    }
+
+    // MARK: Routing
+
+    func route(_ request: inout Request, path: String) async throws(ServiceError) -> Response {
+        let method = request.method
+        switch (method, path) {
+        case (.get, "/healthz"):
+            return HTTPSupport.json(.ok, ["status": "ok"])
+        case (.get, "/readyz"):
+            if let reason = await gatehouse.notReadyReason() {
+                return HTTPSupport.json(.serviceUnavailable, ["status": "not_ready", "reason": reason])
+            }
+            return HTTPSupport.json(.ok, ["status": "ready"])
+        case (.get, "/metrics"):
+            return metrics.response()
+        case (.get, "/.well-known/jwks.json"):
+            let jwks = gatehouse.tokens.keys.keyring.jwks
+            return Response(status: .ok, headers: [.contentType: "application/jwk-set+json"], body: ResponseBody(byteBuffer: ByteBuffer(string: jwks)))
+
+        case (.post, "/v1/sessions/verify"):
+            try require(.verify, request)
+            struct Body: Decodable { var token: String }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["token"])
+            let claims = try gatehouse.verifySession(body.token)
+            return HTTPSupport.json(.ok, [
+                "user": claims.common.user, "session_id": claims.sessionID,
+                "issued_at": HTTPSupport.time(claims.common.issuedAt), "expires_at": HTTPSupport.time(claims.common.expiresAt),
+                "auth_time": HTTPSupport.time(claims.authTime), "amr": claims.methods.strings,
+            ])
+        case (.post, "/v1/sessions/refresh"):
+            try require(.frontend, request)
+            struct Body: Decodable { var token: String }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["token"])
+            let session = try await gatehouse.refreshSession(body.token)
+            return HTTPSupport.json(.ok, ["session": sessionObject(session)])
+        case (.post, "/v1/sessions/revoke"):
+            try require(.frontend, request)
+            struct Body: Decodable { var token: String }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["token"])
+            try await gatehouse.revokeSession(HTTPSupport.shortString(body.token, field: "token"))
+            return Response(status: .noContent)
+
+        case (.post, "/v1/login/start"):
+            try require(.frontend, request)
+            struct Body: Decodable { var user: String; var client_ip: String?; var user_agent: String?; var remember_token: String? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user", "client_ip", "user_agent", "remember_token"])
+            let result = try await gatehouse.startLogin(
+                user: HTTPSupport.user(body.user), clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
+            )
+            return HTTPSupport.json(.ok, loginObject(result))
+        case (.post, "/v1/login/finish"):
+            try require(.frontend, request)
+            struct Body: Decodable {
+                var challenge: String; var method: String; var code: String
+                var remember: Bool?; var client_ip: String?; var user_agent: String?
+            }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["challenge", "method", "code", "remember", "client_ip", "user_agent"])
+            guard ["totp", "email", "backup_code"].contains(body.method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
+            let result = try await gatehouse.finishLogin(
+                challenge: HTTPSupport.shortString(body.challenge, field: "challenge"), method: body.method,
+                code: HTTPSupport.shortString(body.code, field: "code", max: 64),
+                clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
+            )
+            return HTTPSupport.json(.ok, loginObject(result))
+
+        case (.get, "/v1/me"):
+            try require(.frontend, request)
+            return try await meObject(principal(request).user)
+        case (.post, "/v1/me/totp"):
+            try require(.frontend, request)
+            struct Body: Decodable {}
+            _ = try await HTTPSupport.body(Body.self, from: &request, allowed: [], emptyAllowed: true)
+            let pending = try await gatehouse.startTOTPEnrollment(principal(request))
+            return HTTPSupport.json(.ok, [
+                "secret": pending.secret, "otpauth_uri": pending.otpauthURI, "qr_svg": pending.qrSVG,
+                "expires_at": HTTPSupport.time(pending.expiresAt),
+            ])
+        case (.post, "/v1/me/totp/confirm"):
+            try require(.frontend, request)
+            struct Body: Decodable { var code: String; var client_ip: String?; var user_agent: String? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["code", "client_ip", "user_agent"])
+            let enabled = try await gatehouse.confirmTOTPEnrollment(
+                principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64),
+                clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
+            )
+            var object: [String: Any] = [
+                "two_step": ["enabled": true, "method": enabled.method.rawValue],
+                "backup_codes": enabled.backupCodes,
+                "app_password": ["id": enabled.appPassword.id, "label": enabled.appPassword.label, "password": enabled.appPassword.password],
+            ]
+            if let session = enabled.session { object["session"] = sessionObject(session) }
+            return HTTPSupport.json(.ok, object)
+        case (.delete, "/v1/me/two-step"):
+            try require(.frontend, request)
+            struct Body: Decodable { var code: String; var client_ip: String? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["code", "client_ip"])
+            try await gatehouse.disableTwoStep(principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip))
+            return Response(status: .noContent)
+
+        case (.post, "/v1/users/import"):
+            try require(.admin, request)
+            let buffer: ByteBuffer
+            do { buffer = try await request.collectBody(upTo: 8 << 20) } catch { throw HTTPSupport.invalid("the import is larger than 8 MiB") }
+            guard let text = String(validating: Array(buffer.readableBytesView), as: UTF8.self) else { throw HTTPSupport.invalid("the import must be UTF-8 NDJSON") }
+            let results = await gatehouse.importUsers(ndjson: text)
+            return HTTPSupport.json(.ok, [
+                "imported": results.filter(\.ok).count, "failed": results.filter { !$0.ok }.count,
+                "results": results.map { r -> [String: Any] in
+                    var o: [String: Any] = ["line": r.line, "ok": r.ok]
+                    if let u = r.user { o["user"] = u }
+                    if let e = r.error { o["error"] = e }
+                    return o
+                },
+            ])
+        default:
+            return try await routeWithParameters(&request, method: method, path: path)
+        }
+    }
+
+    func routeWithParameters(_ request: inout Request, method: HTTPRequest.Method, path: String) async throws(ServiceError) -> Response {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).map { String($0) }
+        // ["", "v1", "domains", D, "policy"]
+        if parts.count == 5, parts[1] == "v1", parts[2] == "domains", parts[4] == "policy" {
+            try require(.admin, request)
+            guard let domain = DomainName(parts[3].removingPercentEncoding ?? "") else { throw HTTPSupport.invalid("not a domain name") }
+            switch method {
+            case .get:
+                return HTTPSupport.json(.ok, policyObject(domain, gatehouse.policy(of: domain)))
+            case .put:
+                struct Body: Decodable {
+                    var mode: DomainPolicy.Mode; var methods: [DomainPolicy.Method]?
+                    var remember_device_days: Int?; var session_hours: Int?; var app_password_reveal: Bool?
+                }
+                let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["mode", "methods", "remember_device_days", "session_hours", "app_password_reveal"])
+                var policy = gatehouse.policy(of: domain)
+                policy.mode = body.mode
+                if let m = body.methods {
+                    guard !m.isEmpty, Set(m).count == m.count else { throw HTTPSupport.invalid("methods must be a non-empty list without repeats") }
+                    policy.methods = m
+                }
+                if let d = body.remember_device_days {
+                    guard DomainPolicy.rememberDeviceDaysRange.contains(d) else { throw HTTPSupport.invalid("remember_device_days must be 0...365") }
+                    policy.rememberDeviceDays = d
+                }
+                if let h = body.session_hours {
+                    guard DomainPolicy.sessionHoursRange.contains(h) else { throw HTTPSupport.invalid("session_hours must be 1...168") }
+                    policy.sessionHours = h
+                }
+                if let r = body.app_password_reveal { policy.appPasswordReveal = r }
+                try await gatehouse.setPolicy(policy, for: domain)
+                return HTTPSupport.json(.ok, policyObject(domain, policy))
+            default:
+                throw ServiceError(.notFound, "no such endpoint")
+            }
+        }
+        // ["", "v1", "users", U, …]
+        if parts.count >= 4, parts[1] == "v1", parts[2] == "users" {
+            try require(.admin, request)
+            let user = try HTTPSupport.user(parts[3].removingPercentEncoding ?? "")
+            switch (method, parts.count, parts.count > 4 ? parts[4] : "", parts.count > 5 ? parts[5] : "") {
+            case (.get, 4, _, _):
+                let status = try await gatehouse.adminStatus(of: user)
+                var object = meDictionary(status.me)
+                object["throttle"] = [
+                    "failures": status.failures, "locked": status.locked,
+                    "wait_until": status.throttledUntilMilliseconds.map { HTTPSupport.time($0 / 1000) } as Any? ?? NSNull(),
+                ]
+                return HTTPSupport.json(.ok, object)
+            case (.delete, 5, "two-step", _):
+                try await gatehouse.adminReset(user)
+                return Response(status: .noContent)
+            case (.post, 5, "unlock", _):
+                try await gatehouse.unlock(user)
+                return Response(status: .noContent)
+            case (.post, 6, "sessions", "revoke-all"):
+                try await gatehouse.revokeAllSessions(of: user)
+                return Response(status: .noContent)
+            default:
+                throw ServiceError(.notFound, "no such endpoint")
+            }
+        }
+        throw ServiceError(.notFound, "no such endpoint")
+    }
+
+    // MARK: Response bodies
+
+    func sessionObject(_ s: IssuedSession) -> [String: Any] {
+        ["token": s.token, "id": s.id, "expires_at": HTTPSupport.time(s.expiresAt)]
+    }
+
+    func loginObject(_ result: LoginResult) -> [String: Any] {
+        switch result {
+        case .authenticated(let session):
+            return ["status": "authenticated", "session": sessionObject(session)]
+        case .secondStep(let challenge, let expires, let methods):
+            return ["status": "second_step", "challenge": ["token": challenge, "expires_at": HTTPSupport.time(expires)], "methods": methods]
+        case .enrollmentRequired(let challenge, let expires):
+            return ["status": "enrollment_required", "challenge": ["token": challenge, "expires_at": HTTPSupport.time(expires)]]
+        }
+    }
+
+    func policyObject(_ domain: DomainName, _ p: DomainPolicy) -> [String: Any] {
+        [
+            "domain": domain.value, "mode": p.mode.rawValue, "methods": p.methods.map(\.rawValue),
+            "remember_device_days": p.rememberDeviceDays, "session_hours": p.sessionHours, "app_password_reveal": p.appPasswordReveal,
+        ]
+    }
+
+    func meObject(_ user: UserID) async throws(ServiceError) -> Response {
+        HTTPSupport.json(.ok, meDictionary(try await gatehouse.status(of: user)))
+    }
+
+    func meDictionary(_ me: MeStatus) -> [String: Any] {
+        let twoStep: [String: Any] = ["enabled": me.record.twoStepEnabled, "method": me.record.method.map { $0.rawValue as Any } ?? NSNull()]
+        let totp: [String: Any] = me.record.totpEnvelope != nil
+            ? ["enrolled": true, "since": HTTPSupport.time(me.record.totpSince ?? 0)]
+            : ["enrolled": false]
+        var object: [String: Any] = [
+            "user": me.user.value,
+            "two_step": twoStep,
+            "totp": totp,
+            "backup_codes_remaining": me.backupCodesRemaining,
+            "domain_policy": policyObject(DomainName(me.user.domain)!, me.policy),
+            "app_passwords": me.appPasswords.map { entry -> [String: Any] in
+                var o: [String: Any] = [:]
+                for (k, v) in entry {
+                    if (k == "created_at" || k == "last_used_at"), let t = v as? Int64 { o[k] = HTTPSupport.time(t) } else { o[k] = v }
+                }
+                return o
+            },
+            "devices": [] as [Any],
+        ]
+        if let address = me.record.recoveryEmail {
+            object["recovery_email"] = ["address": address, "verified": me.record.recoveryVerified]
+        }
+        return object
+    }
+}

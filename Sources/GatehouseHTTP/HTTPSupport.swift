@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+public import GatehouseService
+public import Hummingbird
+
+/// JSON and problem responses, and strict request bodies.
+enum HTTPSupport {
+    static let maximumBodyBytes = 64 * 1024
+
+    static let jsonType = HTTPField.Name.contentType
+    static let retryAfter = HTTPField.Name("Retry-After")!
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    /// An RFC 9457 problem with a SPEC code.
+    static func problem(_ error: ServiceError) -> Response {
+        var object: [String: Any] = [
+            "type": "https://gatehouse.dev/problems/\(error.code.name)",
+            "title": title(error.code),
+            "status": error.code.status,
+            "detail": error.detail,
+            "code": error.code.name,
+        ]
+        if let remaining = error.attemptsRemaining { object["attempts_remaining"] = remaining }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        var headers: HTTPFields = [.contentType: "application/problem+json", .cacheControl: "no-store"]
+        if error.code.status == 429 || error.code.status == 503 {
+            headers[retryAfter] = String(error.retryAfterSeconds ?? 1)
+        }
+        return Response(status: .init(code: error.code.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func title(_ code: ServiceError.Code) -> String {
+        switch code.name {
+        case "invalid_request": "Invalid request"
+        case "unauthorized": "Missing or unknown API key"
+        case "forbidden": "API key lacks the scope"
+        case "invalid_token": "Invalid token"
+        case "invalid_code": "Invalid code"
+        case "challenge_expired": "Challenge expired"
+        case "rate_limited": "Too many attempts"
+        case "two_step_disabled": "Two-step authentication is disabled"
+        case "reauthentication_required": "Reauthentication required"
+        case "recovery_email_required": "Recovery email required"
+        case "not_enrolled": "Not enrolled"
+        case "method_not_allowed": "Method not allowed"
+        case "not_found": "Not found"
+        case "unavailable": "Service unavailable"
+        default: "Error"
+        }
+    }
+
+    static func invalid(_ detail: String) -> ServiceError { ServiceError(.invalidRequest, detail) }
+
+    /// Reads a JSON object body of at most 64 KiB whose members are all in `allowed`, then decodes
+    /// it with JSONDecoder (strict about types). Anything else is `400 invalid_request`.
+    static func body<T: Decodable>(_ type: T.Type, from request: inout Request, allowed: Set<String>, emptyAllowed: Bool = false) async throws(ServiceError) -> T {
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: maximumBodyBytes) } catch {
+            throw invalid("the body is larger than 64 KiB")
+        }
+        var data = Data(buffer.readableBytesView)
+        if data.isEmpty, emptyAllowed { data = Data("{}".utf8) }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw invalid("the body must be a JSON object")
+        }
+        if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw invalid("unknown field '\(unknown)'")
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch let DecodingError.typeMismatch(_, context) {
+            throw invalid("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw invalid("field '\(key.stringValue)' is required")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw invalid("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must not be null")
+        } catch {
+            throw invalid("the body does not match the expected fields")
+        }
+    }
+
+    /// RFC 3339 UTC.
+    static func time(_ seconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    static func user(_ text: String, field: String = "user") throws(ServiceError) -> UserID {
+        guard let user = UserID(text) else { throw invalid("\(field) must be an email address (local@domain, at most 254 bytes)") }
+        return user
+    }
+
+    /// `client_ip` must be an IP address when present (it keys the per-address budget).
+    static func clientIP(_ text: String?) throws(ServiceError) -> String? {
+        guard let text else { return nil }
+        guard ipBudgetKey(text) != nil else { throw invalid("client_ip must be an IPv4 or IPv6 address") }
+        return text
+    }
+
+    static func userAgent(_ text: String?) throws(ServiceError) -> String? {
+        guard let text else { return nil }
+        guard text.utf8.count <= 512 else { throw invalid("user_agent is longer than 512 bytes") }
+        return text
+    }
+
+    static func shortString(_ text: String, field: String, max: Int = 4096) throws(ServiceError) -> String {
+        guard text.utf8.count <= max else { throw invalid("\(field) is too long") }
+        return text
+    }
+}

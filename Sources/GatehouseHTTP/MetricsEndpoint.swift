@@ -1,0 +1,20 @@
+public import Hummingbird
+import Metrics
+import Prometheus
+
+/// The Prometheus registry behind swift-metrics, and `GET /metrics`.
+public final class MetricsEndpoint: Sendable {
+    let registry: PrometheusCollectorRegistry
+
+    /// Creates the registry and bootstraps swift-metrics with it (once per process).
+    public init(bootstrap: Bool = true) {
+        registry = PrometheusCollectorRegistry()
+        if bootstrap { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
+    }
+
+    func response() -> Response {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
+    }
+}

@@ -1,0 +1,68 @@
+public import GatehouseRedis
+
+/// The code check: one atomic Lua script per attempt (SPEC §1, §6) — the heart of the product.
+///
+/// In one round trip it (1) refuses a locked user, (2) refuses an IP prefix over its failure
+/// budget, (3) refuses while the user's back-off wait runs, (4) refuses if the credential the node
+/// checked against is stale, (5) refuses a challenge that already completed, then either
+/// (6a) accepts a match whose step is *greater* than the last accepted step (forward-only, so an
+/// older step after a newer one is a replay too), records it, clears the throttle and consumes the
+/// challenge, or (6b) counts a failure: per-user consecutive failures with a doubling wait after
+/// the free ones and a lock at the limit, and the per-IP counter with its window.
+///
+/// Time inside the script is Redis's own `TIME`, so every node throttles on one clock.
+///
+/// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
+/// `locked`), 3 replay marker (last accepted step), 4 IP-prefix failure counter, 5 challenge
+/// marker (consumed on success).
+/// ARGV: 1 expected credential version (`""` skips the check), 2 matched step (`-1` = no match),
+/// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit, 7 IP window s,
+/// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s.
+///
+/// Replies: `{"ok"}`, `{"invalid", attempts_remaining, replay(0|1), wait_ms}`,
+/// `{"throttled", wait_ms}`, `{"locked"}`, `{"ip_limited", ttl_s}`, `{"stale"}`, `{"consumed"}`.
+public enum CodeCheckScript {
+    public static let script = RedisScript(#"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('HGET', KEYS[2], 'locked') == '1' then return {'locked'} end
+local ipFails = tonumber(redis.call('GET', KEYS[4]) or '0')
+if ipFails >= tonumber(ARGV[6]) then
+  local ttl = redis.call('TTL', KEYS[4])
+  if ttl < 1 then ttl = 1 end
+  return {'ip_limited', ttl}
+end
+local nextAt = tonumber(redis.call('HGET', KEYS[2], 'next_at') or '0')
+if now < nextAt then return {'throttled', nextAt - now} end
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'cred_version') ~= ARGV[1] then return {'stale'} end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {'consumed'} end
+local step = tonumber(ARGV[2])
+local replay = 0
+if step >= 0 then
+  local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
+  if step > last then
+    redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[8]))
+    redis.call('DEL', KEYS[2])
+    redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[9]))
+    return {'ok'}
+  end
+  replay = 1
+end
+local free = tonumber(ARGV[3])
+local fails = redis.call('HINCRBY', KEYS[2], 'fails', 1)
+local wait = 0
+if fails > free then
+  local exponent = fails - free - 1
+  if exponent > 30 then exponent = 30 end
+  wait = 1000 * (2 ^ exponent)
+  if wait > tonumber(ARGV[4]) then wait = tonumber(ARGV[4]) end
+  redis.call('HSET', KEYS[2], 'next_at', now + wait)
+end
+if fails >= tonumber(ARGV[5]) then redis.call('HSET', KEYS[2], 'locked', '1') end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[10]))
+if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7])) end
+local remaining = free - fails
+if remaining < 0 then remaining = 0 end
+return {'invalid', remaining, replay, wait}
+"""#)
+}

@@ -1,0 +1,79 @@
+import Glibc
+public import GatehouseRedis
+
+/// Runs `CodeCheckScript` and turns its reply into an outcome.
+public struct CodeChecker: Sendable {
+    /// What one attempt came to.
+    public enum Outcome: Sendable, Equatable {
+        case accepted
+        /// Wrong or replayed (the caller must not be able to tell which).
+        case rejected(attemptsRemaining: Int, replay: Bool)
+        case throttled(retryAfterSeconds: Int)
+        case locked
+        case ipLimited(retryAfterSeconds: Int)
+        /// The credential changed since the node loaded it; reload and retry.
+        case stale
+        /// The challenge already completed.
+        case consumed
+    }
+
+    /// The keys of one attempt.
+    public struct Keys: Sendable {
+        public var userRecord: String
+        public var throttle: String
+        public var replayMarker: String
+        public var ipCounter: String
+        public var challengeMarker: String
+    }
+
+    let redis: RedisClient
+    let settings: GatehouseConfiguration.Throttle
+    /// The throttle record outlives a quiet day so "100 consecutive failures" means consecutive.
+    let throttleTTLSeconds = 30 * 24 * 3600
+
+    /// One attempt. `matchedStep` is the TOTP step the node found for the code (nil = no match).
+    func check(keys: Keys, credentialVersion: String, matchedStep: UInt64?, replayTTLSeconds: Int, challengeTTLSeconds: Int) async throws -> Outcome {
+        let reply = try await redis.eval(
+            CodeCheckScript.script,
+            keys: [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker],
+            arguments: [
+                credentialVersion, matchedStep.map { String($0) } ?? "-1",
+                settings.freeFailures, settings.maximumBackoffSeconds * 1000, settings.lockAfterFailures,
+                settings.ipFailureLimit, settings.ipWindowSeconds, replayTTLSeconds, challengeTTLSeconds, throttleTTLSeconds,
+            ]
+        )
+        guard let items = reply.array, let status = items.first?.string else {
+            throw RedisError(.unexpectedReply, "code check returned \(reply)")
+        }
+        func int(_ i: Int) -> Int { i < items.count ? Int(items[i].integer ?? 0) : 0 }
+        switch status {
+        case "ok": return .accepted
+        case "invalid": return .rejected(attemptsRemaining: int(1), replay: int(2) == 1)
+        case "throttled": return .throttled(retryAfterSeconds: max(1, (int(1) + 999) / 1000))
+        case "locked": return .locked
+        case "ip_limited": return .ipLimited(retryAfterSeconds: max(1, int(1)))
+        case "stale": return .stale
+        case "consumed": return .consumed
+        default: throw RedisError(.unexpectedReply, "code check returned \(reply)")
+        }
+    }
+}
+
+/// The client-IP key part: IPv4 as is, IPv6 by its /64 (SPEC §6). nil for text that is not an IP.
+public func ipBudgetKey(_ text: String) -> String? {
+    var v4 = in_addr()
+    if inet_pton(AF_INET, text, &v4) == 1 {
+        var out = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        inet_ntop(AF_INET, &v4, &out, socklen_t(out.count))
+        return String(cString: out)
+    }
+    var v6 = in6_addr()
+    if inet_pton(AF_INET6, text, &v6) == 1 {
+        // Keep the first 8 bytes (the /64), zero the interface identifier.
+        withUnsafeMutableBytes(of: &v6) { raw in for i in 8..<16 { raw[i] = 0 } }
+        var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        inet_ntop(AF_INET6, &v6, &out, socklen_t(out.count))
+        return String(cString: out) + "/64"
+    }
+    return nil
+}

@@ -1,0 +1,197 @@
+public import Foundation
+public import GatehouseCore
+
+/// Everything a node is configured with, loaded in one place (`load(environment:)`): defaults, then
+/// the JSON file named by `GATEHOUSE_CONFIG` (or `--config`), then `GATEHOUSE_*` variables.
+/// Secrets may come from files (`*_FILE` variables, or the keyring/data-key files).
+public struct GatehouseConfiguration: Sendable {
+    /// Where the HTTP server listens.
+    public struct Listen: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        /// Parses `host:port` or `[v6]:port`.
+        public init?(_ text: String) {
+            if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+                let host = String(text[text.index(after: text.startIndex)..<close])
+                let rest = text[text.index(after: close)...]
+                guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (0...65535).contains(port) else { return nil }
+                self.host = host
+                self.port = port
+            } else {
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (0...65535).contains(port) else { return nil }
+                self.host = String(parts[0])
+                self.port = port
+            }
+        }
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// Second-step throttle and lock (SPEC §6).
+    public struct Throttle: Sendable {
+        public var freeFailures = 5
+        public var maximumBackoffSeconds = 900
+        public var lockAfterFailures = 100
+        public var ipFailureLimit = 100
+        public var ipWindowSeconds = 900
+        public init() {}
+    }
+
+    /// TOTP parameters (SPEC §6).
+    public struct TOTPSettings: Sendable {
+        public var digits = 6
+        public var period = 30
+        public var window = 1
+        /// A node whose clock is further than this from Redis's reports not ready.
+        public var maximumClockOffsetSeconds = 30
+        public init() {}
+    }
+
+    /// Token lifetimes (SPEC §6).
+    public struct Lifetimes: Sendable {
+        public var challengeSeconds: Int64 = 300
+        public var sessionAbsoluteSeconds: Int64 = 7 * 24 * 3600
+        public var resetSeconds: Int64 = 900
+        public var enrollmentPendingSeconds: Int64 = 600
+        /// "Fresh sign-in" for factor changes.
+        public var reauthenticationSeconds: Int64 = 600
+        public init() {}
+    }
+
+    public var listen = Listen(host: "127.0.0.1", port: 8080)
+    /// Folder for the embedded Redis, generated keys and the development API key.
+    public var stateDirectory = ".gatehouse"
+    /// External Redis; nil means start an embedded `redis-server` under the state folder.
+    public var redisURL: String?
+    public var keyringFile: String?
+    public var dataKeyFile: String?
+    /// API keys (already parsed).
+    public var apiKeys: [APIKeyConfiguration] = []
+    public var smtpURL: String?
+    public var mailFrom = "gatehouse@localhost"
+    /// `iss` of tokens and the issuer shown in authenticator apps.
+    public var issuer = "Gatehouse"
+    /// Redis key prefix.
+    public var redisPrefix = "gh"
+    /// With the revocation feed down, sessions keep verifying this long, then `/v1/auth` is 503.
+    public var revocationGraceSeconds = 120
+    public var throttle = Throttle()
+    public var totp = TOTPSettings()
+    public var lifetimes = Lifetimes()
+    /// Log level name (trace … critical).
+    public var logLevel = "info"
+
+    /// Defaults.
+    public init() {}
+
+    /// Loads defaults, then the config file, then the environment.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment, configFile: String? = nil) throws(ServiceError) -> GatehouseConfiguration {
+        var config = GatehouseConfiguration()
+        if let path = configFile ?? environment["GATEHOUSE_CONFIG"] {
+            try config.apply(file: path)
+        }
+        try config.apply(environment: environment)
+        return config
+    }
+
+    /// Applies a JSON config file whose keys are the variable names without `GATEHOUSE_`, lower
+    /// case (`listen`, `redis_url`, `api_keys`, …). Unknown keys are an error.
+    mutating func apply(file path: String) throws(ServiceError) {
+        let data: Data
+        do { data = try KeyFiles.read(path: path) } catch { throw ServiceError(.invalidRequest, "cannot read config file \(path)", underlying: error) }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ServiceError(.invalidRequest, "config file \(path) is not a JSON object")
+        }
+        var env: [String: String] = [:]
+        for (key, value) in object {
+            let name = "GATEHOUSE_" + key.uppercased()
+            guard Self.knownVariables.contains(name) else { throw ServiceError(.invalidRequest, "unknown config key \(key) in \(path)") }
+            switch value {
+            case let s as String: env[name] = s
+            case let n as NSNumber: env[name] = n.stringValue
+            case let a as [String]: env[name] = a.joined(separator: ",")
+            default: throw ServiceError(.invalidRequest, "config key \(key) must be a string, number or list of strings")
+            }
+        }
+        try apply(environment: env)
+    }
+
+    static let knownVariables: Set<String> = [
+        "GATEHOUSE_LISTEN", "GATEHOUSE_STATE_DIR", "GATEHOUSE_REDIS_URL", "GATEHOUSE_KEYRING_FILE", "GATEHOUSE_DATA_KEY_FILE",
+        "GATEHOUSE_API_KEYS", "GATEHOUSE_API_KEYS_FILE", "GATEHOUSE_SMTP_URL", "GATEHOUSE_MAIL_FROM", "GATEHOUSE_ISSUER",
+        "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
+    ]
+
+    mutating func apply(environment env: [String: String]) throws(ServiceError) {
+        if let v = env["GATEHOUSE_LISTEN"] {
+            guard let listen = Listen(v) else { throw ServiceError(.invalidRequest, "GATEHOUSE_LISTEN must be host:port") }
+            self.listen = listen
+        }
+        if let v = env["GATEHOUSE_STATE_DIR"], !v.isEmpty { stateDirectory = v }
+        if let v = env["GATEHOUSE_REDIS_URL"], !v.isEmpty { redisURL = v }
+        if let v = env["GATEHOUSE_KEYRING_FILE"], !v.isEmpty { keyringFile = v }
+        if let v = env["GATEHOUSE_DATA_KEY_FILE"], !v.isEmpty { dataKeyFile = v }
+        if let v = env["GATEHOUSE_SMTP_URL"], !v.isEmpty { smtpURL = v }
+        if let v = env["GATEHOUSE_MAIL_FROM"], !v.isEmpty { mailFrom = v }
+        if let v = env["GATEHOUSE_ISSUER"], !v.isEmpty { issuer = v }
+        if let v = env["GATEHOUSE_LOG_LEVEL"], !v.isEmpty { logLevel = v }
+        if let v = env["GATEHOUSE_REDIS_PREFIX"], !v.isEmpty {
+            guard !v.contains("{"), !v.contains("}") else { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_PREFIX must not contain braces") }
+            redisPrefix = v
+        }
+        if let v = env["GATEHOUSE_REVOCATION_GRACE_SECONDS"] {
+            guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_REVOCATION_GRACE_SECONDS must be a non-negative integer") }
+            revocationGraceSeconds = n
+        }
+        var keysText: String?
+        if let path = env["GATEHOUSE_API_KEYS_FILE"] {
+            do { keysText = String(decoding: try KeyFiles.read(path: path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
+                throw ServiceError(.invalidRequest, "cannot read GATEHOUSE_API_KEYS_FILE", underlying: error)
+            }
+        }
+        if let v = env["GATEHOUSE_API_KEYS"] { keysText = v }
+        if let keysText {
+            apiKeys = try APIKeyConfiguration.parseList(keysText)
+        }
+    }
+}
+
+/// One API key: `name:scope+scope:secret` (SPEC §7).
+public struct APIKeyConfiguration: Sendable, Equatable {
+    /// Scopes of SPEC §3.
+    public enum Scope: String, Sendable, CaseIterable {
+        case verify, frontend, mail, admin
+    }
+    public var name: String
+    public var scopes: Set<Scope>
+    public var secret: String
+
+    /// Creates a key.
+    public init(name: String, scopes: Set<Scope>, secret: String) {
+        self.name = name
+        self.scopes = scopes
+        self.secret = secret
+    }
+
+    /// Parses the comma-separated list; the secret may itself contain `:`.
+    public static func parseList(_ text: String) throws(ServiceError) -> [APIKeyConfiguration] {
+        var keys: [APIKeyConfiguration] = []
+        for item in text.split(separator: ",") {
+            let parts = item.trimmingCharacters(in: .whitespaces).split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, !parts[0].isEmpty, parts[2].utf8.count >= 16 else {
+                throw ServiceError(.invalidRequest, "API keys are name:scope+scope:secret with a secret of at least 16 characters")
+            }
+            var scopes = Set<Scope>()
+            for s in parts[1].split(separator: "+") {
+                guard let scope = Scope(rawValue: String(s)) else { throw ServiceError(.invalidRequest, "unknown API key scope '\(s)'") }
+                scopes.insert(scope)
+            }
+            guard !scopes.isEmpty else { throw ServiceError(.invalidRequest, "API key \(parts[0]) has no scopes") }
+            keys.append(APIKeyConfiguration(name: String(parts[0]), scopes: scopes, secret: String(parts[2])))
+        }
+        return keys
+    }
+}

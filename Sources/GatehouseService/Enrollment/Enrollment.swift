@@ -1,0 +1,199 @@
+import Logging
+import Foundation
+public import GatehouseCore
+import GatehouseCrypto
+import GatehouseRedis
+
+/// Who a self-service call is for: a signed-in session, or (while enrolling under an enforced
+/// policy) the login challenge standing in for it (SPEC §3).
+public enum Principal: Sendable {
+    case session(SessionClaims, UserID)
+    case challenge(ChallengeClaims, UserID)
+
+    public var user: UserID {
+        switch self {
+        case .session(_, let u), .challenge(_, let u): u
+        }
+    }
+}
+
+/// `POST /v1/me/totp`'s answer.
+public struct PendingTOTP: Sendable {
+    public var secret: String
+    public var otpauthURI: String
+    public var qrSVG: String
+    public var expiresAt: Int64
+}
+
+/// What turning two-step on returns (SPEC §4).
+public struct TwoStepEnabled: Sendable {
+    public var method: DomainPolicy.Method
+    public var backupCodes: [String]
+    public var appPassword: (id: String, label: String, password: String)
+    /// Present when the enrolment completed a login (under a challenge).
+    public var session: IssuedSession?
+}
+
+extension Gatehouse {
+    /// Resolves the caller of a self-service endpoint.
+    public func principal(sessionToken: String?, challengeToken: String?) throws(ServiceError) -> Principal {
+        if let sessionToken {
+            let claims = try verifySession(sessionToken)
+            guard let user = UserID(claims.common.user) else { throw ServiceError(.invalidToken, "session token invalid") }
+            return .session(claims, user)
+        }
+        if let challengeToken {
+            guard let claims = try? tokens.verifyChallenge(challengeToken, now: now), claims.purpose == .enroll, let user = UserID(claims.common.user) else {
+                throw ServiceError(.invalidToken, "challenge token invalid or expired")
+            }
+            return .challenge(claims, user)
+        }
+        throw ServiceError(.invalidToken, "a Gatehouse-Session (or, while enrolling, Gatehouse-Challenge) is required")
+    }
+
+    /// Factor changes need a fresh sign-in (auth_time under 10 minutes) or an enrolment challenge.
+    func requireFreshSignIn(_ principal: Principal) throws(ServiceError) {
+        switch principal {
+        case .challenge: return
+        case .session(let claims, _):
+            guard now - claims.authTime <= configuration.lifetimes.reauthenticationSeconds else {
+                throw ServiceError(.reauthenticationRequired, "sign in again (or enter a current code) to change two-step settings")
+            }
+        }
+    }
+
+    /// `POST /v1/me/totp`: a pending secret for 10 minutes.
+    public func startTOTPEnrollment(_ principal: Principal) async throws(ServiceError) -> PendingTOTP {
+        let user = principal.user
+        let policy = view.policy(for: user.domain)
+        guard policy.mode != .disabled else { throw ServiceError(.twoStepDisabled, "two-step authentication is disabled for \(user.domain)") }
+        guard policy.methods.contains(.totp) else { throw ServiceError(.methodNotAllowed, "the domain does not allow authenticator apps") }
+        try requireFreshSignIn(principal)
+        let secret: [UInt8]
+        do { secret = try OTPSecret.generate(random: random) } catch { throw ServiceError(.unavailable, "random source failed", underlying: error) }
+        let uri = OTPAuthURI(issuer: configuration.issuer, account: user.value, secret: secret, digits: configuration.totp.digits, period: configuration.totp.period).uri
+        let svg: String
+        do { svg = try QRCode(encoding: uri).svg() } catch { throw ServiceError(.unavailable, "cannot render QR code", underlying: error) }
+        let sealed: String
+        do { sealed = try secrets.seal(secret, user: user.value, purpose: "totp-pending") } catch { throw ServiceError(.unavailable, "cannot seal secret", underlying: error) }
+        let pendingID = try newID()
+        let ttl = configuration.lifetimes.enrollmentPendingSeconds
+        do {
+            _ = try await redis.send(["HSET", userKey(user, "totp", "pending"), "secret", sealed, "id", pendingID])
+            _ = try await redis.send(["EXPIRE", userKey(user, "totp", "pending"), Int(ttl)])
+        } catch { throw ServiceError.unavailable(error) }
+        logger.info("authenticator enrolment started", metadata: ["user": "\(user)"])
+        return PendingTOTP(secret: Base32.encode(secret), otpauthURI: uri, qrSVG: svg, expiresAt: now + ttl)
+    }
+
+    /// `POST /v1/me/totp/confirm`: checks a code from the pending secret and turns two-step on.
+    public func confirmTOTPEnrollment(_ principal: Principal, code: String, clientIP: String?, userAgent: String?) async throws(ServiceError) -> TwoStepEnabled {
+        let user = principal.user
+        let policy = view.policy(for: user.domain)
+        guard policy.mode != .disabled else { throw ServiceError(.twoStepDisabled, "two-step authentication is disabled for \(user.domain)") }
+        let record = try await loadUser(user)
+        guard record.recoveryVerified, record.recoveryEmail != nil else {
+            throw ServiceError(.recoveryEmailRequired, "a verified recovery email is required before two-step can be turned on")
+        }
+        let pending: [String: String]
+        do { pending = Self.hash(try await redis.send(["HGETALL", userKey(user, "totp", "pending")])) } catch { throw ServiceError.unavailable(error) }
+        guard let sealed = pending["secret"], let pendingID = pending["id"],
+              let secret = try? secrets.open(sealed, user: user.value, purpose: "totp-pending"),
+              let totp = try? TOTP(secret: secret, digits: configuration.totp.digits, period: configuration.totp.period)
+        else {
+            throw ServiceError(.notEnrolled, "no authenticator enrolment is pending (it lasts 10 minutes); start again")
+        }
+        try await checkTOTP(user: user, code: code, challengeMarker: userKey(user, "totp", "pending", pendingID), clientIP: clientIP, context: "enroll", pending: totp)
+        let final: String
+        do { final = try secrets.seal(secret, user: user.value, purpose: "totp") } catch { throw ServiceError(.unavailable, "cannot seal secret", underlying: error) }
+        var enabled = try await enableTwoStep(user: user, method: .totp, extraFields: ["totp", final, "totp_since", String(now)])
+        _ = try? await redis.send(["DEL", userKey(user, "totp", "pending")])
+        if case .challenge = principal {
+            enabled.session = try await issueSession(user: user, epoch: record.epoch, methods: [.password, .otp], authTime: now, clientIP: clientIP, userAgent: userAgent)
+        }
+        logger.info("two-step enabled", metadata: ["user": "\(user)", "method": "totp"])
+        return enabled
+    }
+
+    /// Writes the method, bumps the credential version, and makes the backup codes and the
+    /// IMAP/POP/SMTP app password that turning two-step on brings (as SmarterMail does).
+    func enableTwoStep(user: UserID, method: DomainPolicy.Method, extraFields: [String]) async throws(ServiceError) -> TwoStepEnabled {
+        let codes = try makeBackupCodes()
+        let app = try makeAppPassword(label: "IMAP/POP/SMTP", services: ["imap", "pop3", "smtp"])
+        var fields: [any RedisArgumentConvertible] = ["HSET", userKey(user, "user"), "method", method.rawValue]
+        for f in extraFields { fields.append(f) }
+        do {
+            _ = try await redis.pipeline([
+                RedisCommand(fields),
+                RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
+                RedisCommand(["DEL", userKey(user, "backup")]),
+                RedisCommand((["SADD", userKey(user, "backup")] + codes.map { keyedHash(Self.normalizeBackupCode($0)) }).map { $0 as any RedisArgumentConvertible }),
+                RedisCommand(["HSET", userKey(user, "app-passwords"), app.id, app.record]),
+            ])
+            try await feed.publish(.credentialsChanged(user: user.value), now: now)
+        } catch { throw ServiceError.unavailable(error) }
+        return TwoStepEnabled(method: method, backupCodes: codes, appPassword: (app.id, "IMAP/POP/SMTP", app.display), session: nil)
+    }
+
+    /// `DELETE /v1/me/two-step {"code"}`: turns two-step off after a current code.
+    public func disableTwoStep(_ principal: Principal, code: String, clientIP: String?) async throws(ServiceError) {
+        let user = principal.user
+        let record = try await loadUser(user)
+        guard record.twoStepEnabled else { throw ServiceError(.notEnrolled, "two-step is not on") }
+        try await checkTOTP(user: user, code: code, challengeMarker: userKey(user, "disable", try newID()), clientIP: clientIP, context: "disable")
+        try await removeSecondStep(user: user)
+        logger.info("two-step disabled", metadata: ["user": "\(user)"])
+    }
+
+    /// Removes TOTP, backup codes and app passwords; bumps the credential version.
+    func removeSecondStep(user: UserID) async throws(ServiceError) {
+        do {
+            _ = try await redis.pipeline([
+                RedisCommand(["HDEL", userKey(user, "user"), "method", "totp", "totp_since"]),
+                RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
+                RedisCommand(["DEL", userKey(user, "backup"), userKey(user, "app-passwords"), userKey(user, "totp", "pending")]),
+            ])
+            try await feed.publish(.credentialsChanged(user: user.value), now: now)
+        } catch { throw ServiceError.unavailable(error) }
+    }
+
+    // MARK: Backup codes and app passwords (generation; their checks come with the next issue)
+
+    static let backupAlphabet = Array("23456789abcdefghjkmnpqrstuvwxyz".utf8)  // no 0/1/i/l/o
+
+    func makeBackupCodes() throws(ServiceError) -> [String] {
+        var codes: [String] = []
+        for _ in 0..<10 {
+            var chars: [UInt8] = []
+            for i in 0..<10 {
+                if i == 5 { chars.append(UInt8(ascii: "-")) }
+                let index: UInt32
+                do { index = try random.uniform(below: UInt32(Self.backupAlphabet.count)) } catch {
+                    throw ServiceError(.unavailable, "random source failed", underlying: error)
+                }
+                chars.append(Self.backupAlphabet[Int(index)])
+            }
+            codes.append(String(decoding: chars, as: UTF8.self))
+        }
+        return codes
+    }
+
+    static func normalizeBackupCode(_ code: String) -> String {
+        code.lowercased().filter { $0 != "-" && $0 != " " }
+    }
+
+    /// 24 lowercase letters (≥ 112 bits), shown in groups of 4; stored as a keyed hash.
+    func makeAppPassword(label: String, services: [String]) throws(ServiceError) -> (id: String, display: String, record: String) {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz".utf8)
+        var raw: [UInt8] = []
+        for _ in 0..<24 {
+            do { raw.append(letters[Int(try random.uniform(below: 26))]) } catch { throw ServiceError(.unavailable, "random source failed", underlying: error) }
+        }
+        let password = String(decoding: raw, as: UTF8.self)
+        let display = stride(from: 0, to: 24, by: 4).map { i in String(decoding: raw[i..<i + 4], as: UTF8.self) }.joined(separator: " ")
+        let id = try newID()
+        let record: [String: Any] = ["label": label, "services": services, "hash": keyedHash(password), "created_at": now]
+        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        return (id, display, json)
+    }
+}

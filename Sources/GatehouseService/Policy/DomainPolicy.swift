@@ -1,0 +1,51 @@
+/// A domain's two-step policy (SPEC §2).
+public struct DomainPolicy: Sendable, Equatable, Codable {
+    /// The policy mode.
+    public enum Mode: String, Sendable, Codable, CaseIterable {
+        /// No second step; self-service answers 403 `two_step_disabled`.
+        case disabled
+        /// Users may turn it on (the default for a domain never set).
+        case optional
+        /// Every login of a user who has not enrolled must enrol first.
+        case enforced
+    }
+
+    /// Second-step methods.
+    public enum Method: String, Sendable, Codable, CaseIterable {
+        case totp, email
+    }
+
+    public var mode: Mode
+    /// Second steps allowed.
+    public var methods: [Method]
+    /// Remember-me lifetime in days (0 turns it off).
+    public var rememberDeviceDays: Int
+    /// Session lifetime in hours.
+    public var sessionHours: Int
+    /// Whether app passwords may be revealed again after creation.
+    public var appPasswordReveal: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case mode, methods
+        case rememberDeviceDays = "remember_device_days"
+        case sessionHours = "session_hours"
+        case appPasswordReveal = "app_password_reveal"
+    }
+
+    /// SPEC defaults.
+    public static let `default` = DomainPolicy(mode: .optional, methods: [.totp, .email], rememberDeviceDays: 30, sessionHours: 8, appPasswordReveal: false)
+
+    /// Creates a policy.
+    public init(mode: Mode, methods: [Method], rememberDeviceDays: Int, sessionHours: Int, appPasswordReveal: Bool) {
+        self.mode = mode
+        self.methods = methods
+        self.rememberDeviceDays = rememberDeviceDays
+        self.sessionHours = sessionHours
+        self.appPasswordReveal = appPasswordReveal
+    }
+
+    /// Allowed ranges, enforced on every write.
+    public static let rememberDeviceDaysRange = 0...365
+    /// Allowed session lengths in hours (never past the 7-day absolute limit).
+    public static let sessionHoursRange = 1...168
+}

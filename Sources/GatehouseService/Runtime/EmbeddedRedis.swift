@@ -1,0 +1,83 @@
+import Foundation
+import Glibc
+import GatehouseRedis
+public import Logging
+
+/// The `redis-server` child that `gatehouse serve` starts when no Redis is configured (SPEC §7):
+/// Unix socket only (no TCP port), AOF on, data under the state folder.
+public final class EmbeddedRedis: Sendable {
+    /// The URL clients use.
+    public let url: String
+    let pid: pid_t
+    let logger: Logger
+
+    private init(url: String, pid: pid_t, logger: Logger) {
+        self.url = url
+        self.pid = pid
+        self.logger = logger
+    }
+
+    /// Starts (or, if one from an earlier run still answers on the socket, adopts) the server.
+    public static func start(stateDirectory: String, logger: Logger) async throws(ServiceError) -> EmbeddedRedis {
+        let dir = URL(fileURLWithPath: stateDirectory).standardizedFileURL.path
+        let dataDir = dir + "/redis"
+        let socket = dir + "/redis.sock"
+        let url = "unix://" + socket
+        do { try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+            throw ServiceError(.unavailable, "cannot create \(dataDir)", underlying: error)
+        }
+        if FileManager.default.fileExists(atPath: socket), await answers(url) {
+            logger.notice("adopting the redis-server already running on \(socket)")
+            return EmbeddedRedis(url: url, pid: 0, logger: logger)
+        }
+        unlink(socket)
+        guard let server = ["/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ServiceError(.unavailable, "redis-server not found: install it with apt-get install redis-server, or set GATEHOUSE_REDIS_URL")
+        }
+        let arguments = [
+            server, "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", dataDir,
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no", "--loglevel", "warning",
+            "--logfile", dir + "/redis.log",
+        ]
+        var pid: pid_t = 0
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Swift's threads block most signals and a child inherits the mask; give the child an
+        // empty one so SIGTERM stops it.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawn(&pid, server, nil, &attributes, argv, environ)
+        guard rc == 0 else { throw ServiceError(.unavailable, "cannot start redis-server: errno \(rc)") }
+        let embedded = EmbeddedRedis(url: url, pid: pid, logger: logger)
+        for _ in 0..<100 {
+            if await answers(url) { return embedded }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        embedded.stop()
+        throw ServiceError(.unavailable, "redis-server did not come up on \(socket); see \(dir)/redis.log")
+    }
+
+    static func answers(_ url: String) async -> Bool {
+        guard let client = try? RedisClient(url: url) else { return false }
+        defer { Task { await client.shutdown() } }
+        return (try? await client.ping()) != nil
+    }
+
+    /// Stops the child (SIGTERM, then waits; AOF is flushed by Redis on SIGTERM).
+    public func stop() {
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<100 {
+            if waitpid(pid, &status, WNOHANG) == pid { return }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+    }
+}

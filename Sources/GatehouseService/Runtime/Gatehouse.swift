@@ -1,0 +1,136 @@
+import Foundation
+public import GatehouseCore
+import GatehouseCrypto
+public import GatehouseRedis
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// One Gatehouse node's service layer: the Redis client, token authority, secret box, the
+/// revocation view and feed, the Redis clock and the code checker, and every operation of
+/// SPEC §4 as a method. Stateless apart from caches that the feed keeps honest.
+public final class Gatehouse: Sendable, Service {
+    public let configuration: GatehouseConfiguration
+    public let redis: RedisClient
+    public let redisConfiguration: RedisConfiguration
+    public let tokens: TokenAuthority
+    public let secrets: SecretBox
+    public let view: RevocationView
+    public let feed: RevocationFeed
+    public let clock: RedisClock
+    public let logger: Logger
+    let keys: RedisKeys
+    let checker: CodeChecker
+    let random: any SecureRandomSource
+    let totpCache = TOTPCache(capacity: 100_000)
+
+    /// Builds a node from configuration, a keyring store and a secret box.
+    public init(configuration: GatehouseConfiguration, redisURL: String, keyring: KeyringStore, secrets: SecretBox, logger: Logger) throws(ServiceError) {
+        self.configuration = configuration
+        self.logger = logger
+        let url: RedisURL
+        do { url = try RedisURL(redisURL) } catch { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_URL: \(error.message)") }
+        var redisConfiguration = RedisConfiguration(url: url)
+        redisConfiguration.poolSize = 2
+        redisConfiguration.connectTimeout = .seconds(1)
+        redisConfiguration.commandTimeout = .seconds(2)
+        redisConfiguration.clientName = "gatehouse"
+        self.redisConfiguration = redisConfiguration
+        self.redis = RedisClient(configuration: redisConfiguration, logger: logger)
+        self.keys = RedisKeys(prefix: configuration.redisPrefix)
+        self.tokens = TokenAuthority(issuer: configuration.issuer, keys: keyring)
+        self.secrets = secrets
+        self.view = RevocationView()
+        self.feed = RevocationFeed(
+            redis: redis, keys: keys, view: view,
+            retentionSeconds: max(configuration.lifetimes.sessionAbsoluteSeconds, Int64(DomainPolicy.rememberDeviceDaysRange.upperBound) * 86400) + 3600,
+            logger: logger
+        )
+        self.clock = RedisClock(client: redis, logger: logger)
+        self.checker = CodeChecker(redis: redis, settings: configuration.throttle)
+        self.random = SystemRandom()
+        feed.onCredentialsChanged { [totpCache] user in totpCache.remove(user) }
+    }
+
+    /// Runs the Redis client, the clock sampler and the revocation follower until shutdown.
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.redis.run() }
+            group.addTask { try await self.clock.run() }
+            group.addTask {
+                try await self.feed.run(configuration: self.redisConfiguration) { Self.unixNow() }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Local wall-clock seconds (token times).
+    static func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// Now, for token times.
+    public var now: Int64 { Self.unixNow() }
+
+    /// Redis's clock, for OTP steps (SPEC §6); the local clock until the first sample.
+    var redisNow: Int64 { clock.lastSample == nil ? now : clock.nowSeconds() }
+
+    // MARK: Readiness
+
+    /// Why the node is not ready, or nil when it is.
+    public func notReadyReason() async -> String? {
+        do { try await redis.ping() } catch { return "redis unreachable" }
+        guard feed.isCaughtUp else { return "revocation feed not caught up" }
+        guard let sample = clock.lastSample else { return "redis clock not sampled yet" }
+        if abs(sample.offsetMicroseconds) > Int64(configuration.totp.maximumClockOffsetSeconds) * 1_000_000 {
+            return "clock offset to redis is \(sample.offsetMicroseconds / 1_000_000) s"
+        }
+        return nil
+    }
+
+    // MARK: Keys
+
+    func userKey(_ user: UserID, _ parts: String...) -> String {
+        // UserID rejects braces, so building the hash tag cannot fail.
+        var key = (try? keys.user(user.value)) ?? "\(configuration.redisPrefix):{\(user.value)}"
+        for p in parts { key += ":" + p }
+        return key
+    }
+
+    func ipKey(_ clientIP: String?) -> String {
+        keys.global("ip", "{\(clientIP.flatMap(ipBudgetKey) ?? "unknown")}")
+    }
+
+    /// A random url-safe id of 16 bytes.
+    func newID() throws(ServiceError) -> String {
+        do { return Base64URL.encode(try random.bytes(16)) } catch { throw ServiceError(.unavailable, "random source failed", underlying: error) }
+    }
+
+    /// The keyed hash of a code or password (hex).
+    func keyedHash(_ text: String) -> String {
+        secrets.pepper.authenticationCode(for: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Decrypted, prepared TOTP keys by user, keyed by credential version. Bounded; emptied per user
+/// by the feed's `cred` entries, and the code-check script refuses a stale version anyway.
+final class TOTPCache: Sendable {
+    struct Entry: Sendable {
+        var version: String
+        var totp: TOTP
+    }
+    private let entries = Mutex<[String: Entry]>([:])
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func get(_ user: String) -> Entry? { entries.withLock { $0[user] } }
+
+    func put(_ user: String, _ entry: Entry) {
+        entries.withLock { e in
+            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
+            e[user] = entry
+        }
+    }
+
+    func remove(_ user: String) { _ = entries.withLock { $0.removeValue(forKey: user) } }
+}

@@ -1,0 +1,68 @@
+/// The one error type of the service layer. Each code is one of SPEC's problem codes; the HTTP
+/// edge turns it into `application/problem+json` with the status below. Messages never contain
+/// codes, secrets or tokens.
+public struct ServiceError: Error, Sendable, CustomStringConvertible {
+    /// A SPEC problem code with its HTTP status.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The snake_case code clients see.
+        public let name: String
+        /// The HTTP status it maps to.
+        public let status: Int
+        private init(_ name: String, _ status: Int) {
+            self.name = name
+            self.status = status
+        }
+        public static let invalidRequest = Code("invalid_request", 400)
+        public static let unauthorized = Code("unauthorized", 401)
+        public static let forbidden = Code("forbidden", 403)
+        public static let invalidToken = Code("invalid_token", 401)
+        public static let invalidCode = Code("invalid_code", 401)
+        public static let challengeExpired = Code("challenge_expired", 401)
+        public static let rateLimited = Code("rate_limited", 429)
+        public static let twoStepDisabled = Code("two_step_disabled", 403)
+        public static let reauthenticationRequired = Code("reauthentication_required", 403)
+        public static let recoveryEmailRequired = Code("recovery_email_required", 409)
+        public static let notEnrolled = Code("not_enrolled", 409)
+        public static let methodNotAllowed = Code("method_not_allowed", 403)
+        public static let notFound = Code("not_found", 404)
+        public static let unavailable = Code("unavailable", 503)
+        public var description: String { name }
+    }
+
+    /// The problem code.
+    public let code: Code
+    /// Human-readable detail (safe to show the caller).
+    public let detail: String
+    /// For 429: seconds until a retry may succeed.
+    public var retryAfterSeconds: Int?
+    /// For `invalid_code`: failures left before the throttle starts.
+    public var attemptsRemaining: Int?
+    /// The error underneath (for logs), if any.
+    public let underlying: (any Error)?
+    /// Where it was raised.
+    public let file: String
+    /// Line where it was raised.
+    public let line: Int
+
+    /// Creates an error.
+    public init(
+        _ code: Code, _ detail: String, retryAfterSeconds: Int? = nil, attemptsRemaining: Int? = nil,
+        underlying: (any Error)? = nil, file: String = #fileID, line: Int = #line
+    ) {
+        self.code = code
+        self.detail = detail
+        self.retryAfterSeconds = retryAfterSeconds
+        self.attemptsRemaining = attemptsRemaining
+        self.underlying = underlying
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { "\(code.name): \(detail)" }
+
+    /// Redis could not be reached or answered wrongly: fail closed.
+    static func unavailable(_ error: any Error, file: String = #fileID, line: Int = #line) -> ServiceError {
+        if let error = error as? ServiceError { return error }
+        return ServiceError(.unavailable, "the state store is unavailable; try again shortly", retryAfterSeconds: 5, underlying: error, file: file, line: line)
+    }
+}

@@ -1,0 +1,105 @@
+import Logging
+import Foundation
+public import GatehouseCore
+import GatehouseRedis
+
+/// A freshly issued session.
+public struct IssuedSession: Sendable {
+    public var token: String
+    public var id: String
+    public var expiresAt: Int64
+}
+
+/// What `/v1/auth` and `/v1/sessions/verify` learn about a good session.
+public struct VerifiedSession: Sendable {
+    public var claims: SessionClaims
+}
+
+extension Gatehouse {
+    /// Issues a session token (and records it for the user's session list).
+    func issueSession(user: UserID, epoch: UInt64, methods: AuthMethods, authTime: Int64, clientIP: String?, userAgent: String?) async throws(ServiceError) -> IssuedSession {
+        let policy = view.policy(for: user.domain)
+        let now = self.now
+        let expires = min(now + Int64(policy.sessionHours) * 3600, authTime + configuration.lifetimes.sessionAbsoluteSeconds)
+        let sid = try newID()
+        let claims = SessionClaims(common: CommonClaims(user: user.value, issuedAt: now, expiresAt: expires, epoch: epoch), sessionID: sid, authTime: authTime, methods: methods)
+        let token: String
+        do { token = try tokens.sign(claims) } catch { throw ServiceError(.unavailable, "cannot sign session", underlying: error) }
+        let meta: [String: Any] = [
+            "created_at": now, "expires_at": expires, "amr": methods.strings,
+            "client_ip": clientIP ?? NSNull(), "user_agent": userAgent ?? NSNull(),
+        ]
+        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        do {
+            _ = try await redis.pipeline([
+                RedisCommand(["HSET", userKey(user, "sessions"), sid, json]),
+                RedisCommand(["EXPIRE", userKey(user, "sessions"), Int(configuration.lifetimes.sessionAbsoluteSeconds)]),
+            ])
+        } catch {
+            throw ServiceError.unavailable(error)
+        }
+        return IssuedSession(token: token, id: sid, expiresAt: expires)
+    }
+
+    /// Verifies a session token with no Redis round trip: signature, claims, expiry, then the
+    /// node-local revocation view. Throws `invalid_token`, or `unavailable` when the revocation
+    /// feed has been down longer than the grace period.
+    public func verifySession(_ token: String) throws(ServiceError) -> SessionClaims {
+        let claims: SessionClaims
+        do { claims = try tokens.verifySession(token, now: now) } catch {
+            throw ServiceError(.invalidToken, "session token invalid")
+        }
+        let user = claims.common.user
+        let domain = user.lastIndex(of: "@").map { user[user.index(after: $0)...] } ?? ""
+        guard view.check(claims, domain: domain) == .valid else {
+            throw ServiceError(.invalidToken, "session revoked")
+        }
+        if feed.secondsSinceHealthy > Int64(configuration.revocationGraceSeconds) {
+            throw ServiceError(.unavailable, "revocation feed unavailable", retryAfterSeconds: 5)
+        }
+        return claims
+    }
+
+    /// `POST /v1/sessions/refresh`: same session id, new expiry, never past the absolute limit.
+    public func refreshSession(_ token: String) async throws(ServiceError) -> IssuedSession {
+        let claims = try verifySession(token)
+        guard let user = UserID(claims.common.user) else { throw ServiceError(.invalidToken, "session token invalid") }
+        let policy = view.policy(for: user.domain)
+        let now = self.now
+        let expires = min(now + Int64(policy.sessionHours) * 3600, claims.authTime + configuration.lifetimes.sessionAbsoluteSeconds)
+        guard expires > now else { throw ServiceError(.invalidToken, "session reached its absolute limit") }
+        var fresh = claims
+        fresh.common.issuedAt = now
+        fresh.common.expiresAt = expires
+        do {
+            return IssuedSession(token: try tokens.sign(fresh), id: claims.sessionID, expiresAt: expires)
+        } catch {
+            throw ServiceError(.unavailable, "cannot sign session", underlying: error)
+        }
+    }
+
+    /// `POST /v1/sessions/revoke`: kills the session on every node (through the feed).
+    /// An invalid or already-expired token is a no-op (there is nothing left to kill).
+    public func revokeSession(_ token: String) async throws(ServiceError) {
+        guard let claims = try? tokens.verifySession(token, now: now) else { return }
+        do {
+            try await feed.publish(.sessionRevoked(sid: claims.sessionID, expiresAt: claims.common.expiresAt), now: now)
+            if let user = UserID(claims.common.user) {
+                _ = try await redis.send(["HDEL", userKey(user, "sessions"), claims.sessionID])
+            }
+        } catch {
+            throw ServiceError.unavailable(error)
+        }
+    }
+
+    /// Raises the user's security epoch: every token issued before dies on every node.
+    public func revokeAllSessions(of user: UserID) async throws(ServiceError) {
+        do {
+            let epoch = try await redis.send(["HINCRBY", userKey(user, "user"), "epoch", 1]).integer ?? 0
+            _ = try await redis.send(["DEL", userKey(user, "sessions")])
+            try await feed.publish(.epochRaised(user: user.value, epoch: UInt64(epoch)), now: now)
+        } catch {
+            throw ServiceError.unavailable(error)
+        }
+    }
+}
