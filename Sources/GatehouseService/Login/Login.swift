@@ -76,7 +76,7 @@ extension Gatehouse {
             let match = entry?.totp.validate(parsed, at: redisNow, window: configuration.totp.window)
             let keys = CodeChecker.Keys(
                 userRecord: userKey(user, "user"), throttle: userKey(user, "throttle"), replayMarker: userKey(user, "totp", "last"),
-                ipCounter: ipKey(clientIP), challengeMarker: challengeMarker
+                ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker
             )
             let outcome: CodeChecker.Outcome
             do {

@@ -63,7 +63,11 @@ public final class EmbeddedRedis: Sendable {
     }
 
     static func answers(_ url: String) async -> Bool {
-        guard let client = try? RedisClient(url: url) else { return false }
+        guard let parsed = try? RedisURL(url) else { return false }
+        // A quiet probe: "not there yet" is expected and not worth a warning.
+        var logger = Logger(label: "gatehouse.redis.probe")
+        logger.logLevel = .critical
+        let client = RedisClient(configuration: RedisConfiguration(url: parsed), logger: logger)
         defer { Task { await client.shutdown() } }
         return (try? await client.ping()) != nil
     }

@@ -96,8 +96,11 @@ public final class Gatehouse: Sendable, Service {
         return key
     }
 
-    func ipKey(_ clientIP: String?) -> String {
-        keys.global("ip", "{\(clientIP.flatMap(ipBudgetKey) ?? "unknown")}")
+    /// The per-address failure counter. Without a `client_ip` the counter is the user's own
+    /// (a shared "unknown" bucket would let one caller exhaust everybody's budget).
+    func ipKey(_ clientIP: String?, user: UserID) -> String {
+        guard let prefix = clientIP.flatMap(ipBudgetKey) else { return userKey(user, "ip", "none") }
+        return keys.global("ip", "{\(prefix)}")
     }
 
     /// A random url-safe id of 16 bytes.

@@ -1,0 +1,216 @@
+public import Foundation
+#if canImport(FoundationNetworking)
+public import FoundationNetworking
+#endif
+import Glibc
+
+/// A real `gatehouse serve` process for tests and load scripts: started with the given
+/// environment on a port it picks itself (listen port 0; the URL is read from its output),
+/// with stdout and stderr captured to a log file so tests can check what it logs.
+public final class GatehouseNodeProcess: @unchecked Sendable {
+    // @unchecked: `pid` and the paths are set once in init; `stop()` may race only with itself,
+    // and both calls send signals to a process id that is waited for exactly once (waited flag
+    // guarded by the lock).
+    public let pid: pid_t
+    /// `http://127.0.0.1:<port>`.
+    public let baseURL: URL
+    /// Captured stdout+stderr.
+    public let logPath: String
+    private let lock = NSLock()
+    private var waited = false
+
+    /// The API keys these helpers configure: one per scope and one with all of them.
+    public static let apiKeys = [
+        "verify": "verify-key-0123456789abcdef",
+        "frontend": "frontend-key-0123456789abcdef",
+        "mail": "mail-key-0123456789abcdef",
+        "admin": "admin-key-0123456789abcdef",
+    ]
+    /// `GATEHOUSE_API_KEYS` for `apiKeys`.
+    public static var apiKeysVariable: String {
+        apiKeys.map { "\($0.key):\($0.key):\($0.value)" }.sorted().joined(separator: ",")
+    }
+
+    /// Locates the built `gatehouse` executable next to the running test bundle.
+    public static func executable() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["GATEHOUSE_BINARY"] { return path }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = dir.appendingPathComponent("gatehouse").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        throw NodeError("the gatehouse executable was not found next to the test bundle; build it (swift build) or set GATEHOUSE_BINARY")
+    }
+
+    /// An error starting or talking to a node.
+    public struct NodeError: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Starts a node against `redisURL` with keys in `directory` (created if missing), waits until
+    /// `/readyz` answers 200 (bounded by `timeout`).
+    public static func start(
+        redisURL: String, directory: String, extraEnvironment: [String: String] = [:], timeout: Duration = .seconds(30)
+    ) async throws -> GatehouseNodeProcess {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let binary = try executable()
+        let keyring = directory + "/keyring.json", dataKey = directory + "/data-key.json"
+        if !FileManager.default.fileExists(atPath: keyring) {
+            _ = try run(binary, ["keys", "create", "--file", keyring])
+        }
+        if !FileManager.default.fileExists(atPath: dataKey) {
+            _ = try run(binary, ["data-key", "create", "--file", dataKey])
+        }
+        let logPath = directory + "/node-\(UUID().uuidString.prefix(8)).log"
+        var environment = [
+            "GATEHOUSE_LISTEN": "127.0.0.1:0",
+            "GATEHOUSE_REDIS_URL": redisURL,
+            "GATEHOUSE_KEYRING_FILE": keyring,
+            "GATEHOUSE_DATA_KEY_FILE": dataKey,
+            "GATEHOUSE_STATE_DIR": directory + "/state",
+            "GATEHOUSE_API_KEYS": apiKeysVariable,
+            "GATEHOUSE_ISSUER": "Gatehouse Test",
+            "GATEHOUSE_LOG_LEVEL": "info",
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+        ]
+        environment.merge(extraEnvironment) { $1 }
+        let pid = try spawn(binary, ["serve"], environment: environment, output: logPath)
+        // The node prints its URL once it listens.
+        let deadline = ContinuousClock.now + timeout
+        var base: URL?
+        while ContinuousClock.now < deadline, base == nil {
+            if let text = try? String(contentsOfFile: logPath, encoding: .utf8),
+               let range = text.range(of: "Gatehouse listening on ") {
+                let line = text[range.upperBound...].prefix { !$0.isNewline }
+                base = URL(string: String(line))
+            } else {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                throw NodeError("gatehouse serve exited early (status \(status)):\n\(log.suffix(2000))")
+            }
+        }
+        guard let base else {
+            Glibc.kill(pid, SIGKILL)
+            throw NodeError("gatehouse serve did not start listening within \(timeout)")
+        }
+        let node = GatehouseNodeProcess(pid: pid, baseURL: base, logPath: logPath)
+        while ContinuousClock.now < deadline {
+            if let (status, _, _) = try? await TestHTTP.request(node.baseURL.appendingPathComponent("readyz")), status == 200 { return node }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        node.kill()
+        throw NodeError("gatehouse serve did not become ready within \(timeout)")
+    }
+
+    private init(pid: pid_t, baseURL: URL, logPath: String) {
+        self.pid = pid
+        self.baseURL = baseURL
+        self.logPath = logPath
+    }
+
+    deinit { kill() }
+
+    /// The captured log so far.
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM and wait (graceful shutdown), SIGKILL after 10 s.
+    public func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !waited else { return }
+        Glibc.kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<200 {
+            if waitpid(pid, &status, WNOHANG) == pid { waited = true; return }
+            usleep(50_000)
+        }
+        Glibc.kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        waited = true
+    }
+
+    /// SIGKILL at once.
+    public func kill() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !waited else { return }
+        Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        waited = true
+    }
+
+    /// Runs a command to completion (the CLI for key files).
+    static func run(_ binary: String, _ arguments: [String]) throws -> Int32 {
+        let pid = try spawn(binary, arguments, environment: ProcessInfo.processInfo.environment, output: "/dev/null")
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        guard status == 0 else { throw NodeError("\(binary) \(arguments.joined(separator: " ")) failed with status \(status)") }
+        return status
+    }
+
+    /// posix_spawn with an empty signal mask (Swift's threads block signals and a child would
+    /// inherit that, ignoring SIGTERM) and stdout+stderr appended to `output`.
+    package static func spawn(_ binary: String, _ arguments: [String], environment: [String: String], output: String) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        sigaddset(&defaults, SIGTERM)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, binary, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw NodeError("posix_spawn(\(binary)) failed: errno \(rc)") }
+        return pid
+    }
+}
+
+/// A small HTTP client over URLSession for tests (no cookies, no caching, many connections).
+public enum TestHTTP {
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 64
+        configuration.timeoutIntervalForRequest = 30
+        configuration.httpShouldSetCookies = false
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        return URLSession(configuration: configuration)
+    }()
+
+    /// One request; returns status, headers and body.
+    public static func request(
+        _ url: URL, method: String = "GET", headers: [String: String] = [:], body: Data? = nil
+    ) async throws -> (Int, [String: String], Data) {
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        request.httpBody = body
+        let (data, response) = try await session.data(for: request)
+        guard let http = response as? HTTPURLResponse else { throw GatehouseNodeProcess.NodeError("not an HTTP response") }
+        var fields: [String: String] = [:]
+        for (k, v) in http.allHeaderFields { fields[String(describing: k).lowercased()] = String(describing: v) }
+        return (http.statusCode, fields, data)
+    }
+}

@@ -1,0 +1,365 @@
+import Foundation
+import GatehouseCore
+import GatehouseTesting
+import Glibc
+import Testing
+
+/// A real nginx (Debian's package) in front of a real Gatehouse node with `auth_request`, the way
+/// SPEC §4 means `GET /v1/auth` to be used: the protected page is served for a valid session and
+/// refused without one. nginx must be installed; these tests fail (never skip) without it.
+@Suite("nginx auth_request in front of Gatehouse", .timeLimit(.minutes(2)))
+struct NginxTests {
+    /// Two ways nginx hands the session to Gatehouse: `/protected/` copies the cookie into
+    /// `Gatehouse-Session`; `/cookie-only/` forwards the browser's `Cookie` header untouched, so
+    /// Gatehouse reads the `gatehouse_session` cookie itself.
+    static let paths = ["/protected/inbox", "/cookie-only/inbox"]
+
+    @Test("a signed-in user's page is served, with the user passed on")
+    func servesSignedInUser() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            let token = try await d.signIn(user, secret: secret)
+            #expect(!token.isEmpty)
+            try await NginxProcess.with(frontOf: d.node) { nginx in
+                for path in Self.paths {
+                    for cookie in ["gatehouse_session=\(token)", "theme=dark; gatehouse_session=\(token); lang=en"] {
+                        let reply = try await nginx.get(path, cookie: cookie)
+                        #expect(reply.status == 200, "\(path) with a valid session: \(reply.status) \(reply.body)")
+                        #expect(reply.body == "protected page for \(user)\n", "\(path)")
+                        #expect(reply.headers["x-gatehouse-user"] == user, "\(path)")
+                    }
+                }
+                nginx.expectErrorLogClean()
+            }
+            d.expectLogsClean(of: [token, secret])
+        }
+    }
+
+    @Test("no session, an empty, garbage, tampered or wrong-kind token: 401")
+    func refusesWithoutValidSession() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            let token = try await d.signIn(user, secret: secret)
+            let challenge = try await d.challenge(for: user)
+            try await NginxProcess.with(frontOf: d.node) { nginx in
+                for path in Self.paths {
+                    for cookie in [nil, "theme=dark", "gatehouse_session="] {
+                        let reply = try await nginx.get(path, cookie: cookie)
+                        #expect(reply.status == 401, "\(path), cookie \(cookie ?? "none"): \(reply.status)")
+                        #expect(reply.headers["x-gatehouse-user"] == nil)
+                        #expect(!reply.body.contains("protected page"))
+                    }
+                    for (label, bad) in Self.badTokens(from: token, challenge: challenge) {
+                        let reply = try await nginx.get(path, cookie: "gatehouse_session=\(bad)")
+                        #expect(reply.status == 401, "\(path), \(label): \(reply.status)")
+                        #expect(reply.headers["x-gatehouse-user"] == nil, "\(path), \(label)")
+                        #expect(!reply.body.contains("protected page"), "\(path), \(label)")
+                    }
+                }
+                // The good token still opens the page: the refusals above were about the tokens.
+                #expect(try await nginx.get("/protected/inbox", cookie: "gatehouse_session=\(token)").status == 200)
+                nginx.expectErrorLogClean()
+            }
+        }
+    }
+
+    @Test("nginx configured with a key lacking the verify scope gets 403, an unknown key 401")
+    func refusesWrongAPIKey() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            let token = try await d.signIn(user, secret: secret)
+            try await NginxProcess.with(frontOf: d.node) { nginx in
+                let frontendKey = try await nginx.get("/frontend-key/inbox", cookie: "gatehouse_session=\(token)")
+                #expect(frontendKey.status == 403, "a frontend-only key: \(frontendKey.status)")
+                let unknownKey = try await nginx.get("/unknown-key/inbox", cookie: "gatehouse_session=\(token)")
+                #expect(unknownKey.status == 401, "an unknown key: \(unknownKey.status)")
+                #expect(unknownKey.headers["x-gatehouse-user"] == nil)
+            }
+        }
+    }
+
+    @Test("a revoked session is refused through nginx within 1 s; other sessions stay valid")
+    func revokedSessionRefused() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            let token = try await d.signIn(user, secret: secret)
+            let (other, otherSecret) = try await d.enrolledUser()
+            let otherToken = try await d.signIn(other, secret: otherSecret)
+            try await NginxProcess.with(frontOf: d.node) { nginx in
+                for path in Self.paths {
+                    #expect(try await nginx.get(path, cookie: "gatehouse_session=\(token)").status == 200, "\(path) before the revocation")
+                }
+                let revoke = try await d.call("POST", "/v1/sessions/revoke", json: ["token": token])
+                #expect(revoke.status == 204, "revoke: \(revoke.status) \(revoke.json)")
+                let took = try await d.within(.seconds(1)) {
+                    try await nginx.get("/protected/inbox", cookie: "gatehouse_session=\(token)").status == 401
+                }
+                #expect(took != nil, "the revoked session still opened the page after 1 s")
+                for path in Self.paths {
+                    let reply = try await nginx.get(path, cookie: "gatehouse_session=\(token)")
+                    #expect(reply.status == 401, "\(path) after the revocation: \(reply.status)")
+                    let still = try await nginx.get(path, cookie: "gatehouse_session=\(otherToken)")
+                    #expect(still.status == 200, "\(path), another user's session after the revocation: \(still.status)")
+                    #expect(still.headers["x-gatehouse-user"] == other)
+                }
+                nginx.expectErrorLogClean()
+            }
+        }
+    }
+
+    /// Tokens that must not open the page, derived from a good session token.
+    static func badTokens(from token: String, challenge: String) -> [(String, String)] {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3 else {
+            Issue.record("a session token is not a compact JWS: \(parts.count) parts")
+            return []
+        }
+        var signature = Array(parts[2])
+        let middle = signature.count / 2
+        signature[middle] = signature[middle] == "A" ? "B" : "A"
+        var claims = (try? JSONSerialization.jsonObject(with: Data(Base64URL.decode(parts[1]) ?? []))) as? [String: Any] ?? [:]
+        claims["sub"] = "mallory@example.org"
+        let forgedClaims = Base64URL.encode(Array((try? JSONSerialization.data(withJSONObject: claims)) ?? Data()))
+        let noneHeader = Base64URL.encode(Array(#"{"alg":"none","typ":"gh-session"}"#.utf8))
+        return [
+            ("garbage", "not-a-token"),
+            ("a flipped signature character", parts[0] + "." + parts[1] + "." + String(signature)),
+            ("claims rewritten to another user", parts[0] + "." + forgedClaims + "." + parts[2]),
+            ("alg none without a signature", noneHeader + "." + parts[1] + "."),
+            ("the signature cut off", parts[0] + "." + parts[1]),
+            ("a challenge token (another kind)", challenge),
+            ("longer than 4 KiB", token + String(repeating: "A", count: 4200)),
+        ]
+    }
+}
+
+// MARK: - nginx
+
+/// A real nginx child process (`daemon off`, master plus one worker) whose configuration, pid
+/// file, logs and temp paths all live in its own temporary directory, so it needs nothing from
+/// the system's nginx configuration. It listens on a free loopback port and sends its
+/// `auth_request` subrequests to one Gatehouse node.
+final class NginxProcess: @unchecked Sendable {
+    // @unchecked: pid and paths are set once in init; `stop()` is guarded by the lock and waits
+    // for the process exactly once.
+    let pid: pid_t
+    let baseURL: URL
+    let directory: String
+    private let lock = NSLock()
+    private var stopped = false
+
+    struct NginxError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Starts nginx in front of `node`, runs `body`, and always stops it.
+    static func with<T>(frontOf node: GatehouseNodeProcess, _ body: (NginxProcess) async throws -> T) async throws -> T {
+        let nginx = try await start(frontOf: node)
+        defer { nginx.stop() }
+        return try await body(nginx)
+    }
+
+    /// The nginx binary: Debian's package installs it in /usr/sbin, which is not always on PATH.
+    static func binary() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let candidates = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"]
+            + path.split(separator: ":").map { "\($0)/nginx" }
+        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
+        throw NginxError(description: "nginx is not installed (looked in \(candidates.joined(separator: ", "))); install Debian's package with `apt-get install -y nginx` — these tests need a real nginx and do not skip")
+    }
+
+    /// Starts nginx and waits (bounded) until it answers. A port taken between choosing it and
+    /// nginx binding it is retried on a new port, at most three times.
+    static func start(frontOf node: GatehouseNodeProcess, timeout: Duration = .seconds(15)) async throws -> NginxProcess {
+        let binary = try binary()
+        guard let host = node.baseURL.host, let nodePort = node.baseURL.port else {
+            throw NginxError(description: "cannot read host and port from \(node.baseURL)")
+        }
+        var lastFailure = ""
+        for _ in 0..<3 {
+            // A fresh directory per attempt: a failed attempt's process object removes its own.
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-nginx-\(UUID().uuidString.prefix(8))").path
+            // 0755: when the tests run as root, nginx's workers run as `nobody` and must reach
+            // the temp folders nginx creates in here.
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            let port = try freeLoopbackPort()
+            let conf = directory + "/nginx.conf"
+            try configuration(directory: directory, port: port, upstream: "\(host):\(nodePort)").write(toFile: conf, atomically: true, encoding: .utf8)
+            let pid = try GatehouseNodeProcess.spawn(
+                binary, ["-c", conf, "-p", directory + "/", "-e", directory + "/error.log"],
+                environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], output: directory + "/output.log"
+            )
+            let nginx = NginxProcess(pid: pid, baseURL: URL(string: "http://127.0.0.1:\(port)")!, directory: directory)
+            let deadline = ContinuousClock.now + timeout
+            var exited = false
+            while ContinuousClock.now < deadline {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    nginx.markExited()
+                    exited = true
+                    lastFailure = "nginx exited at once (status \(status)):\n\(nginx.logs)"
+                    break
+                }
+                if let (status, _, _) = try? await TestHTTP.request(nginx.baseURL.appendingPathComponent("nginx-health")), status == 204 {
+                    return nginx
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            if !exited {
+                nginx.stop(removeDirectory: false)
+                lastFailure = "nginx did not answer on \(nginx.baseURL) within \(timeout):\n\(nginx.logs)"
+                break
+            }
+            if !lastFailure.contains("Address already in use") { break }
+        }
+        throw NginxError(description: lastFailure)
+    }
+
+    /// The configuration: every path under `directory`, no access log, loopback only. Each
+    /// protected location asks Gatehouse through its own internal auth location, all with
+    /// request bodies off and HTTP/1.1 keep-alive to the node.
+    static func configuration(directory: String, port: Int, upstream: String) -> String {
+        let keys = GatehouseNodeProcess.apiKeys
+        func protected(_ prefix: String, auth: String) -> String {
+            """
+                location \(prefix) {
+                    auth_request \(auth);
+                    auth_request_set $gh_user $upstream_http_gatehouse_user;
+                    add_header X-Gatehouse-User $gh_user always;
+                    return 200 "protected page for $gh_user\\n";
+                }
+
+            """
+        }
+        func auth(_ location: String, key: String, session: String) -> String {
+            """
+                location = \(location) {
+                    internal;
+                    proxy_pass http://gatehouse/v1/auth;
+                    proxy_pass_request_body off;
+                    proxy_set_header Content-Length "";
+                    proxy_set_header Authorization "Bearer \(key)";
+                    proxy_set_header Gatehouse-Session \(session);
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                }
+
+            """
+        }
+        return """
+            daemon off;
+            master_process on;
+            worker_processes 1;
+            pid \(directory)/nginx.pid;
+            error_log \(directory)/error.log notice;
+            events { worker_connections 256; }
+            http {
+                access_log off;
+                default_type text/plain;
+                client_body_temp_path \(directory)/client_body;
+                proxy_temp_path \(directory)/proxy;
+                fastcgi_temp_path \(directory)/fastcgi;
+                uwsgi_temp_path \(directory)/uwsgi;
+                scgi_temp_path \(directory)/scgi;
+                upstream gatehouse {
+                    server \(upstream);
+                    keepalive 8;
+                }
+                server {
+                    listen 127.0.0.1:\(port);
+                    location = /nginx-health { return 204; }
+
+            \(protected("/protected/", auth: "/_gatehouse_auth"))\
+            \(auth("/_gatehouse_auth", key: keys["verify"]!, session: "$cookie_gatehouse_session"))\
+            \(protected("/cookie-only/", auth: "/_gatehouse_auth_cookie"))\
+            \(auth("/_gatehouse_auth_cookie", key: keys["verify"]!, session: "\"\""))\
+            \(protected("/frontend-key/", auth: "/_gatehouse_auth_frontend_key"))\
+            \(auth("/_gatehouse_auth_frontend_key", key: keys["frontend"]!, session: "$cookie_gatehouse_session"))\
+            \(protected("/unknown-key/", auth: "/_gatehouse_auth_unknown_key"))\
+            \(auth("/_gatehouse_auth_unknown_key", key: "not-a-configured-key-0123456789", session: "$cookie_gatehouse_session"))\
+                }
+            }
+
+            """
+    }
+
+    /// Binds a TCP socket to port 0 on 127.0.0.1, reads the port the kernel chose and closes it.
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw NginxError(description: "socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw NginxError(description: "bind(127.0.0.1:0) failed: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw NginxError(description: "getsockname failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private init(pid: pid_t, baseURL: URL, directory: String) {
+        self.pid = pid
+        self.baseURL = baseURL
+        self.directory = directory
+    }
+
+    deinit { stop() }
+
+    /// nginx's error log and its stdout/stderr, for failure messages.
+    var logs: String {
+        let error = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""
+        let output = (try? String(contentsOfFile: directory + "/output.log", encoding: .utf8)) ?? ""
+        return String((error + output).suffix(4000))
+    }
+
+    /// A GET through nginx with an optional `Cookie` header.
+    func get(_ path: String, cookie: String? = nil) async throws -> (status: Int, headers: [String: String], body: String) {
+        let url = URL(string: baseURL.absoluteString + path)!
+        let (status, headers, data) = try await TestHTTP.request(url, headers: cookie.map { ["Cookie": $0] } ?? [:])
+        return (status, headers, String(decoding: data, as: UTF8.self))
+    }
+
+    /// No error-level lines: a 502 or a broken keep-alive connection to Gatehouse would show here.
+    func expectErrorLogClean(sourceLocation: SourceLocation = #_sourceLocation) {
+        let log = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""
+        let bad = log.split(separator: "\n").filter { line in ["[error]", "[crit]", "[alert]", "[emerg]"].contains { line.contains($0) } }
+        #expect(bad.isEmpty, "nginx logged errors:\n\(bad.joined(separator: "\n"))", sourceLocation: sourceLocation)
+    }
+
+    private func markExited() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+    }
+
+    /// SIGQUIT (graceful: finish requests, then exit) and wait; SIGTERM after 5 s, SIGKILL after
+    /// 2 more. Then removes the directory.
+    func stop(removeDirectory: Bool = true) {
+        lock.lock()
+        defer { lock.unlock() }
+        if !stopped {
+            stopped = true
+            var status: Int32 = 0
+            var done = false
+            for (sig, polls) in [(SIGQUIT, 100), (SIGTERM, 40)] where !done {
+                kill(pid, sig)
+                for _ in 0..<polls {
+                    if waitpid(pid, &status, WNOHANG) == pid { done = true; break }
+                    usleep(50_000)
+                }
+            }
+            if !done {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+            }
+        }
+        if removeDirectory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
