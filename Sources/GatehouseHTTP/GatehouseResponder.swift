@@ -59,9 +59,10 @@ public struct GatehouseResponder: HTTPResponder {
     // MARK: /v1/auth
 
     func auth(_ request: Request) -> Response {
-        guard let caller = caller(request), caller.scopes.contains(.verify) else {
+        let apiCaller = caller(request)
+        guard let apiCaller, apiCaller.scopes.contains(.verify) else {
             authRefused.increment()
-            return Response(status: caller == nil ? .unauthorized : .forbidden)
+            return Response(status: apiCaller == nil ? .unauthorized : .forbidden)
         }
         guard let token = sessionToken(request) else {
             authRefused.increment()
