@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine and runs Gatehouse (the README's run command).
-# Until the HTTP service lands (issue 4) this builds the CLI and shows an enrolment preview;
-# then it will be `gatehouse serve` on its embedded default.
+# Sets up a fresh Debian 12 machine and runs Gatehouse (the README's run command):
+# `gatehouse serve` on its embedded default — its own redis-server (AOF) and fresh keys under
+# ./.gatehouse, a development API key printed on first start, listening on 127.0.0.1:8080.
+# Any arguments run that gatehouse subcommand instead (e.g. `./scripts/run.sh keys list`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
@@ -11,6 +12,4 @@ bin="$(swift build -c release --show-bin-path)/gatehouse"
 if [ $# -gt 0 ]; then
   exec "$bin" "$@"
 fi
-"$bin" --help
-echo
-exec "$bin" enroll-preview --user "${GATEHOUSE_DEMO_USER:-demo@example.org}"
+exec "$bin" serve
