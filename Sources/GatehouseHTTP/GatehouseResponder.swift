@@ -157,7 +157,8 @@ public struct GatehouseResponder: HTTPResponder {
             struct Body: Decodable { var user: String; var client_ip: String?; var user_agent: String?; var remember_token: String? }
             let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user", "client_ip", "user_agent", "remember_token"])
             let result = try await gatehouse.startLogin(
-                user: HTTPSupport.user(body.user), clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
+                user: HTTPSupport.user(body.user), clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent),
+                rememberToken: try body.remember_token.map { (t) throws(ServiceError) in try HTTPSupport.shortString(t, field: "remember_token") }
             )
             return HTTPSupport.json(.ok, loginObject(result))
         case (.post, "/v1/login/finish"):
@@ -170,7 +171,7 @@ public struct GatehouseResponder: HTTPResponder {
             guard ["totp", "email", "backup_code"].contains(body.method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
             let result = try await gatehouse.finishLogin(
                 challenge: HTTPSupport.shortString(body.challenge, field: "challenge"), method: body.method,
-                code: HTTPSupport.shortString(body.code, field: "code", max: 64),
+                code: HTTPSupport.shortString(body.code, field: "code", max: 64), remember: body.remember ?? false,
                 clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
             )
             return HTTPSupport.json(.ok, loginObject(result))
@@ -209,6 +210,74 @@ public struct GatehouseResponder: HTTPResponder {
             try await gatehouse.disableTwoStep(principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip))
             return Response(status: .noContent)
 
+        case (.post, "/v1/me/backup-codes"):
+            try require(.frontend, request)
+            let codes = try await gatehouse.regenerateBackupCodes(principal(request))
+            return HTTPSupport.json(.ok, ["backup_codes": codes])
+        case (.get, "/v1/me/app-passwords"):
+            try require(.frontend, request)
+            let list = try await gatehouse.appPasswords(of: principal(request).user)
+            return HTTPSupport.json(.ok, ["app_passwords": list.map(appPasswordObject)])
+        case (.post, "/v1/me/app-passwords"):
+            try require(.frontend, request)
+            struct Body: Decodable { var label: String; var services: [String]? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["label", "services"])
+            let label = body.label.trimmingCharacters(in: .whitespaces)
+            guard (1...64).contains(label.count), !label.contains(where: \.isNewline) else { throw HTTPSupport.invalid("label must be 1 to 64 characters on one line") }
+            let services = body.services ?? Gatehouse.mailServices
+            guard !services.isEmpty, Set(services).count == services.count, services.allSatisfy(Gatehouse.mailServices.contains) else {
+                throw HTTPSupport.invalid("services must be a non-empty list of imap, pop3, smtp")
+            }
+            let created = try await gatehouse.createAppPassword(user: principal(request).user, label: label, services: services)
+            return HTTPSupport.json(.created, [
+                "id": created.id, "label": created.label, "services": created.services, "password": created.password,
+                "created_at": HTTPSupport.time(created.createdAt),
+            ])
+        case (.get, "/v1/me/devices"):
+            try require(.frontend, request)
+            let devices = try await gatehouse.devices(of: principal(request).user)
+            return HTTPSupport.json(.ok, ["devices": devices.map(deviceObject)])
+        case (.delete, "/v1/me/devices"):
+            try require(.frontend, request)
+            try await gatehouse.forgetDevices(of: principal(request).user, id: nil)
+            return Response(status: .noContent)
+        case (.get, "/v1/me/sessions"):
+            try require(.frontend, request)
+            let me = try principal(request)
+            guard case .session(let claims, let user) = me else { throw ServiceError(.invalidToken, "a signed-in session is required") }
+            let list = try await gatehouse.sessions(of: user)
+            return HTTPSupport.json(.ok, ["sessions": list.map { s -> [String: Any] in
+                [
+                    "id": s.id, "created_at": HTTPSupport.time(s.createdAt), "expires_at": HTTPSupport.time(s.expiresAt), "amr": s.methods,
+                    "client_ip": s.clientIP as Any? ?? NSNull(), "user_agent": s.userAgent as Any? ?? NSNull(), "current": s.id == claims.sessionID,
+                ]
+            }])
+        case (.delete, "/v1/me/sessions"):
+            try require(.frontend, request)
+            guard case .session(let claims, let user) = try principal(request) else { throw ServiceError(.invalidToken, "a signed-in session is required") }
+            try await gatehouse.revokeOtherSessions(of: user, keep: claims.sessionID)
+            return Response(status: .noContent)
+        case (.get, "/v1/me/events"):
+            try require(.frontend, request)
+            return HTTPSupport.json(.ok, ["events": try await gatehouse.events(of: principal(request).user).map(eventObject)])
+        case (.post, "/v1/me/password-changed"):
+            try require(.frontend, request)
+            try await gatehouse.passwordChanged(principal(request))
+            return Response(status: .noContent)
+        case (.post, "/v1/mail/authenticate"):
+            try require(.mail, request)
+            struct Body: Decodable { var user: String; var password: String; var service: String; var client_ip: String? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user", "password", "service", "client_ip"])
+            guard Gatehouse.mailServices.contains(body.service) else { throw HTTPSupport.invalid("service must be imap, pop3 or smtp") }
+            let result = try await gatehouse.mailAuthenticate(
+                user: HTTPSupport.user(body.user), password: HTTPSupport.shortString(body.password, field: "password", max: 1024),
+                service: body.service, clientIP: HTTPSupport.clientIP(body.client_ip)
+            )
+            switch result {
+            case .ok(let id): return HTTPSupport.json(.ok, ["result": "ok", "app_password_id": id])
+            case .usePrimary: return HTTPSupport.json(.ok, ["result": "use_primary"])
+            case .denied: return HTTPSupport.problem(ServiceError(.denied, "the password is not an app password of this user for \(body.service)"))
+            }
         case (.post, "/v1/users/import"):
             try require(.admin, request)
             let buffer: ByteBuffer
@@ -265,6 +334,24 @@ public struct GatehouseResponder: HTTPResponder {
                 throw ServiceError(.notFound, "no such endpoint")
             }
         }
+        // ["", "v1", "me", "app-passwords"|"devices", ID, ("reveal")?]
+        if parts.count >= 5, parts[1] == "v1", parts[2] == "me", parts[4].utf8.count <= 64 {
+            try require(.frontend, request)
+            let id = parts[4]
+            switch (method, parts[3], parts.count > 5 ? parts[5] : nil) {
+            case (.delete, "app-passwords", nil):
+                try await gatehouse.deleteAppPassword(user: principal(request).user, id: id)
+                return Response(status: .noContent)
+            case (.get, "app-passwords", "reveal"?) where parts.count == 6:
+                let password = try await gatehouse.revealAppPassword(principal(request), id: id)
+                return HTTPSupport.json(.ok, ["id": id, "password": password])
+            case (.delete, "devices", nil):
+                try await gatehouse.forgetDevices(of: principal(request).user, id: id)
+                return Response(status: .noContent)
+            default:
+                throw ServiceError(.notFound, "no such endpoint")
+            }
+        }
         // ["", "v1", "users", U, …]
         if parts.count >= 4, parts[1] == "v1", parts[2] == "users" {
             try require(.admin, request)
@@ -284,6 +371,8 @@ public struct GatehouseResponder: HTTPResponder {
             case (.post, 5, "unlock", _):
                 try await gatehouse.unlock(user)
                 return Response(status: .noContent)
+            case (.get, 5, "events", _):
+                return HTTPSupport.json(.ok, ["events": try await gatehouse.events(of: user).map(eventObject)])
             case (.post, 6, "sessions", "revoke-all"):
                 try await gatehouse.revokeAllSessions(of: user)
                 return Response(status: .noContent)
@@ -302,13 +391,37 @@ public struct GatehouseResponder: HTTPResponder {
 
     func loginObject(_ result: LoginResult) -> [String: Any] {
         switch result {
-        case .authenticated(let session):
-            return ["status": "authenticated", "session": sessionObject(session)]
+        case .authenticated(let session, let remember):
+            var object: [String: Any] = ["status": "authenticated", "session": sessionObject(session)]
+            if let remember { object["remember"] = ["token": remember.token, "expires_at": HTTPSupport.time(remember.expiresAt)] }
+            return object
         case .secondStep(let challenge, let expires, let methods):
             return ["status": "second_step", "challenge": ["token": challenge, "expires_at": HTTPSupport.time(expires)], "methods": methods]
         case .enrollmentRequired(let challenge, let expires):
             return ["status": "enrollment_required", "challenge": ["token": challenge, "expires_at": HTTPSupport.time(expires)]]
         }
+    }
+
+    func appPasswordObject(_ a: AppPasswordInfo) -> [String: Any] {
+        [
+            "id": a.id, "label": a.label, "services": a.services, "created_at": HTTPSupport.time(a.createdAt),
+            "last_used_at": a.lastUsedAt.map { HTTPSupport.time($0) as Any } ?? NSNull(),
+            "last_used_ip": a.lastUsedIP as Any? ?? NSNull(), "last_used_service": a.lastUsedService as Any? ?? NSNull(),
+        ]
+    }
+
+    func deviceObject(_ d: RememberedDevice) -> [String: Any] {
+        [
+            "id": d.id, "user_agent": d.userAgent as Any? ?? NSNull(), "created_at": HTTPSupport.time(d.createdAt),
+            "last_used_at": d.lastUsedAt.map { HTTPSupport.time($0) as Any } ?? NSNull(), "last_ip": d.lastIP as Any? ?? NSNull(),
+        ]
+    }
+
+    func eventObject(_ e: SecurityEvent) -> [String: Any] {
+        var o: [String: Any] = ["type": e.type, "at": HTTPSupport.time(e.at)]
+        if let ip = e.clientIP { o["client_ip"] = ip }
+        if let d = e.detail { o["detail"] = d }
+        return o
     }
 
     func policyObject(_ domain: DomainName, _ p: DomainPolicy) -> [String: Any] {
@@ -333,14 +446,8 @@ public struct GatehouseResponder: HTTPResponder {
             "totp": totp,
             "backup_codes_remaining": me.backupCodesRemaining,
             "domain_policy": policyObject(DomainName(me.user.domain)!, me.policy),
-            "app_passwords": me.appPasswords.map { entry -> [String: Any] in
-                var o: [String: Any] = [:]
-                for (k, v) in entry {
-                    if (k == "created_at" || k == "last_used_at"), let t = v as? Int64 { o[k] = HTTPSupport.time(t) } else { o[k] = v }
-                }
-                return o
-            },
-            "devices": [] as [Any],
+            "app_passwords": me.appPasswords.map(appPasswordObject),
+            "devices": me.devices.map(deviceObject),
         ]
         if let address = me.record.recoveryEmail {
             object["recovery_email"] = ["address": address, "verified": me.record.recoveryVerified]

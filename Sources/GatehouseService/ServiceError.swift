@@ -25,6 +25,8 @@ public struct ServiceError: Error, Sendable, CustomStringConvertible {
         public static let notEnrolled = Code("not_enrolled", 409)
         public static let methodNotAllowed = Code("method_not_allowed", 403)
         public static let notFound = Code("not_found", 404)
+        /// `/v1/mail/authenticate`: not an app password of this user for this service.
+        public static let denied = Code("denied", 401)
         public static let unavailable = Code("unavailable", 503)
         public var description: String { name }
     }

@@ -29,6 +29,14 @@ struct NginxTests {
                         #expect(reply.headers["x-gatehouse-user"] == user, "\(path)")
                     }
                 }
+                // A client cannot name itself: the user the page sees is the one Gatehouse vouched for.
+                let spoof = ["X-Gatehouse-User": "mallory@example.org", "Gatehouse-User": "mallory@example.org"]
+                for path in Self.paths {
+                    let signedIn = try await nginx.get(path, cookie: "gatehouse_session=\(token)", headers: spoof)
+                    #expect(signedIn.status == 200 && signedIn.body == "protected page for \(user)\n", "\(path) with spoofed user headers: \(signedIn.body)")
+                    let anonymous = try await nginx.get(path, headers: spoof)
+                    #expect(anonymous.status == 401, "\(path), spoofed user headers and no session: \(anonymous.status)")
+                }
                 nginx.expectErrorLogClean()
             }
             d.expectLogsClean(of: [token, secret])
@@ -176,6 +184,10 @@ final class NginxProcess: @unchecked Sendable {
             throw NginxError(description: "cannot read host and port from \(node.baseURL)")
         }
         var lastFailure = ""
+        // The backend listens on a Unix socket in the directory; sun_path holds 107 bytes.
+        guard FileManager.default.temporaryDirectory.path.utf8.count < 60 else {
+            throw NginxError(description: "the temporary directory path is too long for a Unix socket: \(FileManager.default.temporaryDirectory.path)")
+        }
         for _ in 0..<3 {
             // A fresh directory per attempt: a failed attempt's process object removes its own.
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-nginx-\(UUID().uuidString.prefix(8))").path
@@ -220,13 +232,18 @@ final class NginxProcess: @unchecked Sendable {
     /// request bodies off and HTTP/1.1 keep-alive to the node.
     static func configuration(directory: String, port: Int, upstream: String) -> String {
         let keys = GatehouseNodeProcess.apiKeys
+        // Not `return 200 …` in the protected location: `return` runs in nginx's rewrite phase,
+        // before `auth_request` (access phase) would ever run, so the page would be served to
+        // anyone. The page comes from a backend server block (the "webmail") instead, which is
+        // also how a real deployment passes the checked user on.
         func protected(_ prefix: String, auth: String) -> String {
             """
                 location \(prefix) {
                     auth_request \(auth);
                     auth_request_set $gh_user $upstream_http_gatehouse_user;
                     add_header X-Gatehouse-User $gh_user always;
-                    return 200 "protected page for $gh_user\\n";
+                    proxy_set_header X-Gatehouse-User $gh_user;
+                    proxy_pass http://unix:\(directory)/backend.sock;
                 }
 
             """
@@ -264,6 +281,12 @@ final class NginxProcess: @unchecked Sendable {
                 upstream gatehouse {
                     server \(upstream);
                     keepalive 8;
+                }
+                # The protected application: it trusts X-Gatehouse-User because only the front
+                # server below can reach it.
+                server {
+                    listen unix:\(directory)/backend.sock;
+                    location / { return 200 "protected page for $http_x_gatehouse_user\\n"; }
                 }
                 server {
                     listen 127.0.0.1:\(port);
@@ -320,9 +343,11 @@ final class NginxProcess: @unchecked Sendable {
     }
 
     /// A GET through nginx with an optional `Cookie` header.
-    func get(_ path: String, cookie: String? = nil) async throws -> (status: Int, headers: [String: String], body: String) {
+    func get(_ path: String, cookie: String? = nil, headers extra: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: String) {
         let url = URL(string: baseURL.absoluteString + path)!
-        let (status, headers, data) = try await TestHTTP.request(url, headers: cookie.map { ["Cookie": $0] } ?? [:])
+        var fields = extra
+        if let cookie { fields["Cookie"] = cookie }
+        let (status, headers, data) = try await TestHTTP.request(url, headers: fields)
         return (status, headers, String(decoding: data, as: UTF8.self))
     }
 

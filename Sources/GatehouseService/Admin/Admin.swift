@@ -9,8 +9,10 @@ public struct MeStatus: Sendable {
     public var record: UserRecord
     public var backupCodesRemaining: Int
     public var policy: DomainPolicy
-    /// App passwords without their hashes: id → (label, services, created_at, last use …).
-    public var appPasswords: [[String: any Sendable]]
+    /// App passwords (never the passwords or their hashes).
+    public var appPasswords: [AppPasswordInfo]
+    /// Remembered devices.
+    public var devices: [RememberedDevice]
 }
 
 /// `GET /v1/users/{user}`'s data.
@@ -34,26 +36,10 @@ extension Gatehouse {
     public func status(of user: UserID) async throws(ServiceError) -> MeStatus {
         let record = try await loadUser(user)
         let backup: Int
-        let apps: [String: String]
-        do {
-            let replies = try await redis.pipeline([
-                RedisCommand(["SCARD", userKey(user, "backup")]),
-                RedisCommand(["HGETALL", userKey(user, "app-passwords")]),
-            ])
-            backup = Int(replies[0].integer ?? 0)
-            apps = Self.hash(replies[1])
-        } catch { throw ServiceError.unavailable(error) }
-        let list: [[String: any Sendable]] = apps.sorted { $0.key < $1.key }.compactMap { id, json in
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return nil }
-            return [
-                "id": id, "label": object["label"] as? String ?? "", "services": object["services"] as? [String] ?? [],
-                "created_at": (object["created_at"] as? NSNumber)?.int64Value ?? 0,
-                "last_used_at": (object["last_used_at"] as? NSNumber)?.int64Value as (any Sendable)?,
-                "last_used_ip": object["last_used_ip"] as? String as (any Sendable)?,
-                "last_used_service": object["last_used_service"] as? String as (any Sendable)?,
-            ].compactMapValues { $0 }
-        }
-        return MeStatus(user: user, record: record, backupCodesRemaining: backup, policy: view.policy(for: user.domain), appPasswords: list)
+        do { backup = Int(try await redis.send(["SCARD", userKey(user, "backup")]).integer ?? 0) } catch { throw ServiceError.unavailable(error) }
+        let apps = try await appPasswords(of: user)
+        let devices = try await devices(of: user)
+        return MeStatus(user: user, record: record, backupCodesRemaining: backup, policy: view.policy(for: user.domain), appPasswords: apps, devices: devices)
     }
 
     /// `GET /v1/users/{user}` (admin): status plus throttle state.

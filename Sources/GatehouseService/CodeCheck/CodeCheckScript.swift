@@ -12,12 +12,22 @@ public import GatehouseRedis
 ///
 /// Time inside the script is Redis's own `TIME`, so every node throttles on one clock.
 ///
+/// One script serves every kind of code (the issue asks for one way of doing each thing); only
+/// step 6 differs by `mode`:
+/// - `totp`: ARGV[2] is the matched step (`-1` = no match); success needs it above the last
+///   accepted step in KEYS[3], which it then records (forward-only replay protection).
+/// - `set`: ARGV[2] is the keyed hash of the code; success removes it from the set KEYS[3]
+///   (backup codes: single use).
+/// - `email`: ARGV[2] is the keyed hash; KEYS[3] is the pending email code (hash: `h`, `cid`,
+///   `tries`); success needs the same hash and the same challenge id (ARGV[12]) and deletes it;
+///   a failure counts a try and kills the code after ARGV[13] tries.
+///
 /// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
-/// `locked`), 3 replay marker (last accepted step), 4 IP-prefix failure counter, 5 challenge
-/// marker (consumed on success).
-/// ARGV: 1 expected credential version (`""` skips the check), 2 matched step (`-1` = no match),
+/// `locked`), 3 the mode's record, 4 IP-prefix failure counter, 5 challenge marker (set on success).
+/// ARGV: 1 expected credential version (`""` skips the check), 2 candidate (see modes),
 /// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit, 7 IP window s,
-/// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s.
+/// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s, 11 mode, 12 challenge id,
+/// 13 tries per email code.
 ///
 /// Replies: `{"ok"}`, `{"invalid", attempts_remaining, replay(0|1), wait_ms}`,
 /// `{"throttled", wait_ms}`, `{"locked"}`, `{"ip_limited", ttl_s}`, `{"stale"}`, `{"consumed"}`.
@@ -36,17 +46,36 @@ local nextAt = tonumber(redis.call('HGET', KEYS[2], 'next_at') or '0')
 if now < nextAt then return {'throttled', nextAt - now} end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'cred_version') ~= ARGV[1] then return {'stale'} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'consumed'} end
-local step = tonumber(ARGV[2])
+local mode = ARGV[11]
 local replay = 0
-if step >= 0 then
-  local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
-  if step > last then
-    redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[8]))
-    redis.call('DEL', KEYS[2])
-    redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[9]))
-    return {'ok'}
+local function succeed()
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[9]))
+  return {'ok'}
+end
+if mode == 'totp' then
+  local step = tonumber(ARGV[2])
+  if step >= 0 then
+    local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
+    if step > last then
+      redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[8]))
+      return succeed()
+    end
+    replay = 1
   end
-  replay = 1
+elseif mode == 'set' then
+  if ARGV[2] ~= '' and redis.call('SREM', KEYS[3], ARGV[2]) == 1 then return succeed() end
+elseif mode == 'email' then
+  local pending = redis.call('HMGET', KEYS[3], 'h', 'cid')
+  if pending[1] and pending[2] == ARGV[12] then
+    if pending[1] == ARGV[2] then
+      redis.call('DEL', KEYS[3])
+      return succeed()
+    end
+    if redis.call('HINCRBY', KEYS[3], 'tries', 1) >= tonumber(ARGV[13]) then redis.call('DEL', KEYS[3]) end
+  end
+else
+  return redis.error_reply('unknown mode')
 end
 local free = tonumber(ARGV[3])
 local fails = redis.call('HINCRBY', KEYS[2], 'fails', 1)

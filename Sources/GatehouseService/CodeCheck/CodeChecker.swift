@@ -21,6 +21,7 @@ public struct CodeChecker: Sendable {
     public struct Keys: Sendable {
         public var userRecord: String
         public var throttle: String
+        /// The mode's record: TOTP replay marker, backup-code set, or pending email code.
         public var replayMarker: String
         public var ipCounter: String
         public var challengeMarker: String
@@ -31,15 +32,32 @@ public struct CodeChecker: Sendable {
     /// The throttle record outlives a quiet day so "100 consecutive failures" means consecutive.
     let throttleTTLSeconds = 30 * 24 * 3600
 
-    /// One attempt. `matchedStep` is the TOTP step the node found for the code (nil = no match).
-    func check(keys: Keys, credentialVersion: String, matchedStep: UInt64?, replayTTLSeconds: Int, challengeTTLSeconds: Int) async throws -> Outcome {
+    /// What is being checked.
+    public enum Candidate: Sendable {
+        /// An authenticator code: the step the node matched it to (nil = no match).
+        case totp(matchedStep: UInt64?)
+        /// A backup code's keyed hash (KEYS[3] is the set of unused ones).
+        case backupCode(hash: String)
+        /// An emailed code's keyed hash, bound to the challenge it was sent for.
+        case emailCode(hash: String, challengeID: String, triesPerCode: Int)
+    }
+
+    /// One attempt.
+    func check(keys: Keys, credentialVersion: String, candidate: Candidate, replayTTLSeconds: Int, challengeTTLSeconds: Int) async throws -> Outcome {
+        let mode: String, value: String, challengeID: String, tries: Int
+        switch candidate {
+        case .totp(let step): (mode, value, challengeID, tries) = ("totp", step.map { String($0) } ?? "-1", "", 0)
+        case .backupCode(let hash): (mode, value, challengeID, tries) = ("set", hash, "", 0)
+        case .emailCode(let hash, let cid, let t): (mode, value, challengeID, tries) = ("email", hash, cid, t)
+        }
         let reply = try await redis.eval(
             CodeCheckScript.script,
             keys: [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker],
             arguments: [
-                credentialVersion, matchedStep.map { String($0) } ?? "-1",
+                credentialVersion, value,
                 settings.freeFailures, settings.maximumBackoffSeconds * 1000, settings.lockAfterFailures,
                 settings.ipFailureLimit, settings.ipWindowSeconds, replayTTLSeconds, challengeTTLSeconds, throttleTTLSeconds,
+                mode, challengeID, tries,
             ]
         )
         guard let items = reply.array, let status = items.first?.string else {

@@ -119,7 +119,7 @@ extension Gatehouse {
     /// IMAP/POP/SMTP app password that turning two-step on brings (as SmarterMail does).
     func enableTwoStep(user: UserID, method: DomainPolicy.Method, extraFields: [String]) async throws(ServiceError) -> TwoStepEnabled {
         let codes = try makeBackupCodes()
-        let app = try makeAppPassword(label: "IMAP/POP/SMTP", services: ["imap", "pop3", "smtp"])
+        let app = try makeAppPassword(user: user, label: "IMAP/POP/SMTP", services: Self.mailServices)
         var fields: [any RedisArgumentConvertible] = ["HSET", userKey(user, "user"), "method", method.rawValue]
         for f in extraFields { fields.append(f) }
         do {
@@ -128,19 +128,28 @@ extension Gatehouse {
                 RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
                 RedisCommand(["DEL", userKey(user, "backup")]),
                 RedisCommand((["SADD", userKey(user, "backup")] + codes.map { keyedHash(Self.normalizeBackupCode($0)) }).map { $0 as any RedisArgumentConvertible }),
-                RedisCommand(["HSET", userKey(user, "app-passwords"), app.id, app.record]),
-            ])
+            ] + app.commands)
             try await feed.publish(.credentialsChanged(user: user.value), now: now)
         } catch { throw ServiceError.unavailable(error) }
-        return TwoStepEnabled(method: method, backupCodes: codes, appPassword: (app.id, "IMAP/POP/SMTP", app.display), session: nil)
+        await event(user, "two_step_enabled", detail: method.rawValue)
+        return TwoStepEnabled(method: method, backupCodes: codes, appPassword: (app.value.id, app.value.label, app.value.password), session: nil)
     }
 
     /// `DELETE /v1/me/two-step {"code"}`: turns two-step off after a current code.
     public func disableTwoStep(_ principal: Principal, code: String, clientIP: String?) async throws(ServiceError) {
         let user = principal.user
+        let policy = view.policy(for: user.domain)
+        guard policy.mode != .disabled else { throw ServiceError(.twoStepDisabled, "two-step authentication is disabled for \(user.domain)") }
+        guard policy.mode != .enforced else { throw ServiceError(.forbidden, "\(user.domain) enforces two-step authentication; it cannot be turned off") }
         let record = try await loadUser(user)
         guard record.twoStepEnabled else { throw ServiceError(.notEnrolled, "two-step is not on") }
-        try await checkTOTP(user: user, code: code, challengeMarker: userKey(user, "disable", try newID()), clientIP: clientIP, context: "disable")
+        let marker = userKey(user, "disable", try newID())
+        // A current authenticator code, or a backup code (xxxxx-xxxxx) for a lost phone.
+        if code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), record.method == .totp {
+            try await checkTOTP(user: user, code: code, challengeMarker: marker, clientIP: clientIP, context: "disable")
+        } else {
+            try await checkBackupCode(user: user, code: code, challengeMarker: marker, clientIP: clientIP)
+        }
         try await removeSecondStep(user: user)
         logger.info("two-step disabled", metadata: ["user": "\(user)"])
     }
@@ -151,13 +160,34 @@ extension Gatehouse {
             _ = try await redis.pipeline([
                 RedisCommand(["HDEL", userKey(user, "user"), "method", "totp", "totp_since"]),
                 RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
-                RedisCommand(["DEL", userKey(user, "backup"), userKey(user, "app-passwords"), userKey(user, "totp", "pending")]),
+                RedisCommand(["DEL", userKey(user, "backup"), userKey(user, "totp", "pending")] + appPasswordKeys(user)),
             ])
             try await feed.publish(.credentialsChanged(user: user.value), now: now)
         } catch { throw ServiceError.unavailable(error) }
+        await event(user, "two_step_disabled")
     }
 
-    // MARK: Backup codes and app passwords (generation; their checks come with the next issue)
+    func appPasswordKeys(_ user: UserID) -> [String] {
+        [userKey(user, "app-passwords"), userKey(user, "app-password-index"), userKey(user, "app-password-use")]
+    }
+
+    /// `POST /v1/me/backup-codes`: a new set; the old one dies.
+    public func regenerateBackupCodes(_ principal: Principal) async throws(ServiceError) -> [String] {
+        let user = principal.user
+        try requireFreshSignIn(principal)
+        guard try await loadUser(user).twoStepEnabled else { throw ServiceError(.notEnrolled, "two-step is not on") }
+        let codes = try makeBackupCodes()
+        do {
+            _ = try await redis.pipeline([
+                RedisCommand(["DEL", userKey(user, "backup")]),
+                RedisCommand((["SADD", userKey(user, "backup")] + codes.map { keyedHash(Self.normalizeBackupCode($0)) }).map { $0 as any RedisArgumentConvertible }),
+            ])
+        } catch { throw ServiceError.unavailable(error) }
+        await event(user, "backup_codes_regenerated")
+        return codes
+    }
+
+    // MARK: Backup codes
 
     static let backupAlphabet = Array("23456789abcdefghjkmnpqrstuvwxyz".utf8)  // no 0/1/i/l/o
 
@@ -182,18 +212,4 @@ extension Gatehouse {
         code.lowercased().filter { $0 != "-" && $0 != " " }
     }
 
-    /// 24 lowercase letters (≥ 112 bits), shown in groups of 4; stored as a keyed hash.
-    func makeAppPassword(label: String, services: [String]) throws(ServiceError) -> (id: String, display: String, record: String) {
-        let letters = Array("abcdefghijklmnopqrstuvwxyz".utf8)
-        var raw: [UInt8] = []
-        for _ in 0..<24 {
-            do { raw.append(letters[Int(try random.uniform(below: 26))]) } catch { throw ServiceError(.unavailable, "random source failed", underlying: error) }
-        }
-        let password = String(decoding: raw, as: UTF8.self)
-        let display = stride(from: 0, to: 24, by: 4).map { i in String(decoding: raw[i..<i + 4], as: UTF8.self) }.joined(separator: " ")
-        let id = try newID()
-        let record: [String: Any] = ["label": label, "services": services, "hash": keyedHash(password), "created_at": now]
-        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
-        return (id, display, json)
-    }
 }

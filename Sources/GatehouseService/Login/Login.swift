@@ -5,19 +5,24 @@ import GatehouseRedis
 
 /// The answer of `login/start` and `login/finish` (SPEC §4).
 public enum LoginResult: Sendable {
-    case authenticated(IssuedSession)
+    case authenticated(IssuedSession, remember: IssuedRemember?)
     case secondStep(challenge: String, expiresAt: Int64, methods: [String])
     case enrollmentRequired(challenge: String, expiresAt: Int64)
 }
 
 extension Gatehouse {
     /// `POST /v1/login/start`, after the front end checked the primary password.
-    public func startLogin(user: UserID, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
+    public func startLogin(user: UserID, clientIP: String?, userAgent: String?, rememberToken: String? = nil) async throws(ServiceError) -> LoginResult {
         let policy = view.policy(for: user.domain)
         let record = try await loadUser(user)
         let now = self.now
+        if let rememberToken, policy.mode != .disabled, record.twoStepEnabled,
+           let device = try await useRememberToken(rememberToken, user: user, record: record, policy: policy, clientIP: clientIP, userAgent: userAgent) {
+            let session = try await issueSession(user: user, epoch: record.epoch, methods: [.password, .remember], authTime: now, clientIP: clientIP, userAgent: userAgent)
+            return .authenticated(session, remember: device)
+        }
         if policy.mode == .disabled || (!record.twoStepEnabled && policy.mode == .optional) {
-            return .authenticated(try await issueSession(user: user, epoch: record.epoch, methods: [.password], authTime: now, clientIP: clientIP, userAgent: userAgent))
+            return .authenticated(try await issueSession(user: user, epoch: record.epoch, methods: [.password], authTime: now, clientIP: clientIP, userAgent: userAgent), remember: nil)
         }
         if !record.twoStepEnabled {
             let (token, expires) = try challenge(user: user, epoch: record.epoch, purpose: .enroll)
@@ -26,7 +31,7 @@ extension Gatehouse {
         let (token, expires) = try challenge(user: user, epoch: record.epoch, purpose: .login)
         var methods: [String] = []
         if record.method == .totp, record.totpEnvelope != nil { methods.append("totp") }
-        if record.method == .email { methods.append("email") }
+        if record.method == .email, policy.methods.contains(.email) { methods.append("email") }
         if (try? await redis.send(["SCARD", userKey(user, "backup")]).integer) ?? 0 > 0 { methods.append("backup_code") }
         return .secondStep(challenge: token, expiresAt: expires, methods: methods)
     }
@@ -49,16 +54,35 @@ extension Gatehouse {
         return (claims, user)
     }
 
-    /// `POST /v1/login/finish` with an authenticator code.
-    public func finishLogin(challenge: String, method: String, code: String, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
+    /// `POST /v1/login/finish`: an authenticator code, an emailed code or a backup code.
+    public func finishLogin(challenge: String, method: String, code: String, remember: Bool, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
         let (claims, user) = try verifyChallenge(challenge, purpose: .login)
-        guard method == "totp" else {
-            // Email and backup codes arrive with the next issue; refuse plainly rather than pretend.
-            throw ServiceError(.methodNotAllowed, "method \(method) is not available for this login")
-        }
-        try await checkTOTP(user: user, code: code, challengeMarker: userKey(user, "challenge", claims.challengeID), clientIP: clientIP, context: "login")
         let record = try await loadUser(user)
-        return .authenticated(try await issueSession(user: user, epoch: record.epoch, methods: [.password, .otp], authTime: now, clientIP: clientIP, userAgent: userAgent))
+        let marker = userKey(user, "challenge", claims.challengeID)
+        let amr: AuthMethods
+        switch method {
+        case "totp":
+            try await checkTOTP(user: user, code: code, challengeMarker: marker, clientIP: clientIP, context: "login")
+            amr = [.password, .otp]
+        case "backup_code":
+            try await checkBackupCode(user: user, code: code, challengeMarker: marker, clientIP: clientIP)
+            amr = [.password, .backup]
+        case "email":
+            guard record.method == .email else {
+                throw ServiceError(.methodNotAllowed, "email codes are not available for this account")
+            }
+            try await checkEmailCode(user: user, code: code, challengeID: claims.challengeID, challengeMarker: marker, clientIP: clientIP)
+            amr = [.password, .email]
+        default:
+            throw ServiceError(.invalidRequest, "method must be totp, email or backup_code")
+        }
+        let session = try await issueSession(user: user, epoch: record.epoch, methods: amr, authTime: now, clientIP: clientIP, userAgent: userAgent)
+        try await recordSecondStep(user: user, method: method, clientIP: clientIP)
+        var device: IssuedRemember?
+        if remember {
+            device = try await rememberDevice(user: user, epoch: record.epoch, clientIP: clientIP, userAgent: userAgent)
+        }
+        return .authenticated(session, remember: device)
     }
 
     /// Checks an authenticator code for `user` through the code-check script; returns on success
@@ -74,46 +98,87 @@ extension Gatehouse {
                 entry = try await totp(for: user, bypassCache: bypassCache)
             }
             let match = entry?.totp.validate(parsed, at: redisNow, window: configuration.totp.window)
-            let keys = CodeChecker.Keys(
-                userRecord: userKey(user, "user"), throttle: userKey(user, "throttle"), replayMarker: userKey(user, "totp", "last"),
-                ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker
+            // With no enrolment there is no match and no version to check: the attempt counts
+            // as a failure exactly like a wrong code, so an unenrolled user looks the same.
+            let outcome = try await runCheck(
+                user: user, record: userKey(user, "totp", "last"), credentialVersion: entry?.version ?? "",
+                candidate: .totp(matchedStep: match?.step), challengeMarker: challengeMarker, clientIP: clientIP
             )
-            let outcome: CodeChecker.Outcome
-            do {
-                // With no enrolment there is no match and no version to check: the attempt counts
-                // as a failure exactly like a wrong code, so an unenrolled user looks the same.
-                outcome = try await checker.check(
-                    keys: keys, credentialVersion: entry?.version ?? "", matchedStep: match?.step,
-                    replayTTLSeconds: 86400, challengeTTLSeconds: Int(configuration.lifetimes.challengeSeconds) + 60
-                )
-            } catch {
-                throw ServiceError.unavailable(error)
-            }
-            switch outcome {
-            case .accepted:
-                logger.info("second step succeeded", metadata: ["user": "\(user)", "method": "totp", "context": "\(context)"])
-                return
-            case .rejected(let remaining, let replay):
-                logger.notice(replay ? "second step replay refused" : "second step failed", metadata: ["user": "\(user)", "method": "totp", "context": "\(context)"])
-                throw ServiceError(.invalidCode, "the code is not valid", attemptsRemaining: remaining)
-            case .throttled(let seconds):
-                logger.notice("second step throttled", metadata: ["user": "\(user)"])
-                throw ServiceError(.rateLimited, "too many failed attempts; wait before trying again", retryAfterSeconds: seconds)
-            case .locked:
-                logger.warning("second step locked", metadata: ["user": "\(user)"])
-                throw ServiceError(.rateLimited, "second step locked after too many failures; an administrator must unlock it", retryAfterSeconds: 3600)
-            case .ipLimited(let seconds):
-                logger.notice("client address over its failure budget", metadata: ["user": "\(user)"])
-                throw ServiceError(.rateLimited, "too many failed attempts from this address", retryAfterSeconds: seconds)
-            case .consumed:
-                throw ServiceError(.challengeExpired, "the challenge was already used; start the login again")
-            case .stale:
+            if outcome == .stale {
                 // The cached credential is older than the stored one: reload once and retry.
                 totpCache.remove(user.value)
                 bypassCache = true
                 continue
             }
+            return try conclude(outcome, user: user, method: "totp", context: context)
         }
         throw ServiceError(.unavailable, "credential changed during the check; try again", retryAfterSeconds: 1)
+    }
+
+    /// Checks (and spends) a backup code.
+    func checkBackupCode(user: UserID, code: String, challengeMarker: String, clientIP: String?) async throws(ServiceError) {
+        let normalized = Self.normalizeBackupCode(code)
+        guard normalized.utf8.count == 10, normalized.utf8.allSatisfy({ Self.backupAlphabet.contains($0) }) else {
+            throw ServiceError(.invalidRequest, "a backup code is 10 characters, xxxxx-xxxxx")
+        }
+        let outcome = try await runCheck(
+            user: user, record: userKey(user, "backup"), credentialVersion: "",
+            candidate: .backupCode(hash: keyedHash(normalized)), challengeMarker: challengeMarker, clientIP: clientIP
+        )
+        try conclude(outcome, user: user, method: "backup_code", context: "login")
+        await event(user, "backup_code_used", clientIP: clientIP)
+    }
+
+    /// Checks an emailed code sent for this challenge.
+    func checkEmailCode(user: UserID, code: String, challengeID: String, challengeMarker: String, clientIP: String?) async throws(ServiceError) {
+        guard HOTP.parse(code, digits: 6) != nil else { throw ServiceError(.invalidRequest, "code must be exactly 6 digits") }
+        let outcome = try await runCheck(
+            user: user, record: userKey(user, "email-code"), credentialVersion: "",
+            candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: challengeID, triesPerCode: 5),
+            challengeMarker: challengeMarker, clientIP: clientIP
+        )
+        try conclude(outcome, user: user, method: "email", context: "login")
+    }
+
+    func runCheck(user: UserID, record: String, credentialVersion: String, candidate: CodeChecker.Candidate, challengeMarker: String, clientIP: String?) async throws(ServiceError) -> CodeChecker.Outcome {
+        let keys = CodeChecker.Keys(
+            userRecord: userKey(user, "user"), throttle: userKey(user, "throttle"), replayMarker: record,
+            ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker
+        )
+        do {
+            return try await checker.check(
+                keys: keys, credentialVersion: credentialVersion, candidate: candidate,
+                replayTTLSeconds: 86400, challengeTTLSeconds: Int(configuration.lifetimes.challengeSeconds) + 60
+            )
+        } catch {
+            throw ServiceError.unavailable(error)
+        }
+    }
+
+    /// Turns a script outcome into success or the caller-facing error, logging a security event.
+    func conclude(_ outcome: CodeChecker.Outcome, user: UserID, method: String, context: String) throws(ServiceError) {
+        let meta: Logger.Metadata = ["user": "\(user)", "method": "\(method)", "context": "\(context)"]
+        switch outcome {
+        case .accepted:
+            logger.info("second step succeeded", metadata: meta)
+        case .rejected(let remaining, let replay):
+            logger.notice(replay ? "second step replay refused" : "second step failed", metadata: meta)
+            Task { await self.event(user, replay ? "second_step_replay" : "second_step_failed", detail: method) }
+            throw ServiceError(.invalidCode, "the code is not valid", attemptsRemaining: remaining)
+        case .throttled(let seconds):
+            logger.notice("second step throttled", metadata: meta)
+            Task { await self.event(user, "second_step_throttled", detail: method) }
+            throw ServiceError(.rateLimited, "too many failed attempts; wait before trying again", retryAfterSeconds: seconds)
+        case .locked:
+            logger.warning("second step locked", metadata: meta)
+            throw ServiceError(.rateLimited, "second step locked after too many failures; an administrator must unlock it", retryAfterSeconds: 3600)
+        case .ipLimited(let seconds):
+            logger.notice("client address over its failure budget", metadata: meta)
+            throw ServiceError(.rateLimited, "too many failed attempts from this address", retryAfterSeconds: seconds)
+        case .consumed:
+            throw ServiceError(.challengeExpired, "the challenge was already used; start the login again")
+        case .stale:
+            throw ServiceError(.unavailable, "credential changed during the check; try again", retryAfterSeconds: 1)
+        }
     }
 }

@@ -103,3 +103,60 @@ extension Gatehouse {
         }
     }
 }
+
+/// A session as listed to its user.
+public struct SessionInfo: Sendable {
+    public var id: String
+    public var createdAt: Int64
+    public var expiresAt: Int64
+    public var methods: [String]
+    public var clientIP: String?
+    public var userAgent: String?
+}
+
+extension Gatehouse {
+    /// `GET /v1/me/sessions`: live sessions (expired ones are pruned on the way).
+    public func sessions(of user: UserID) async throws(ServiceError) -> [SessionInfo] {
+        let all: [String: String]
+        do { all = Self.hash(try await redis.send(["HGETALL", userKey(user, "sessions")])) } catch { throw ServiceError.unavailable(error) }
+        let now = self.now
+        var live: [SessionInfo] = []
+        var expired: [String] = []
+        for (sid, json) in all {
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { continue }
+            let expires = (o["expires_at"] as? NSNumber)?.int64Value ?? 0
+            if expires <= now { expired.append(sid); continue }
+            live.append(SessionInfo(
+                id: sid, createdAt: (o["created_at"] as? NSNumber)?.int64Value ?? 0, expiresAt: expires,
+                methods: o["amr"] as? [String] ?? [], clientIP: o["client_ip"] as? String, userAgent: o["user_agent"] as? String
+            ))
+        }
+        if !expired.isEmpty { _ = try? await redis.send(RedisCommand((["HDEL", userKey(user, "sessions")] + expired).map { $0 as any RedisArgumentConvertible })) }
+        return live.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    /// Revokes every session of `user` except `keep` (sign out everywhere else).
+    public func revokeOtherSessions(of user: UserID, keep: String?) async throws(ServiceError) {
+        let others = try await sessions(of: user).filter { $0.id != keep }
+        do {
+            for session in others {
+                try await feed.publish(.sessionRevoked(sid: session.id, expiresAt: session.expiresAt), now: now)
+            }
+            if !others.isEmpty {
+                _ = try await redis.send(RedisCommand((["HDEL", userKey(user, "sessions")] + others.map(\.id)).map { $0 as any RedisArgumentConvertible }))
+            }
+        } catch { throw ServiceError.unavailable(error) }
+        await event(user, "sessions_revoked", detail: String(others.count))
+    }
+
+    /// `POST /v1/me/password-changed`: every remembered device, every other session and every
+    /// app password dies (SPEC §4).
+    public func passwordChanged(_ principal: Principal) async throws(ServiceError) {
+        guard case .session(let claims, let user) = principal else { throw ServiceError(.invalidToken, "a signed-in session is required") }
+        do {
+            _ = try await redis.send(RedisCommand((["DEL", userKey(user, "devices")] + appPasswordKeys(user)).map { $0 as any RedisArgumentConvertible }))
+        } catch { throw ServiceError.unavailable(error) }
+        try await revokeOtherSessions(of: user, keep: claims.sessionID)
+        await event(user, "password_changed")
+    }
+}
