@@ -54,7 +54,9 @@ if entry then
     local previous = redis.call('HGET', KEYS[3], id)
     local changed = 1
     if previous and cjson.decode(previous).ip == ARGV[4] then changed = 0 end
-    redis.call('HSET', KEYS[3], id, cjson.encode({at = tonumber(ARGV[3]), ip = ARGV[4], service = ARGV[2]}))
+    local use = {at = tonumber(ARGV[3]), service = ARGV[2]}
+    if ARGV[4] ~= '' then use.ip = ARGV[4] end
+    redis.call('HSET', KEYS[3], id, cjson.encode(use))
     return {'ok', id, changed}
   end
 end
