@@ -196,13 +196,7 @@ public struct GatehouseResponder: HTTPResponder {
                 principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64),
                 clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
             )
-            var object: [String: Any] = [
-                "two_step": ["enabled": true, "method": enabled.method.rawValue],
-                "backup_codes": enabled.backupCodes,
-                "app_password": ["id": enabled.appPassword.id, "label": enabled.appPassword.label, "password": enabled.appPassword.password],
-            ]
-            if let session = enabled.session { object["session"] = sessionObject(session) }
-            return HTTPSupport.json(.ok, object)
+            return HTTPSupport.json(.ok, twoStepObject(enabled))
         case (.delete, "/v1/me/two-step"):
             try require(.frontend, request)
             struct Body: Decodable { var code: String; var client_ip: String? }
@@ -210,6 +204,55 @@ public struct GatehouseResponder: HTTPResponder {
             try await gatehouse.disableTwoStep(principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip))
             return Response(status: .noContent)
 
+        case (.put, "/v1/me/recovery-email"):
+            try require(.frontend, request)
+            struct Body: Decodable { var email: String }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["email"])
+            let expires = try await gatehouse.setRecoveryEmail(principal(request), address: HTTPSupport.shortString(body.email, field: "email", max: 254))
+            return HTTPSupport.json(.accepted, ["sent_to": Gatehouse.maskAddress(body.email.lowercased()), "expires_at": HTTPSupport.time(expires)])
+        case (.post, "/v1/me/recovery-email/confirm"):
+            try require(.frontend, request)
+            struct Body: Decodable { var code: String; var client_ip: String? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["code", "client_ip"])
+            let address = try await gatehouse.confirmRecoveryEmail(
+                principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip)
+            )
+            return HTTPSupport.json(.ok, ["recovery_email": ["address": address, "verified": true]])
+        case (.post, "/v1/me/two-step"):
+            try require(.frontend, request)
+            struct Body: Decodable { var method: String; var client_ip: String?; var user_agent: String? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["method", "client_ip", "user_agent"])
+            guard body.method == "email" else {
+                throw HTTPSupport.invalid("method must be email (authenticator apps enrol through POST /v1/me/totp)")
+            }
+            let enabled = try await gatehouse.enableEmailTwoStep(principal(request), clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent))
+            return HTTPSupport.json(.ok, twoStepObject(enabled))
+        case (.post, "/v1/login/email-code"):
+            try require(.frontend, request)
+            struct Body: Decodable { var challenge: String }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["challenge"])
+            let sent = try await gatehouse.sendLoginCode(challenge: HTTPSupport.shortString(body.challenge, field: "challenge"))
+            return HTTPSupport.json(.accepted, ["sent_to": sent.sentTo, "expires_at": HTTPSupport.time(sent.expiresAt)])
+        case (.post, "/v1/recovery/start"):
+            try require(.frontend, request)
+            struct Body: Decodable { var user: String }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user"])
+            gatehouse.startRecovery(user: try HTTPSupport.user(body.user))
+            return Response(status: .accepted)
+        case (.post, "/v1/recovery/finish"):
+            try require(.frontend, request)
+            struct Body: Decodable { var user: String; var code: String; var client_ip: String? }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user", "code", "client_ip"])
+            let reset = try await gatehouse.finishRecovery(
+                user: HTTPSupport.user(body.user), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip)
+            )
+            return HTTPSupport.json(.ok, ["reset_token": reset.token, "expires_at": HTTPSupport.time(reset.expiresAt)])
+        case (.post, "/v1/recovery/consume"):
+            try require(.frontend, request)
+            struct Body: Decodable { var reset_token: String }
+            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["reset_token"])
+            let user = try await gatehouse.consumeReset(HTTPSupport.shortString(body.reset_token, field: "reset_token"))
+            return HTTPSupport.json(.ok, ["user": user.value])
         case (.post, "/v1/me/backup-codes"):
             try require(.frontend, request)
             let codes = try await gatehouse.regenerateBackupCodes(principal(request))
@@ -400,6 +443,16 @@ public struct GatehouseResponder: HTTPResponder {
         case .enrollmentRequired(let challenge, let expires):
             return ["status": "enrollment_required", "challenge": ["token": challenge, "expires_at": HTTPSupport.time(expires)]]
         }
+    }
+
+    func twoStepObject(_ enabled: TwoStepEnabled) -> [String: Any] {
+        var object: [String: Any] = [
+            "two_step": ["enabled": true, "method": enabled.method.rawValue],
+            "backup_codes": enabled.backupCodes,
+            "app_password": ["id": enabled.appPassword.id, "label": enabled.appPassword.label, "password": enabled.appPassword.password],
+        ]
+        if let session = enabled.session { object["session"] = sessionObject(session) }
+        return object
     }
 
     func appPasswordObject(_ a: AppPasswordInfo) -> [String: Any] {

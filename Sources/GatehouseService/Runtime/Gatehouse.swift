@@ -22,11 +22,16 @@ public final class Gatehouse: Sendable, Service {
     let keys: RedisKeys
     let checker: CodeChecker
     let random: any SecureRandomSource
+    let mailer: any CodeMailer
     let totpCache = TOTPCache(capacity: 100_000)
 
     /// Builds a node from configuration, a keyring store and a secret box.
-    public init(configuration: GatehouseConfiguration, redisURL: String, keyring: KeyringStore, secrets: SecretBox, logger: Logger) throws(ServiceError) {
+    public init(
+        configuration: GatehouseConfiguration, redisURL: String, keyring: KeyringStore, secrets: SecretBox,
+        mailer: any CodeMailer = NoMailer(), logger: Logger
+    ) throws(ServiceError) {
         self.configuration = configuration
+        self.mailer = mailer
         self.logger = logger
         let url: RedisURL
         do { url = try RedisURL(redisURL) } catch { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_URL: \(error.message)") }
