@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "GatehouseCrypto", targets: ["GatehouseCrypto"]),
         .library(name: "GatehouseRedis", targets: ["GatehouseRedis"]),
         .library(name: "GatehouseTesting", targets: ["GatehouseTesting"]),
+        .library(name: "GatehouseMail", targets: ["GatehouseMail"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -51,6 +52,11 @@ let package = Package(
             name: "CQRencode",
             pkgConfig: "libqrencode",
             providers: [.apt(["libqrencode-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibSSL",
+            pkgConfig: "libssl",
+            providers: [.apt(["libssl-dev"])]
         ),
 
         // MARK: Crypto and OTP/token core (no network I/O)
@@ -84,6 +90,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Mail (SMTP delivery of emailed codes, STARTTLS via libssl, on dedicated threads)
+        .target(
+            name: "GatehouseMail",
+            dependencies: [
+                "CLibSSL",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Service (domain logic over Redis; no HTTP) and the HTTP edge
         .target(
             name: "GatehouseService",
@@ -101,6 +117,7 @@ let package = Package(
             name: "GatehouseHTTP",
             dependencies: [
                 "GatehouseService",
+                "GatehouseMail",
                 "GatehouseCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -146,6 +163,12 @@ let package = Package(
         .testTarget(
             name: "GatehouseRedisTests",
             dependencies: ["GatehouseRedis", "GatehouseTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            // Delivers to a real SMTP server (aiosmtpd) started by GatehouseTesting.
+            name: "GatehouseMailTests",
+            dependencies: ["GatehouseMail", "GatehouseTesting"],
             swiftSettings: swiftSettings
         ),
     ]

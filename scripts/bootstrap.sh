@@ -40,4 +40,10 @@ if [ $want_tests = 1 ]; then
     "$PY" -m pip install -q 'pyjwt[crypto]>=2.8' 2>/dev/null \
       || "$PY" -m pip install -q --break-system-packages 'pyjwt[crypto]>=2.8'
   fi
+  # aiosmtpd: the real SMTP server the mail tests deliver to (GatehouseTesting.SMTPServerProcess).
+  if ! "$PY" -c 'import aiosmtpd' >/dev/null 2>&1; then
+    echo "bootstrap: installing aiosmtpd from PyPI"
+    "$PY" -m pip install -q 'aiosmtpd>=1.4' 2>/dev/null \
+      || "$PY" -m pip install -q --break-system-packages 'aiosmtpd>=1.4'
+  fi
 fi

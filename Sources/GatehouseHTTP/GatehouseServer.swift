@@ -24,7 +24,12 @@ public enum GatehouseServer {
         defer { embedded?.stop() }
         let keyring = KeyringStore(try Keyring.load(path: prepared.keyringFile))
         let secrets = try SecretBox.load(path: prepared.dataKeyFile)
-        let gatehouse = try Gatehouse(configuration: configuration, redisURL: redisURL, keyring: keyring, secrets: secrets, logger: logger)
+        let mailer: any CodeMailer = if let smtp = configuration.smtpURL {
+            try SMTPCodeMailer(url: smtp, from: configuration.mailFrom, issuer: configuration.issuer, logger: logger)
+        } else {
+            NoMailer()
+        }
+        let gatehouse = try Gatehouse(configuration: configuration, redisURL: redisURL, keyring: keyring, secrets: secrets, mailer: mailer, logger: logger)
         let metrics = MetricsEndpoint()
         let responder = GatehouseResponder(gatehouse: gatehouse, apiKeys: APIKeyRegistry(prepared.apiKeys), metrics: metrics)
         let reloader = KeyringReloader(store: keyring, path: prepared.keyringFile, logger: logger)

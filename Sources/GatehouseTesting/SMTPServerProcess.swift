@@ -1,0 +1,485 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A message the test SMTP server accepted.
+public struct ReceivedMail: Sendable, Decodable {
+    /// The envelope sender (`MAIL FROM`).
+    public let from: String
+    /// The envelope recipients (`RCPT TO`).
+    public let to: [String]
+    /// The message exactly as received after `DATA` (dot-unstuffed), decoded as UTF-8.
+    public let raw: String
+    /// The `Subject` header, with RFC 2047 encoded-words decoded.
+    public let subject: String
+    /// The text/plain body with its transfer encoding (quoted-printable, base64) undone and
+    /// `\n` line ends.
+    public let body: String
+    /// Whether the message came over a STARTTLS-upgraded connection.
+    public let tls: Bool
+    /// The user the client authenticated as, if it did.
+    public let user: String?
+}
+
+/// A real SMTP server for tests: aiosmtpd (Python, from PyPI) run by a small script this helper
+/// writes into the server's own temporary directory, listening on a free loopback port it picks
+/// itself (port 0, so no probing race). Every accepted message is stored there as a JSON file;
+/// ``messages()`` and ``waitForMessages(count:timeout:)`` read them back.
+///
+/// It can require AUTH (PLAIN and/or LOGIN), offer STARTTLS with a self-signed certificate made at
+/// start (for `localhost` and `127.0.0.1`), refuse EHLO so clients fall back to HELO, answer the
+/// first N messages with an error (451 by default, to test retries), and be stopped, killed or
+/// paused (to test failures). If `python3`, aiosmtpd or `cryptography` is missing, ``start(_:)``
+/// throws with the install command: tests that need it fail, they never skip.
+///
+/// Prefer ``withServer(_:_:)``, which always cleans up; as a backstop `deinit` and an `atexit`
+/// hook SIGKILL any server still running.
+public final class SMTPServerProcess: Sendable {
+    /// How to configure the server.
+    public struct Options: Sendable {
+        /// Require AUTH with this user and password before MAIL FROM.
+        public var credentials: (user: String, password: String)?
+        /// The AUTH mechanisms offered (of `PLAIN`, `LOGIN`).
+        public var authMechanisms: [String]
+        /// Offer STARTTLS with a fresh self-signed certificate.
+        public var startTLS: Bool
+        /// With ``startTLS``: offer AUTH only after STARTTLS (as real servers do). Without it the
+        /// server offers AUTH in clear text.
+        public var authRequiresTLS: Bool
+        /// Refuse EHLO with 502, so the client has to fall back to HELO.
+        public var refuseEHLO: Bool
+        /// Answer this many messages (counted at the end of DATA) with ``rejectReply``.
+        public var rejectFirst: Int
+        /// The reply for rejected messages.
+        public var rejectReply: String
+
+        /// Creates options; by default an open relay without TLS that accepts everything.
+        public init(
+            credentials: (user: String, password: String)? = nil,
+            authMechanisms: [String] = ["PLAIN", "LOGIN"],
+            startTLS: Bool = false,
+            authRequiresTLS: Bool? = nil,
+            refuseEHLO: Bool = false,
+            rejectFirst: Int = 0,
+            rejectReply: String = "451 4.3.0 Temporary failure, try again (test)"
+        ) {
+            self.credentials = credentials
+            self.authMechanisms = authMechanisms
+            self.startTLS = startTLS
+            self.authRequiresTLS = authRequiresTLS ?? startTLS
+            self.refuseEHLO = refuseEHLO
+            self.rejectFirst = rejectFirst
+            self.rejectReply = rejectReply
+        }
+    }
+
+    /// The loopback port the server listens on.
+    public let port: Int
+    /// The server's own temporary directory (messages, certificate, log).
+    public let directory: String
+    /// The options it was started with.
+    public let options: Options
+    /// The child's pid while it has not been reaped.
+    private let child: Mutex<pid_t?>
+
+    private init(port: Int, directory: String, options: Options, pid: pid_t) {
+        self.port = port
+        self.directory = directory
+        self.options = options
+        self.child = Mutex(pid)
+    }
+
+    deinit {
+        self.child.withLock { child in
+            if let pid = child {
+                Glibc.kill(pid, SIGKILL)
+                var status: Int32 = 0
+                _ = waitpid(pid, &status, 0)
+                child = nil
+            }
+        }
+        LiveSMTPServers.remove(self.directory)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    /// `smtp://127.0.0.1:<port>`, with the configured credentials (percent-encoded) if any, and
+    /// `query` (e.g. `"tls_verify=false"`) appended.
+    public func url(withCredentials: Bool = true, query: String? = nil) -> String {
+        var text = "smtp://"
+        if withCredentials, let credentials = self.options.credentials {
+            let allowed = CharacterSet.alphanumerics
+            let user = credentials.user.addingPercentEncoding(withAllowedCharacters: allowed) ?? credentials.user
+            let password = credentials.password.addingPercentEncoding(withAllowedCharacters: allowed) ?? credentials.password
+            text += "\(user):\(password)@"
+        }
+        text += "127.0.0.1:\(self.port)"
+        if let query, !query.isEmpty { text += "?" + query }
+        return text
+    }
+
+    /// `smtp://127.0.0.1:<port>` with the configured credentials.
+    public var url: String { self.url() }
+
+    /// The server's process id while it runs.
+    public var pid: Int32? {
+        self.child.withLock { child in
+            guard let pid = child else { return nil }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                child = nil
+                return nil
+            }
+            return pid
+        }
+    }
+
+    /// The messages accepted so far, in the order received.
+    public func messages() -> [ReceivedMail] {
+        self.records(prefix: "message-")
+    }
+
+    /// How many messages were answered with ``Options/rejectReply``.
+    public var rejectedCount: Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: self.directory)) ?? []
+        return names.filter { $0.hasPrefix("rejected-") && $0.hasSuffix(".json") }.count
+    }
+
+    /// Waits until at least `count` messages have been accepted (checking every 20 ms) and
+    /// returns them all; throws if that takes longer than `timeout`.
+    public func waitForMessages(count: Int, timeout: Duration = .seconds(10)) async throws -> [ReceivedMail] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let messages = self.messages()
+            if messages.count >= count { return messages }
+            guard ContinuousClock.now < deadline else {
+                throw RedisServerError(
+                    .startFailed,
+                    "the SMTP server received \(messages.count) of \(count) messages within \(timeout): \(self.logTail())"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The server's captured output (aiosmtpd's warnings, Python errors).
+    public var log: String {
+        (try? String(contentsOfFile: self.directory + "/server.log", encoding: .utf8)) ?? ""
+    }
+
+    /// Starts a server in a new temporary directory and waits until it listens (at most 15 s).
+    ///
+    /// - Throws: ``RedisServerError/Code/notInstalled`` (the one error type of GatehouseTesting)
+    ///   with the install command if `python3`, aiosmtpd or `cryptography` is missing;
+    ///   ``RedisServerError/Code/startFailed`` with the server's output otherwise.
+    public static func start(_ options: Options = .init()) async throws -> SMTPServerProcess {
+        let python = try findPython()
+        var template = Array("/tmp/gatehouse-smtp-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw RedisServerError(.startFailed, "cannot create a temporary directory for the SMTP server: errno \(errno)")
+        }
+        let directory = String(cString: created)
+        do {
+            let script = directory + "/smtp_sink.py"
+            try Self.script.write(toFile: script, atomically: true, encoding: .utf8)
+            var settings: [String: Any] = [
+                "directory": directory,
+                "startTLS": options.startTLS,
+                "authRequiresTLS": options.authRequiresTLS,
+                "refuseEHLO": options.refuseEHLO,
+                "rejectFirst": options.rejectFirst,
+                "rejectReply": options.rejectReply,
+                "authMechanisms": options.authMechanisms,
+            ]
+            if let credentials = options.credentials {
+                settings["user"] = credentials.user
+                settings["password"] = credentials.password
+            }
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: settings), as: UTF8.self)
+            var environment = ProcessInfo.processInfo.environment
+            environment["PYTHONUNBUFFERED"] = "1"
+            environment["PYTHONDONTWRITEBYTECODE"] = "1"
+            let pid = try GatehouseNodeProcess.spawn(python, [script, json], environment: environment, output: directory + "/server.log")
+            LiveSMTPServers.add(directory, pid: pid)
+
+            let deadline = ContinuousClock.now + .seconds(15)
+            while ContinuousClock.now < deadline {
+                if let data = FileManager.default.contents(atPath: directory + "/ready.json"),
+                   let ready = try? JSONDecoder().decode(Ready.self, from: data) {
+                    return SMTPServerProcess(port: ready.port, directory: directory, options: options, pid: pid)
+                }
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    LiveSMTPServers.remove(directory)
+                    let log = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
+                    if let line = log.split(separator: "\n").first(where: { $0.contains("smtp_sink: MISSING") }) {
+                        throw RedisServerError(.notInstalled, String(line))
+                    }
+                    throw RedisServerError(.startFailed, "the SMTP test server exited at start (status \(status)): \(log.suffix(2000))")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            Glibc.kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            LiveSMTPServers.remove(directory)
+            throw RedisServerError(.startFailed, "the SMTP test server did not listen within 15 s")
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+    }
+
+    /// Starts a server, runs `body` with it, and kills the server and removes its directory
+    /// whatever `body` does.
+    public static func withServer<T: Sendable>(
+        _ options: Options = .init(),
+        _ body: (SMTPServerProcess) async throws -> T
+    ) async throws -> T {
+        let server = try await start(options)
+        do {
+            let result = try await body(server)
+            await server.cleanup()
+            return result
+        } catch {
+            await server.cleanup()
+            throw error
+        }
+    }
+
+    /// SIGTERM (after SIGCONT, in case it is paused), SIGKILL if it has not exited within 5 s.
+    /// The port then refuses connections.
+    public func stop() async {
+        guard let pid = self.pid else { return }
+        Glibc.kill(pid, SIGCONT)
+        Glibc.kill(pid, SIGTERM)
+        if await !self.waitForExit(timeout: .seconds(5)) {
+            Glibc.kill(pid, SIGKILL)
+            _ = await self.waitForExit(timeout: .seconds(5))
+        }
+    }
+
+    /// SIGKILL: the server dies at once, as in a crash.
+    public func kill() async {
+        guard let pid = self.pid else { return }
+        Glibc.kill(pid, SIGKILL)
+        _ = await self.waitForExit(timeout: .seconds(10))
+    }
+
+    /// SIGSTOP: the kernel still accepts connections but the server never answers (a hung
+    /// server).
+    public func pause() throws {
+        try self.signal(SIGSTOP)
+    }
+
+    /// SIGCONT: undoes ``pause()``.
+    public func resume() throws {
+        try self.signal(SIGCONT)
+    }
+
+    /// Kills the server and removes its directory.
+    public func cleanup() async {
+        await self.kill()
+        LiveSMTPServers.remove(self.directory)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    // MARK: Internals
+
+    private struct Ready: Decodable {
+        let port: Int
+    }
+
+    private func records(prefix: String) -> [ReceivedMail] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: self.directory)) ?? [])
+            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(".json") }
+            .sorted()
+        // The script writes each file under a temporary name and renames it, so a file that is
+        // listed is complete.
+        return names.compactMap { name in
+            FileManager.default.contents(atPath: self.directory + "/" + name)
+                .flatMap { try? JSONDecoder().decode(ReceivedMail.self, from: $0) }
+        }
+    }
+
+    private func signal(_ signal: Int32) throws {
+        guard let pid = self.pid else {
+            throw RedisServerError(.signalFailed, "the SMTP test server on port \(self.port) is not running")
+        }
+        guard Glibc.kill(pid, signal) == 0 else {
+            throw RedisServerError(.signalFailed, "kill(\(pid), \(signal)) failed: errno \(errno)")
+        }
+    }
+
+    private func waitForExit(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if self.pid == nil { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return self.pid == nil
+    }
+
+    private func logTail() -> String {
+        let lines = self.log.split(separator: "\n").suffix(5)
+        return lines.isEmpty ? "(no server output)" : lines.joined(separator: " | ")
+    }
+
+    private static func findPython() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let candidates = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
+        for directory in candidates {
+            let file = directory + "/python3"
+            if FileManager.default.isExecutableFile(atPath: file) { return file }
+        }
+        throw RedisServerError(
+            .notInstalled,
+            "python3 not found on PATH or in /usr/bin, /usr/local/bin: install it (apt-get install python3 python3-pip), then python3 -m pip install aiosmtpd"
+        )
+    }
+
+    /// The server script. Kept here rather than in a file beside the tests so the helper works
+    /// from any working directory and any build layout.
+    private static let script = #"""
+        # aiosmtpd sink for Gatehouse tests: see SMTPServerProcess.swift.
+        import asyncio, datetime, email, email.policy, ipaddress, json, os, ssl, sys
+
+        def missing(package):
+            sys.stderr.write(
+                "smtp_sink: MISSING the Python package %s is not installed for %s; "
+                "install it with: python3 -m pip install %s (scripts/bootstrap.sh --tests does this)\n"
+                % (package, sys.executable, package))
+            sys.stderr.flush()
+            sys.exit(3)
+
+        try:
+            from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+        except ImportError:
+            missing("aiosmtpd")
+
+        options = json.loads(sys.argv[1])
+        directory = options["directory"]
+
+        def write_json(name, value):
+            # Write then rename, so a reader never sees half a file.
+            temporary = os.path.join(directory, "." + name + ".tmp")
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(value, f)
+            os.rename(temporary, os.path.join(directory, name))
+
+        def tls_context():
+            try:
+                from cryptography import x509
+                from cryptography.x509.oid import NameOID
+                from cryptography.hazmat.primitives import hashes, serialization
+                from cryptography.hazmat.primitives.asymmetric import ec
+            except ImportError:
+                missing("cryptography")
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+            now = datetime.datetime.now(datetime.timezone.utc)
+            certificate = (
+                x509.CertificateBuilder()
+                .subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([
+                    x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                .sign(key, hashes.SHA256()))
+            certificate_path = os.path.join(directory, "certificate.pem")
+            key_path = os.path.join(directory, "key.pem")
+            with open(certificate_path, "wb") as f:
+                f.write(certificate.public_bytes(serialization.Encoding.PEM))
+            with open(key_path, "wb") as f:
+                f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certificate_path, key_path)
+            return context
+
+        class Sink:
+            def __init__(self):
+                self.reject_left = int(options.get("rejectFirst", 0))
+                self.sequence = 0
+
+            async def handle_DATA(self, server, session, envelope):
+                self.sequence += 1
+                raw = envelope.original_content or envelope.content or b""
+                user = None
+                if isinstance(session.auth_data, LoginPassword):
+                    user = session.auth_data.login.decode("utf-8", "replace")
+                record = {"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                          "raw": raw.decode("utf-8", "replace"), "tls": session.ssl is not None,
+                          "user": user, "subject": "", "body": ""}
+                if self.reject_left > 0:
+                    self.reject_left -= 1
+                    write_json("rejected-%05d.json" % self.sequence, record)
+                    return options["rejectReply"]
+                message = email.message_from_bytes(raw, policy=email.policy.default)
+                part = message.get_body(preferencelist=("plain",))
+                record["subject"] = str(message.get("Subject", ""))
+                record["body"] = part.get_content() if part is not None else ""
+                write_json("message-%05d.json" % self.sequence, record)
+                return "250 2.0.0 OK: queued as %d" % self.sequence
+
+        class SinkSMTP(SMTP):
+            async def smtp_EHLO(self, hostname):
+                if options.get("refuseEHLO"):
+                    await self.push("502 5.5.1 EHLO not implemented (test)")
+                    return
+                await super().smtp_EHLO(hostname)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            good = (isinstance(auth_data, LoginPassword)
+                    and auth_data.login == options["user"].encode()
+                    and auth_data.password == options["password"].encode())
+            return AuthResult(success=good, handled=False, auth_data=auth_data if good else None)
+
+        settings = {"hostname": "gatehouse-test-smtp", "ident": "gatehouse-test-smtp", "decode_data": False}
+        if options.get("startTLS"):
+            settings["tls_context"] = tls_context()
+        if options.get("user"):
+            settings["authenticator"] = authenticator
+            settings["auth_required"] = True
+            settings["auth_require_tls"] = bool(options.get("authRequiresTLS"))
+            settings["auth_exclude_mechanism"] = [
+                m for m in ("PLAIN", "LOGIN") if m not in options.get("authMechanisms", [])]
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            handler = Sink()
+            server = await loop.create_server(
+                lambda: SinkSMTP(handler, loop=loop, **settings), host="127.0.0.1", port=0)
+            write_json("ready.json", {"port": server.sockets[0].getsockname()[1], "pid": os.getpid()})
+            await server.serve_forever()
+
+        asyncio.run(main())
+        """#
+}
+
+/// Servers still running, SIGKILLed at process exit: the backstop for a test process that ends
+/// without tearing down (a crash in a test, a time limit), so no server outlives it.
+private enum LiveSMTPServers {
+    private static let servers = Mutex<[String: Int32]>([:])
+    private static let hook: Void = {
+        atexit {
+            LiveSMTPServers.servers.withLock { servers in
+                for pid in servers.values { kill(pid, SIGKILL) }
+            }
+        }
+    }()
+
+    static func add(_ directory: String, pid: Int32) {
+        _ = hook
+        self.servers.withLock { $0[directory] = pid }
+    }
+
+    static func remove(_ directory: String) {
+        self.servers.withLock { _ = $0.removeValue(forKey: directory) }
+    }
+}
