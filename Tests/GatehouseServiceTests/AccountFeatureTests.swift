@@ -196,4 +196,50 @@ struct AccountFeatureTests {
             #expect(try await d.call("DELETE", "/v1/me/two-step", json: ["code": e.codes[0]], headers: ["Gatehouse-Session": session]).status == 204)
         }
     }
+
+    @Test("forget one device and all devices; reveal where the policy allows; at most 50 app passwords")
+    func forgetRevealLimit() async throws {
+        try await Deployment.with { d in
+            let domain = "reveal-\(UUID().uuidString.prefix(6).lowercased()).example"
+            #expect(try await d.call("PUT", "/v1/domains/\(domain)/policy", key: "admin", json: ["mode": "optional", "app_password_reveal": true]).status == 200)
+            try await Task.sleep(for: .milliseconds(200))
+            let user = "keeper@\(domain)"
+            let e = try await Self.enrolThroughAPI(d, user)
+            var remembers: [String] = []
+            for i in 0..<2 {
+                let r = try await d.call("POST", "/v1/login/finish", json: [
+                    "challenge": try await d.challenge(for: user), "method": "backup_code", "code": e.codes[i], "remember": true,
+                ])
+                remembers.append(((r["remember"] as? [String: Any])?["token"] as? String) ?? "")
+            }
+            // A session with a fresh second step (backup code) may reveal.
+            let last = try await d.call("POST", "/v1/login/finish", json: ["challenge": try await d.challenge(for: user), "method": "backup_code", "code": e.codes[2]])
+            let session = ((last["session"] as? [String: Any])?["token"] as? String) ?? ""
+            let created = try await d.call("POST", "/v1/me/app-passwords", json: ["label": "Laptop"], headers: ["Gatehouse-Session": session])
+            #expect(created.status == 201)
+            let revealed = try await d.call("GET", "/v1/me/app-passwords/\(created["id"] as? String ?? "")/reveal", headers: ["Gatehouse-Session": session])
+            #expect(revealed.status == 200 && revealed["password"] as? String == created["password"] as? String)
+            // The enrolment's password-only session may not.
+            let pwdOnly = try await d.call("GET", "/v1/me/app-passwords/\(created["id"] as? String ?? "")/reveal", headers: ["Gatehouse-Session": e.token])
+            #expect(pwdOnly.status == 403 && pwdOnly.code == "reauthentication_required")
+
+            let devices = try await d.call("GET", "/v1/me/devices", headers: ["Gatehouse-Session": session])
+            let ids = (devices["devices"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            #expect(ids.count == 2)
+            #expect(try await d.call("DELETE", "/v1/me/devices/\(ids[0])", headers: ["Gatehouse-Session": session]).status == 204)
+            #expect(try await d.call("DELETE", "/v1/me/devices/\(ids[0])", headers: ["Gatehouse-Session": session]).status == 404)
+            #expect((try await d.call("GET", "/v1/me/devices", headers: ["Gatehouse-Session": session])["devices"] as? [Any])?.count == 1)
+            #expect(try await d.call("DELETE", "/v1/me/devices", headers: ["Gatehouse-Session": session]).status == 204)
+            for token in remembers {
+                #expect(try await d.call("POST", "/v1/login/start", json: ["user": user, "remember_token": token])["status"] as? String == "second_step")
+            }
+            // 2 exist (the enrolment's and "Laptop"); 48 more fit, the 51st does not.
+            for i in 0..<48 {
+                #expect(try await d.call("POST", "/v1/me/app-passwords", json: ["label": "n\(i)", "services": ["imap"]], headers: ["Gatehouse-Session": session]).status == 201)
+            }
+            let over = try await d.call("POST", "/v1/me/app-passwords", json: ["label": "one too many"], headers: ["Gatehouse-Session": session])
+            #expect(over.status == 400)
+            #expect(try await d.call("POST", "/v1/me/app-passwords", json: ["label": "x", "services": ["ftp"]], headers: ["Gatehouse-Session": session]).status == 400)
+        }
+    }
 }
