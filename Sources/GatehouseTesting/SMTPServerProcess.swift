@@ -423,7 +423,9 @@ public final class SMTPServerProcess: Sendable {
                 message = email.message_from_bytes(raw, policy=email.policy.default)
                 part = message.get_body(preferencelist=("plain",))
                 record["subject"] = str(message.get("Subject", ""))
-                record["body"] = part.get_content() if part is not None else ""
+                # The message came with CRLF line ends; hand the body back with \n, as documented.
+                body = part.get_content() if part is not None else ""
+                record["body"] = body.replace("\r\n", "\n")
                 write_json("message-%05d.json" % self.sequence, record)
                 return "250 2.0.0 OK: queued as %d" % self.sequence
 

@@ -92,6 +92,11 @@ final class TLSSession {
                     let reason = String(cString: X509_verify_cert_error_string(verifyResult))
                     throw MailError(.tlsFailed, "the SMTP server's certificate was not accepted: \(reason) (use tls_verify=false only for test servers)")
                 }
+                if error == SSL_ERROR_SYSCALL {
+                    // The connection itself broke mid-handshake (the server went away): a
+                    // transport failure worth retrying, not a TLS verdict.
+                    throw MailError(.connectionFailed, "the connection failed during the TLS handshake: \(Self.describe(error: error, result: result))")
+                }
                 throw MailError(.tlsFailed, "the TLS handshake failed: \(Self.describe(error: error, result: result))")
             }
         }

@@ -123,7 +123,8 @@ extension Gatehouse {
         var fields: [any RedisArgumentConvertible] = ["HSET", userKey(user, "user"), "method", method.rawValue]
         for f in extraFields { fields.append(f) }
         do {
-            _ = try await redis.pipeline([
+            // MULTI/EXEC: the method, backup codes and app password land together or not at all.
+            try await transaction([
                 RedisCommand(fields),
                 RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
                 RedisCommand(["DEL", userKey(user, "backup")]),
@@ -157,7 +158,7 @@ extension Gatehouse {
     /// Removes TOTP, backup codes and app passwords; bumps the credential version.
     func removeSecondStep(user: UserID) async throws(ServiceError) {
         do {
-            _ = try await redis.pipeline([
+            try await transaction([
                 RedisCommand(["HDEL", userKey(user, "user"), "method", "totp", "totp_since"]),
                 RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
                 RedisCommand(["DEL", userKey(user, "backup"), userKey(user, "totp", "pending")] + appPasswordKeys(user)),
@@ -165,6 +166,18 @@ extension Gatehouse {
             try await feed.publish(.credentialsChanged(user: user.value), now: now)
         } catch { throw ServiceError.unavailable(error) }
         await event(user, "two_step_disabled")
+    }
+
+    /// Runs `commands` as one MULTI/EXEC transaction on one connection (one write, one round
+    /// trip); throws if Redis refused any of them.
+    func transaction(_ commands: [RedisCommand]) async throws {
+        let replies = try await redis.pipeline([RedisCommand(["MULTI"])] + commands + [RedisCommand(["EXEC"])])
+        guard let exec = replies.last, case .array(let results) = exec, results.count == commands.count else {
+            throw RedisError(.unexpectedReply, "transaction was not executed")
+        }
+        if let failure = results.first(where: { if case .error = $0 { return true } else { return false } }) {
+            throw RedisError(.serverError, "transaction step failed: \(failure)")
+        }
     }
 
     func appPasswordKeys(_ user: UserID) -> [String] {
