@@ -53,6 +53,7 @@ enum HTTPSupport {
         case "method_not_allowed": "Method not allowed"
         case "not_found": "Not found"
         case "unavailable": "Service unavailable"
+        case "denied": "Not an app password for this service"
         default: "Error"
         }
     }

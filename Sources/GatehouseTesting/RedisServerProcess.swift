@@ -164,14 +164,12 @@ public final class RedisServerProcess: Sendable {
     ///   ``RedisServerError/Code/startFailed`` with the server log otherwise.
     public static func start(_ options: Options = .init()) async throws -> RedisServerProcess {
         let executable = try findExecutable()
-        var template = Array("/tmp/gatehouse-redis-XXXXXX".utf8CString)
-        guard let created = mkdtemp(&template) else {
-            throw RedisServerError(.startFailed, "cannot create a temporary directory for redis-server: errno \(errno)")
-        }
-        let directory = String(cString: created)
         var lastError: (any Error)?
-        // A free port can be taken by someone else between probing and binding; try a few.
+        // A free port can be taken by someone else between probing and binding (another test's
+        // outgoing connection gets its local port from the same range); try a few. Each attempt
+        // has a directory of its own: a failed attempt's `deinit` removes its directory.
         for _ in 0..<5 {
+            let directory = try makeTemporaryDirectory()
             let server = RedisServerProcess(port: try freePort(), directory: directory, options: options, executable: executable)
             do {
                 try await server.launch()
@@ -180,8 +178,15 @@ public final class RedisServerProcess: Sendable {
                 lastError = error
             }
         }
-        try? FileManager.default.removeItem(atPath: directory)
         throw lastError!
+    }
+
+    private static func makeTemporaryDirectory() throws -> String {
+        var template = Array("/tmp/gatehouse-redis-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw RedisServerError(.startFailed, "cannot create a temporary directory for redis-server: errno \(errno)")
+        }
+        return String(cString: created)
     }
 
     /// Starts a server, runs `body` with it, and stops the server and removes its directory

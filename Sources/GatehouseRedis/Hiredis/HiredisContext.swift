@@ -22,6 +22,13 @@ final class HiredisContext {
     }
 
     deinit {
+        // close(2) alone drops only this process's reference to the socket: if a child process
+        // inherited it (hiredis 0.14.1 creates sockets without SOCK_CLOEXEC, so a spawn on
+        // another thread before `connect` below marks it close-on-exec gets a copy), the
+        // connection stays open until that child exits and the server never sees it end.
+        // shutdown(2) acts on the socket itself, so a connection dropped after a timeout or a
+        // protocol error ends for the server at once.
+        _ = shutdown(self.context.pointee.fd, Int32(SHUT_RDWR))
         redisFree(self.context)
     }
 
@@ -48,6 +55,9 @@ final class HiredisContext {
         }
         // From here the class owns `raw` and frees it on every path, thrown errors included.
         let context = HiredisContext(raw)
+        // Keep the socket out of child processes started later (see `deinit` for the window
+        // before this line).
+        _ = fcntl(raw.pointee.fd, F_SETFD, fcntl(raw.pointee.fd, F_GETFD) | FD_CLOEXEC)
         guard redisSetTimeout(raw, timeval(ioTimeout)) == REDIS_OK else {
             throw RedisError(.connectionUnavailable, "cannot set the socket timeout: \(errorString(raw))")
         }

@@ -1,5 +1,7 @@
-/// A Lua script run with `EVALSHA`, named by the SHA-1 of its source (computed locally, as
-/// Redis computes it).
+import GatehouseCrypto
+
+/// A Lua script run with `EVALSHA`, named by the SHA-1 of its source (computed locally with
+/// libcrypto through GatehouseCrypto, as Redis computes it).
 ///
 /// ``RedisClient/eval(_:keys:arguments:)`` sends `EVALSHA` first; on `NOSCRIPT` (the server
 /// restarted, failed over, or ran `SCRIPT FLUSH`) it loads the script with `SCRIPT LOAD` and
@@ -15,7 +17,18 @@ public struct RedisScript: Sendable, Hashable {
     /// Creates a script from its Lua source.
     public init(_ source: String) {
         self.source = source
-        self.sha1 = SHA1.hexDigest(Array(source.utf8))
+        self.sha1 = Self.hexDigits(Digest.hash(.sha1, source.utf8))
+    }
+
+    private static func hexDigits(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 }
 

@@ -78,6 +78,10 @@ extension Gatehouse {
     /// Creates one: 24 lowercase letters (≥ 112 bits) shown in groups of 4, stored as a keyed
     /// hash (plus sealed, when the domain allows revealing it again).
     public func createAppPassword(user: UserID, label: String, services: [String]) async throws(ServiceError) -> CreatedAppPassword {
+        try requireTwoStepAllowed(user)
+        // Without two-step the mail servers take the primary password; an app password made now
+        // would silently outlive a later "turn on" and keep mail open to a password-only login.
+        guard try await loadUser(user).twoStepEnabled else { throw ServiceError(.notEnrolled, "app passwords exist once two-step is on") }
         let existing: Int
         do { existing = Int(try await redis.send(["HLEN", userKey(user, "app-passwords")]).integer ?? 0) } catch { throw ServiceError.unavailable(error) }
         guard existing < Self.maximumAppPasswords else { throw ServiceError(.invalidRequest, "at most \(Self.maximumAppPasswords) app passwords") }

@@ -51,6 +51,13 @@ extension Gatehouse {
         throw ServiceError(.invalidToken, "a Gatehouse-Session (or, while enrolling, Gatehouse-Challenge) is required")
     }
 
+    /// Self-service for two-step settings is closed when the domain disables two-step.
+    func requireTwoStepAllowed(_ user: UserID) throws(ServiceError) {
+        guard view.policy(for: user.domain).mode != .disabled else {
+            throw ServiceError(.twoStepDisabled, "two-step authentication is disabled for \(user.domain)")
+        }
+    }
+
     /// Factor changes need a fresh sign-in (auth_time under 10 minutes) or an enrolment challenge.
     func requireFreshSignIn(_ principal: Principal) throws(ServiceError) {
         switch principal {
@@ -122,9 +129,13 @@ extension Gatehouse {
         let app = try makeAppPassword(user: user, label: "IMAP/POP/SMTP", services: Self.mailServices)
         var fields: [any RedisArgumentConvertible] = ["HSET", userKey(user, "user"), "method", method.rawValue]
         for f in extraFields { fields.append(f) }
+        // Switching to emailed codes retires the authenticator secret; app passwords made before
+        // (there should be none) do not outlive the switch either.
+        var cleanup: [RedisCommand] = [RedisCommand((["DEL"] + appPasswordKeys(user)).map { $0 as any RedisArgumentConvertible })]
+        if method == .email { cleanup.append(RedisCommand(["HDEL", userKey(user, "user"), "totp", "totp_since"])) }
         do {
             // MULTI/EXEC: the method, backup codes and app password land together or not at all.
-            try await transaction([
+            try await transaction(cleanup + [
                 RedisCommand(fields),
                 RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
                 RedisCommand(["DEL", userKey(user, "backup")]),
@@ -187,6 +198,7 @@ extension Gatehouse {
     /// `POST /v1/me/backup-codes`: a new set; the old one dies.
     public func regenerateBackupCodes(_ principal: Principal) async throws(ServiceError) -> [String] {
         let user = principal.user
+        try requireTwoStepAllowed(user)
         try requireFreshSignIn(principal)
         guard try await loadUser(user).twoStepEnabled else { throw ServiceError(.notEnrolled, "two-step is not on") }
         let codes = try makeBackupCodes()

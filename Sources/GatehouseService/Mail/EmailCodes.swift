@@ -94,6 +94,7 @@ extension Gatehouse {
     /// `PUT /v1/me/recovery-email {"email"}`: mails a code to the new address.
     public func setRecoveryEmail(_ principal: Principal, address text: String) async throws(ServiceError) -> Int64 {
         let user = principal.user
+        try requireTwoStepAllowed(user)
         try requireFreshSignIn(principal)
         guard let address = UserID(text) else { throw ServiceError(.invalidRequest, "email must be an email address") }
         guard address != user else { throw ServiceError(.invalidRequest, "the recovery address must be another mailbox") }

@@ -11,13 +11,13 @@ public struct BenchFailure: Error, CustomStringConvertible {
 /// Prints `SANITY ok <what>` or throws.
 public func check(_ condition: @autoclosure () throws -> Bool, _ what: String) throws {
     guard try condition() else { throw BenchFailure("sanity check failed: \(what)") }
-    print("SANITY ok \(what)")
+    progress("SANITY ok \(what)")
 }
 
 /// Prints `SANITY ok <what>` when `body` throws, or throws itself when it does not.
 public func expectFailure(_ what: String, _ body: () throws -> Void) throws {
     do { try body() } catch {
-        print("SANITY ok \(what) (\(error))")
+        progress("SANITY ok \(what) (\(error))")
         return
     }
     throw BenchFailure("sanity check failed: \(what) (it succeeded)")
@@ -26,10 +26,16 @@ public func expectFailure(_ what: String, _ body: () throws -> Void) throws {
 /// Async variant of `expectFailure(_:_:)`.
 public func expectFailure(_ what: String, _ body: () async throws -> Void) async throws {
     do { try await body() } catch {
-        print("SANITY ok \(what) (\(String(describing: error).prefix(120)))")
+        progress("SANITY ok \(what) (\(String(describing: error).prefix(120)))")
         return
     }
     throw BenchFailure("sanity check failed: \(what) (it succeeded)")
+}
+
+/// Prints `line` and flushes, so progress shows at once even when stdout is a pipe.
+public func progress(_ line: String) {
+    print(line)
+    fflush(nil)  // nil: all streams (naming `stdout` is not concurrency-safe in Swift 6)
 }
 
 /// One line about the machine, for reports: cores, CPU model, OpenSSL.

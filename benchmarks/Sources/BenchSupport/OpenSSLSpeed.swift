@@ -19,6 +19,22 @@ public enum OpenSSLSpeed {
         return try parse(output, bytes: bytes, seconds: seconds)
     }
 
+    /// Ed25519 verifications per CPU second from `openssl speed -mr -seconds S ed25519` (which also
+    /// times signing; the `+R9` line is verify: `+R9:<count>:<bits>:Ed25519:<seconds>`).
+    public static func ed25519Verify(seconds: Int) throws -> Sample {
+        let result = try Subprocess.run(["openssl", "speed", "-mr", "-seconds", String(seconds), "ed25519"])
+        guard result.status == 0 else {
+            throw SpeedError(message: "openssl speed ed25519 exited \(result.status): \(result.output.suffix(300))")
+        }
+        for line in result.output.split(whereSeparator: \.isNewline) where line.hasPrefix("+R9:") {
+            let fields = line.split(separator: ":")
+            if fields.count >= 5, let count = Int(fields[1]), let cpu = Double(fields[4]), cpu > 0 {
+                return Sample(operations: count, wallSeconds: Double(seconds), cpuSeconds: cpu)
+            }
+        }
+        throw SpeedError(message: "no +R9 line in openssl speed ed25519 output: \(result.output.suffix(300))")
+    }
+
     /// Parses `openssl speed` output (see `hmacSHA256(bytes:seconds:)`).
     static func parse(_ output: String, bytes: Int, seconds: Int) throws -> Sample {
         for line in output.split(whereSeparator: \.isNewline) where line.hasPrefix("+R:") {

@@ -12,12 +12,12 @@ public struct Options: Sendable {
     public var allocationIterations = 10_000
     /// Print a JSON summary after the table.
     public var json = false
+    /// Run only this series, once, for one slice (for `perf record` / callgrind), and print nothing
+    /// else of note.
+    public var profile: String?
 
     /// Parses `CommandLine.arguments`; prints usage and exits on `--help` or a bad option.
     public static func parse(program: String) -> Options {
-        // Progress lines appear as they happen, even through a pipe. Read once at start-up, before
-        // any other thread exists.
-        setvbuf(unsafe stdout, nil, _IOLBF, 0)
         var options = Options()
         var args = CommandLine.arguments.dropFirst().makeIterator()
         func value(_ flag: String) -> Double {
@@ -32,6 +32,9 @@ public struct Options: Sendable {
             case "--alloc-iterations": options.allocationIterations = Int(value(arg))
             case "--quick": options.rounds = 3; options.slice = 0.25; options.opensslSeconds = 1
             case "--json": options.json = true
+            case "--profile":
+                guard let name = args.next() else { usage(program, "--profile needs a series name") }
+                options.profile = name
             case "-h", "--help": usage(program, nil)
             default: usage(program, "unknown option \(arg)")
             }
@@ -44,7 +47,7 @@ public struct Options: Sendable {
         print("""
             usage: \(program) [--rounds N (>=3, default 5)] [--slice SECONDS (default 0.5)]
                    [--openssl-seconds N (default 3)] [--alloc-iterations N (default 10000)]
-                   [--quick] [--json]
+                   [--quick] [--json] [--profile SERIES (run one series for one slice)]
             """)
         exit(error == nil ? 0 : 2)
     }

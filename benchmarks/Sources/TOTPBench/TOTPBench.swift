@@ -96,6 +96,14 @@ enum TOTPBench {
                 }, note: "key prepared in advance")
             }),
         ]
+        if let name = options.profile {
+            guard let step = steps.first(where: { $0.0 == name }) else {
+                throw BenchFailure("no series \(name); one of: \(steps.map(\.0).joined(separator: ", "))")
+            }
+            step.1()
+            report.print()
+            return
+        }
         for round in 0..<options.rounds {
             for k in steps.indices { steps[(k + round) % steps.count].1() }
         }

@@ -10,12 +10,12 @@ import JWTKit
 /// is a median over rounds.
 @main
 enum TokenBench {
-    static func main() async throws {
+    static func main() throws {
         let options = Options.parse(program: "TokenBench")
-        try await run(options)
+        try run(options)
     }
 
-    static func run(_ options: Options) async throws {
+    static func run(_ options: Options) throws {
         var report = Report(title: "TokenBench: session token verify")
         let now = Int64(Date().timeIntervalSince1970)
 
@@ -38,48 +38,37 @@ enum TokenBench {
         let edToken = try edAuthority.sign(claims)
         try check(edAuthority.verifySession(edToken, now: now) == claims, "Gatehouse EdDSA verify round-trips the claims")
 
-        // MARK: jwt-kit, same derived key, same token bytes
-        guard let derived = ring.derivedKey(kid: ring.activeKeyID, kind: .session) else {
-            throw BenchFailure("no derived session key")
-        }
-        let keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(from: derived), digestAlgorithm: .sha256, kid: JWKIdentifier(string: ring.activeKeyID))
-        let jwtClaims = try await keys.verify(token, as: JWTKitSessionPayload.self)
-        try check(
-            jwtClaims.sub.value == claims.common.user && jwtClaims.sid == claims.sessionID && jwtClaims.ep == claims.common.epoch
-                && jwtClaims.amr == ["pwd", "otp"] && Int64(jwtClaims.exp.value.timeIntervalSince1970) == claims.common.expiresAt,
-            "jwt-kit verifies the Gatehouse token and reads the same claims"
-        )
-        // jwt-kit signing the equivalent payload itself must verify too (and an expired one must not),
-        // so the reference is a working verifier, not one that accepts anything.
-        var expired = jwtClaims
-        expired.iat = IssuedAtClaim(value: Date(timeIntervalSince1970: Double(now - 9 * 3600)))
-        expired.exp = ExpirationClaim(value: Date(timeIntervalSince1970: Double(now - 3600)))
-        let jwtOwn = try await keys.sign(jwtClaims, kid: JWKIdentifier(string: ring.activeKeyID))
-        let ownClaims = try await keys.verify(jwtOwn, as: JWTKitSessionPayload.self)
-        try check(ownClaims == jwtClaims, "jwt-kit verifies its own equivalent token")
-        let jwtExpired = try await keys.sign(expired, kid: JWKIdentifier(string: ring.activeKeyID))
-        try await expectFailure("jwt-kit refuses an expired token", { _ = try await keys.verify(jwtExpired, as: JWTKitSessionPayload.self) })
-        try await expectFailure("jwt-kit refuses a tampered token", { _ = try await keys.verify(tampered(token), as: JWTKitSessionPayload.self) })
+        // MARK: jwt-kit, same derived key, same token bytes (skipped when profiling another series,
+        // so that no concurrency thread starts; see `blocking`)
+        let needJWTKit = options.profile == nil || options.profile == "jwtkit_verify_hs256"
+        let keys = needJWTKit ? try makeJWTKitReference(ring: ring, token: token, claims: claims, now: now) : nil
+
+        let hmacOnly = try HMACOnly(ring: ring, token: token, signingInputLength: signingInputLength)
 
         report.note("token", "\(token.utf8.count) bytes, signing input \(signingInputLength) bytes (HS256); EdDSA token \(edToken.utf8.count) bytes")
         report.note("machine", Machine.describe())
 
         // MARK: Interleaved rounds
-        let steps: [(String, () async throws -> Void)] = [
+        let steps: [(String, () throws -> Void)] = [
             ("gatehouse_verify_hs256", {
                 report.add("gatehouse_verify_hs256", measure(slice: options.slice) { n in
                     for _ in 0..<n { blackHole(try? authority.verifySession(token, now: now)) }
                 }, note: "TokenAuthority.verifySession: header, kid, HMAC, claims, iss/iat/exp")
             }),
             ("jwtkit_verify_hs256", {
-                report.add("jwtkit_verify_hs256", try await measure(slice: options.slice) { n in
-                    try await jwtKitVerifyBatch(keys, token: token, count: n)
+                guard let keys else { return }
+                let slice = options.slice
+                report.add("jwtkit_verify_hs256", try blocking {
+                    try await measure(slice: slice) { n in try await jwtKitVerifyBatch(keys, token: token, count: n) }
                 }, note: "JWTKeyCollection.verify(_:as:) of the same token, same key; payload checks iss/iat/exp")
             }),
             ("openssl_hmac_sha256", {
                 report.add("openssl_hmac_sha256", try OpenSSLSpeed.hmacSHA256(bytes: signingInputLength, seconds: options.opensslSeconds),
                            note: "openssl speed -hmac sha256 -bytes \(signingInputLength) -seconds \(options.opensslSeconds) (HMAC only)")
+            }),
+            ("gatehouse_hmac_sha256_only", {
+                report.add("gatehouse_hmac_sha256_only", measure(slice: options.slice) { n in hmacOnly.run(n) },
+                           note: "GatehouseCrypto HMACKey.authenticate over the signing input only (no parsing)")
             }),
             ("gatehouse_sign_hs256", {
                 report.add("gatehouse_sign_hs256", measure(slice: options.slice) { n in
@@ -91,10 +80,22 @@ enum TokenBench {
                     for _ in 0..<n { blackHole(try? edAuthority.verifySession(edToken, now: now)) }
                 })
             }),
+            ("openssl_ed25519_verify", {
+                report.add("openssl_ed25519_verify", try OpenSSLSpeed.ed25519Verify(seconds: 1),
+                           note: "openssl speed -seconds 1 ed25519, verify line (curve math alone)")
+            }),
         ]
+        if let name = options.profile {
+            guard let step = steps.first(where: { $0.0 == name }) else {
+                throw BenchFailure("no series \(name); one of: \(steps.map(\.0).joined(separator: ", "))")
+            }
+            try step.1()
+            report.print()
+            return
+        }
         for round in 0..<options.rounds {
             for k in steps.indices {
-                try await steps[(k + round) % steps.count].1()
+                try steps[(k + round) % steps.count].1()
             }
         }
 
@@ -108,14 +109,19 @@ enum TokenBench {
         report.allocations("token_verify_eddsa_allocs_per_op", Allocations.perOperation(iterations: n) {
             blackHole(try? edAuthority.verifySession(edToken, now: now))
         }, target: nil)
-        report.allocations("jwtkit_verify_allocs_per_op", try await Allocations.perOperation(iterations: n) {
-            try await jwtKitVerifyBatch(keys, token: token, count: 1)
-        }, target: nil)
+        if let keys {
+            report.allocations("jwtkit_verify_allocs_per_op", try blocking {
+                try await Allocations.perOperation(iterations: n) { try await jwtKitVerifyBatch(keys, token: token, count: 1) }
+            }, target: nil)
+        }
 
         // MARK: Targets
         report.ratio("token_verify_vs_jwtkit", "gatehouse_verify_hs256", over: "jwtkit_verify_hs256", target: 10, style: .times)
         report.ratio("token_verify_vs_openssl_hmac", "gatehouse_verify_hs256", over: "openssl_hmac_sha256", target: 0.5, style: .fraction)
+        report.ratio("hmac_only_vs_openssl_hmac", "gatehouse_hmac_sha256_only", over: "openssl_hmac_sha256", target: nil, style: .fraction)
+        report.ratio("token_verify_vs_hmac_only", "gatehouse_verify_hs256", over: "gatehouse_hmac_sha256_only", target: nil, style: .fraction)
         report.ratio("token_sign_vs_verify", "gatehouse_sign_hs256", over: "gatehouse_verify_hs256", target: nil, style: .fraction)
+        report.ratio("token_verify_eddsa_vs_openssl_ed25519", "gatehouse_verify_eddsa", over: "openssl_ed25519_verify", target: nil, style: .fraction)
         report.ratio("token_verify_eddsa_vs_hs256", "gatehouse_verify_eddsa", over: "gatehouse_verify_hs256", target: nil, style: .fraction)
 
         report.print()
