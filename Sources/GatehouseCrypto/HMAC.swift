@@ -44,34 +44,50 @@ public struct HMACKey: Sendable {
     /// Prepares `key` for `algorithm`. Any key length is allowed (RFC 2104); longer than a block is
     /// hashed first.
     public init(_ algorithm: HashAlgorithm, key: some Collection<UInt8>) {
-        self.algorithm = algorithm
-        var block = [UInt8](repeating: 0, count: algorithm.blockLength)
-        if key.count > algorithm.blockLength {
-            let digest = Digest.hash(algorithm, Array(key))
-            block.replaceSubrange(0..<digest.count, with: digest)
+        // one non-generic, allocation-free body; the generic entry only finds the bytes.
+        if let prepared = key.withContiguousStorageIfAvailable({ Self(algorithm, keyBytes: UnsafeRawBufferPointer($0)) }) {
+            self = prepared
         } else {
-            block.replaceSubrange(0..<key.count, with: key)
+            self = Array(key).withUnsafeBytes { Self(algorithm, keyBytes: $0) }
         }
-        let ipad = block.map { $0 ^ 0x36 }
-        let opad = block.map { $0 ^ 0x5c }
-        // Wipe the plain key block; the pads are dropped at scope end.
-        for i in block.indices { block[i] = 0 }
-        switch algorithm {
-        case .sha1:
-            var i = SHA_CTX(), o = SHA_CTX()
-            SHA1_Init(&i); SHA1_Update(&i, ipad, ipad.count)
-            SHA1_Init(&o); SHA1_Update(&o, opad, opad.count)
-            state = .sha1(inner: i, outer: o)
-        case .sha256:
-            var i = SHA256_CTX(), o = SHA256_CTX()
-            SHA256_Init(&i); SHA256_Update(&i, ipad, ipad.count)
-            SHA256_Init(&o); SHA256_Update(&o, opad, opad.count)
-            state = .sha256(inner: i, outer: o)
-        case .sha512:
-            var i = SHA512_CTX(), o = SHA512_CTX()
-            SHA512_Init(&i); SHA512_Update(&i, ipad, ipad.count)
-            SHA512_Init(&o); SHA512_Update(&o, opad, opad.count)
-            state = .sha512(inner: i, outer: o)
+    }
+
+    init(_ algorithm: HashAlgorithm, keyBytes key: UnsafeRawBufferPointer) {
+        self.algorithm = algorithm
+        let blockLength = algorithm.blockLength
+        state = withUnsafeTemporaryAllocation(byteCount: 128, alignment: 16) { raw in
+            let block = raw.bindMemory(to: UInt8.self)
+            block.initialize(repeating: 0)
+            if key.count > blockLength {
+                let digest = Digest.hash(algorithm, Array(key))  // rare: keys longer than a block
+                for i in digest.indices { block[i] = digest[i] }
+            } else if key.count > 0 {
+                UnsafeMutableRawBufferPointer(block).copyMemory(from: key)
+            }
+            for i in 0..<blockLength { block[i] ^= 0x36 }
+            let prepared: PreparedState
+            switch algorithm {
+            case .sha1:
+                var i = SHA_CTX(), o = SHA_CTX()
+                SHA1_Init(&i); SHA1_Update(&i, block.baseAddress, blockLength)
+                for k in 0..<blockLength { block[k] ^= 0x36 ^ 0x5c }
+                SHA1_Init(&o); SHA1_Update(&o, block.baseAddress, blockLength)
+                prepared = .sha1(inner: i, outer: o)
+            case .sha256:
+                var i = SHA256_CTX(), o = SHA256_CTX()
+                SHA256_Init(&i); SHA256_Update(&i, block.baseAddress, blockLength)
+                for k in 0..<blockLength { block[k] ^= 0x36 ^ 0x5c }
+                SHA256_Init(&o); SHA256_Update(&o, block.baseAddress, blockLength)
+                prepared = .sha256(inner: i, outer: o)
+            case .sha512:
+                var i = SHA512_CTX(), o = SHA512_CTX()
+                SHA512_Init(&i); SHA512_Update(&i, block.baseAddress, blockLength)
+                for k in 0..<blockLength { block[k] ^= 0x36 ^ 0x5c }
+                SHA512_Init(&o); SHA512_Update(&o, block.baseAddress, blockLength)
+                prepared = .sha512(inner: i, outer: o)
+            }
+            OPENSSL_cleanse(raw.baseAddress, 128)  // wipe the padded key from the stack
+            return prepared
         }
     }
 

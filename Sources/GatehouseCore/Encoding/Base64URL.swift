@@ -45,6 +45,21 @@ public enum Base64URL {
         }
     }
 
+    /// encodes exactly 32 bytes into 43 characters at `out` (no allocation).
+    static func encode32(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        alphabet.withUnsafeBufferPointer { a in
+            var i = 0, o = 0
+            while i + 3 <= 32 {
+                let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i &+ 1]) << 8 | UInt32(bytes[i &+ 2])
+                out[o] = a[Int(v >> 18 & 63)]; out[o &+ 1] = a[Int(v >> 12 & 63)]
+                out[o &+ 2] = a[Int(v >> 6 & 63)]; out[o &+ 3] = a[Int(v & 63)]
+                i &+= 3; o &+= 4
+            }
+            let v = UInt32(bytes[30]) << 16 | UInt32(bytes[31]) << 8
+            out[40] = a[Int(v >> 18 & 63)]; out[41] = a[Int(v >> 12 & 63)]; out[42] = a[Int(v >> 6 & 63)]
+        }
+    }
+
     /// The encoding of `bytes` as a string.
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
         var out = [UInt8]()
@@ -64,15 +79,20 @@ public enum Base64URL {
             var i = 0, o = 0
             let n = input.count
             var bad: UInt8 = 0
-            while i + 4 <= n {
-                let a = t[Int(input[i])], b = t[Int(input[i + 1])], c = t[Int(input[i + 2])], d = t[Int(input[i + 3])]
-                bad |= (a | b | c | d) & 0xC0
-                let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                output[o] = UInt8(truncatingIfNeeded: v >> 16)
-                output[o + 1] = UInt8(truncatingIfNeeded: v >> 8)
-                output[o + 2] = UInt8(truncatingIfNeeded: v)
-                i += 4; o += 3
+            // raw pointers and wrapping arithmetic: no overflow checks in the hot loop
+            // (n <= 4096 is guaranteed by the callers' size limit, so nothing can wrap).
+            let tp = t.baseAddress!, ip = input.baseAddress!, op = output.baseAddress!
+            let whole = n & ~3
+            while i < whole {
+                let a = tp[Int(ip[i])], b = tp[Int(ip[i &+ 1])], c = tp[Int(ip[i &+ 2])], d = tp[Int(ip[i &+ 3])]
+                bad |= a | b | c | d
+                let v = UInt32(a) &<< 18 | UInt32(b) &<< 12 | UInt32(c) &<< 6 | UInt32(d)
+                op[o] = UInt8(truncatingIfNeeded: v &>> 16)
+                op[o &+ 1] = UInt8(truncatingIfNeeded: v &>> 8)
+                op[o &+ 2] = UInt8(truncatingIfNeeded: v)
+                i &+= 4; o &+= 3
             }
+            bad &= 0xC0
             switch n - i {
             case 2:
                 let a = t[Int(input[i])], b = t[Int(input[i + 1])]

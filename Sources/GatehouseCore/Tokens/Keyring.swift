@@ -147,7 +147,14 @@ extension String {
 /// A keyring prepared for signing and verifying: derived per-kind HMAC keys and Ed25519 keys are
 /// computed once when the file is loaded. Immutable; a reload makes a new one.
 public final class Keyring: Sendable {
-    struct PreparedKey: Sendable {
+    // a class, so handing a key around is one retain, not five (kid, kidBytes, hmac,
+    // signingKey, encodedHeaders) plus a 100-byte copy.
+    final class PreparedKey: Sendable {
+        init(kid: String, kidBytes: [UInt8], state: KeyringFile.State, sessionAlgorithm: TokenAlgorithm, hmac: [HMACKey],
+             signingKey: Ed25519PrivateKey?, encodedHeaders: [[UInt8]]) {
+            self.kid = kid; self.kidBytes = kidBytes; self.state = state; self.sessionAlgorithm = sessionAlgorithm
+            self.hmac = hmac; self.signingKey = signingKey; self.encodedHeaders = encodedHeaders
+        }
         let kid: String
         let kidBytes: [UInt8]
         let state: KeyringFile.State

@@ -85,11 +85,22 @@ struct StrictJSONScanner {
         if hasEscape {
             guard let decoded = Self.unescape(raw) else { return nil }
             result = String(validating: decoded, as: UTF8.self)
+        } else if Self.isASCII(raw) {
+            // ASCII cannot be invalid UTF-8; String(decoding:) is the specialised fast
+            // path, String(validating:as:) a generic one with runtime metadata look-ups.
+            result = String(decoding: raw, as: UTF8.self)
         } else {
             result = String(validating: raw, as: UTF8.self)
         }
         guard let result, result.utf8.count <= maxBytes else { return nil }
         return result
+    }
+
+    @inline(__always)
+    static func isASCII(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+        var bits: UInt8 = 0
+        for b in raw { bits |= b }
+        return bits < 0x80
     }
 
     /// Matches a string value against `expected` bytes without allocating; false on mismatch or
