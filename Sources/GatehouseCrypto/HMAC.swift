@@ -104,9 +104,12 @@ public struct HMACKey: Sendable {
             SHA1_Update(&o, out, 20)
             SHA1_Final(out, &o)
         case .sha256(let inner, let outer):
-            var i = inner, o = outer
+            // One copy of each state (the digest mutates it); the outer copy only after the
+            // inner hash is done, so the two never sit on the stack at once.
+            var i = inner
             SHA256_Update(&i, message.baseAddress, message.count)
             SHA256_Final(out, &i)
+            var o = outer
             SHA256_Update(&o, out, 32)
             SHA256_Final(out, &o)
         case .sha512(let inner, let outer):

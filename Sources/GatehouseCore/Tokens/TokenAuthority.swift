@@ -207,7 +207,8 @@ public final class TokenAuthority: Sendable {
             // constant time, instead of decoding the signature; same acceptance set.
             signatureOK = signatureText.count == 43 && withUnsafeTemporaryAllocation(byteCount: 80, alignment: 8) { buffer in
                 let mac = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<32])
-                ring.verifying[keyIndex].hmac[kind.rawValue].authenticate(signingInput, into: mac)
+                // Through the buffer: `hmac[i]` would copy the 232-byte prepared key out first.
+                ring.verifying[keyIndex].hmac.withUnsafeBufferPointer { $0[kind.rawValue].authenticate(signingInput, into: mac) }
                 let text = UnsafeMutableRawBufferPointer(rebasing: buffer[32..<75])
                 Base64URL.encode32(UnsafeRawBufferPointer(mac), into: text)
                 return ConstantTime.equals(UnsafeRawBufferPointer(text), UnsafeRawBufferPointer(signatureText))

@@ -21,7 +21,7 @@ extension Gatehouse {
         let policy = view.policy(for: user.domain)
         let now = self.now
         let expires = min(now + Int64(policy.sessionHours) * 3600, authTime + configuration.lifetimes.sessionAbsoluteSeconds)
-        let sid = try newID()
+        let sid = try newSessionID()
         let claims = SessionClaims(common: CommonClaims(user: user.value, issuedAt: now, expiresAt: expires, epoch: epoch), sessionID: sid, authTime: authTime, methods: methods)
         let token: String
         do { token = try tokens.sign(claims) } catch { throw ServiceError(.unavailable, "cannot sign session", underlying: error) }

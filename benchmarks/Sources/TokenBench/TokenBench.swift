@@ -24,7 +24,7 @@ enum TokenBench {
         let authority = TokenAuthority(issuer: "gatehouse", keys: KeyringStore(ring))
         let claims = SessionClaims(
             common: CommonClaims(user: "jane.doe@example.org", issuedAt: now, expiresAt: now + 8 * 3600, epoch: 3),
-            sessionID: "s_8f3a1c9e2b7d4f60a1b2c3d4", authTime: now, methods: [.password, .otp]
+            sessionID: "Xq3v9LmT0aZk2Rw", authTime: now, methods: [.password, .otp]
         )
         let token = try authority.sign(claims)
         let signingInputLength = signingInput(of: token)
