@@ -312,42 +312,15 @@ public final class RedisServerProcess: Sendable {
         throw RedisServerError(.startFailed, "redis-server did not answer PING within 10 s (port \(self.port)): \(self.logTail())")
     }
 
-    /// Starts redis-server with posix_spawn rather than Foundation's `Process`: the child must
-    /// start with an empty signal mask and default handlers. Swift's concurrency threads block
-    /// most signals, a spawned child inherits the mask, and a redis-server with SIGTERM blocked
-    /// ignores ``stop()``.
+    /// Starts redis-server through the shared `GatehouseNodeProcess.spawn` (posix_spawn with an
+    /// empty signal mask and default handlers: Swift's concurrency threads block most signals, a
+    /// child inherits the mask, and a redis-server with SIGTERM blocked ignores ``stop()``).
     private func spawn() throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-
-        let argv = ([self.executable] + self.arguments).map { strdup($0) } + [nil]
-        let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in environment { free(pointer) }
+        do {
+            return try GatehouseNodeProcess.spawn(self.executable, self.arguments, environment: ProcessInfo.processInfo.environment, output: "/dev/null")
+        } catch {
+            throw RedisServerError(.startFailed, "\(error)")
         }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, self.executable, &actions, &attributes, argv, environment)
-        guard status == 0 else {
-            throw RedisServerError(.startFailed, "posix_spawn(\(self.executable)) failed: errno \(status)")
-        }
-        return pid
     }
 
     private func waitForExit(timeout: Duration) async -> Bool {
