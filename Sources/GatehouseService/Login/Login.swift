@@ -57,9 +57,10 @@ extension Gatehouse {
     /// `POST /v1/login/finish`: an authenticator code, an emailed code or a backup code.
     public func finishLogin(challenge: String, method: String, code: String, remember: Bool, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
         let (claims, user) = try verifyChallenge(challenge, purpose: .login)
-        let record = try await loadUser(user)
         let marker = userKey(user, "challenge", claims.challengeID)
         let amr: AuthMethods
+        // The check comes first and is the only round trip a failed attempt costs; the user's
+        // record (for the session's epoch) is read only after a success.
         switch method {
         case "totp":
             try await checkTOTP(user: user, code: code, challengeMarker: marker, clientIP: clientIP, context: "login")
@@ -68,16 +69,16 @@ extension Gatehouse {
             try await checkBackupCode(user: user, code: code, challengeMarker: marker, clientIP: clientIP)
             amr = [.password, .backup]
         case "email":
-            guard record.method == .email else {
-                throw ServiceError(.methodNotAllowed, "email codes are not available for this account")
-            }
+            // Codes are only ever mailed to accounts whose second step is email, bound to this
+            // challenge; for any other account there is nothing to match.
             try await checkEmailCode(user: user, code: code, challengeID: claims.challengeID, challengeMarker: marker, clientIP: clientIP)
             amr = [.password, .email]
         default:
             throw ServiceError(.invalidRequest, "method must be totp, email or backup_code")
         }
+        let record = try await loadUser(user)
         let session = try await issueSession(user: user, epoch: record.epoch, methods: amr, authTime: now, clientIP: clientIP, userAgent: userAgent)
-        try await recordSecondStep(user: user, method: method, clientIP: clientIP)
+        Task { await self.event(user, "second_step_succeeded", clientIP: clientIP, detail: method) }
         var device: IssuedRemember?
         if remember {
             device = try await rememberDevice(user: user, epoch: record.epoch, clientIP: clientIP, userAgent: userAgent)
@@ -126,7 +127,7 @@ extension Gatehouse {
             candidate: .backupCode(hash: keyedHash(normalized)), challengeMarker: challengeMarker, clientIP: clientIP
         )
         try conclude(outcome, user: user, method: "backup_code", context: "login")
-        await event(user, "backup_code_used", clientIP: clientIP)
+        Task { await self.event(user, "backup_code_used", clientIP: clientIP) }
     }
 
     /// Checks an emailed code sent for this challenge.

@@ -40,9 +40,4 @@ extension Gatehouse {
         }
     }
 
-    /// After a successful second step.
-    func recordSecondStep(user: UserID, method: String, clientIP: String?) async {
-        await event(user, "second_step_succeeded", clientIP: clientIP, detail: method)
-        do { _ = try await redis.send(["HSET", userKey(user, "user"), "last_second_step", String(now)]) } catch {}
-    }
 }

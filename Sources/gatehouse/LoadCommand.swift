@@ -1,0 +1,1004 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import GatehouseCore
+import GatehouseCrypto
+import Glibc
+import Histogram
+import Synchronization
+
+/// `gatehouse load`: the load generator for the verification path (SPEC §7).
+///
+/// Seeds users with known TOTP secrets through `POST /v1/users/import`, signs each in once, then
+/// drives a weighted mix of session checks, valid codes (never reusing a time step), wrong codes and
+/// replays from one OS thread per connection, and checks the answers: an accepted replay or wrong
+/// code, a refused valid code or a refused live session is a correctness failure (exit 1).
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Load-test the verification path (session checks, valid/wrong/replayed codes) of running nodes.",
+        discussion: """
+            Loopback only. Users '<prefix>-<i>@load.example' are imported with fresh secrets, 10% of them \
+            (at least one) take the wrong codes so the others are never throttled. Exits 1 on any \
+            correctness failure (accepted replay or wrong code, refused valid code or session) or when \
+            more than 1% of operations hit transport errors.
+            """
+    )
+
+    @Option(name: .customLong("url"), help: "Base URL of a node (repeatable; requests round-robin). Default: GATEHOUSE_URL or http://127.0.0.1:8080.")
+    var urls: [String] = []
+    @Option(help: "Users to seed.") var users: Int = 200
+    @Option(help: "Worker threads, one connection per URL each.") var concurrency: Int = 50
+    @Option(help: "Seconds to run (at most 3600).") var duration: Double = 10
+    @Option(help: "Cap on operations per second across all workers.") var rate: Double?
+    @Option(help: "Weights of the operations.") var mix: String = "auth=70,valid=10,wrong=15,replay=5"
+    @Option(name: .customLong("admin-key"), help: "Admin API key (default: GATEHOUSE_ADMIN_KEY).") var adminKey: String?
+    @Option(name: .customLong("frontend-key"), help: "Frontend API key (default: GATEHOUSE_FRONTEND_KEY).") var frontendKey: String?
+    @Option(name: .customLong("verify-key"), help: "Verify API key (default: GATEHOUSE_VERIFY_KEY).") var verifyKey: String?
+    @Flag(help: "Print one JSON object instead of the text report.") var json = false
+    @Option(help: "User name prefix (default: load-<random>).") var prefix: String?
+    @Flag(inversion: .prefixedNo, help: "Progress line on stderr every second (default: when stderr is a terminal).")
+    var progress: Bool?
+
+    func validate() throws {
+        guard (2...100_000).contains(users) else { throw ValidationError("--users must be 2...100000") }
+        guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1...1024") }
+        guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600] seconds") }
+        if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be in (0, 1000000]") }
+        _ = try LoadMix(parsing: mix)
+        _ = try endpoints()
+    }
+
+    private func endpoints() throws -> [LoadEndpoint] {
+        let list = urls.isEmpty ? [ProcessInfo.processInfo.environment["GATEHOUSE_URL"] ?? "http://127.0.0.1:8080"] : urls
+        guard list.count <= 64 else { throw ValidationError("at most 64 --url") }
+        return try list.map { try LoadEndpoint(parsing: $0) }
+    }
+
+    private func key(_ value: String?, _ variable: String, _ option: String) throws -> String {
+        if let value, !value.isEmpty { return value }
+        if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
+        throw ValidationError("no \(option): pass it or set \(variable)")
+    }
+
+    func run() async throws {
+        let config = LoadConfig(
+            endpoints: try endpoints(), users: users, concurrency: concurrency, duration: duration, rate: rate,
+            mix: try LoadMix(parsing: mix),
+            adminKey: try key(adminKey, "GATEHOUSE_ADMIN_KEY", "--admin-key"),
+            frontendKey: try key(frontendKey, "GATEHOUSE_FRONTEND_KEY", "--frontend-key"),
+            verifyKey: try key(verifyKey, "GATEHOUSE_VERIFY_KEY", "--verify-key"),
+            prefix: try prefix ?? "load-" + Base32.encode(SystemRandom().bytes(5)).lowercased(),
+            progress: progress ?? (isatty(2) != 0)
+        )
+        // Everything blocking (sockets, joins) runs on dedicated threads, never on the cooperative pool.
+        let report = try await onThread { try LoadRunner(config).run() }
+        print(json ? report.json() : report.text())
+        if !report.passed { throw ExitCode(1) }
+    }
+}
+
+/// Runs `body` on a new OS thread and returns its result.
+private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
+    }
+}
+
+// MARK: - Configuration
+
+/// Operation kinds.
+enum LoadOp: String, CaseIterable, Sendable, Comparable {
+    case auth, valid, wrong, replay
+    static func < (a: LoadOp, b: LoadOp) -> Bool { a.index < b.index }
+    var index: Int { Self.allCases.firstIndex(of: self)! }
+}
+
+/// The weighted mix, e.g. `auth=70,valid=10,wrong=15,replay=5`.
+struct LoadMix: Sendable {
+    var weights: [(LoadOp, Int)]
+    var total: Int
+
+    init(parsing text: String) throws {
+        var found: [LoadOp: Int] = [:]
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2, let op = LoadOp(rawValue: pair[0]), let weight = Int(pair[1]), (0...1_000_000).contains(weight) else {
+                throw ValidationError("--mix: '\(part)' is not <auth|valid|wrong|replay>=<weight>")
+            }
+            found[op] = weight
+        }
+        weights = LoadOp.allCases.map { ($0, found[$0] ?? 0) }
+        total = weights.reduce(0) { $0 + $1.1 }
+        guard total > 0 else { throw ValidationError("--mix: the weights add up to 0") }
+    }
+
+    func pick(_ roll: Int) -> LoadOp {
+        var left = roll
+        for (op, weight) in weights {
+            if left < weight { return op }
+            left -= weight
+        }
+        return .auth
+    }
+}
+
+struct LoadConfig: Sendable {
+    var endpoints: [LoadEndpoint]
+    var users: Int
+    var concurrency: Int
+    var duration: Double
+    var rate: Double?
+    var mix: LoadMix
+    var adminKey: String
+    var frontendKey: String
+    var verifyKey: String
+    var prefix: String
+    var progress: Bool
+}
+
+/// A loopback `http://host:port[/base]` resolved to a socket address.
+struct LoadEndpoint: Sendable {
+    var url: String
+    var family: Int32
+    var address: [UInt8]
+    var hostHeader: String
+    var basePath: String
+
+    init(parsing text: String) throws {
+        guard let url = URL(string: text), url.scheme == "http", var host = url.host, !host.isEmpty else {
+            throw ValidationError("--url '\(text)' is not an http:// URL")
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let port = url.port ?? 80
+        guard (1...65535).contains(port) else { throw ValidationError("--url '\(text)': bad port") }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+            throw ValidationError("--url '\(text)': cannot resolve \(host)")
+        }
+        defer { freeaddrinfo(list) }
+        var chosen: (Int32, [UInt8])?
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let e = entry, chosen == nil {
+            let bytes = Array(UnsafeRawBufferPointer(start: e.pointee.ai_addr, count: Int(e.pointee.ai_addrlen)))
+            if Self.isLoopback(family: e.pointee.ai_family, bytes) { chosen = (e.pointee.ai_family, bytes) }
+            entry = e.pointee.ai_next
+        }
+        guard let chosen else { throw ValidationError("--url '\(text)': the load generator only targets loopback addresses") }
+        self.url = text
+        self.family = chosen.0
+        self.address = chosen.1
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        self.hostHeader = url.port.map { "\(bracketed):\($0)" } ?? bracketed
+        let path = url.path
+        self.basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    static func isLoopback(family: Int32, _ bytes: [UInt8]) -> Bool {
+        if family == AF_INET, bytes.count >= MemoryLayout<sockaddr_in>.size {
+            return bytes.withUnsafeBytes { $0.load(as: sockaddr_in.self) }.sin_addr.s_addr.bigEndian >> 24 == 127
+        }
+        if family == AF_INET6, bytes.count >= MemoryLayout<sockaddr_in6>.size {
+            let a = bytes.withUnsafeBytes { $0.load(as: sockaddr_in6.self) }.sin6_addr
+            let raw = withUnsafeBytes(of: a) { Array($0) }
+            return raw[0..<15].allSatisfy { $0 == 0 } && raw[15] == 1
+        }
+        return false
+    }
+}
+
+// MARK: - Blocking HTTP/1.1 client
+
+struct LoadHTTPError: Error, CustomStringConvertible {
+    var description: String
+    /// Nothing of the response arrived on a reused connection: the server closed it while idle.
+    var stale = false
+    init(_ description: String, stale: Bool = false) {
+        self.description = description
+        self.stale = stale
+    }
+}
+
+/// A minimal keep-alive HTTP/1.1 client over one TCP socket, owned by one thread (not Sendable).
+/// Every send and receive is bounded by a 10 s socket timeout.
+final class LoadConnection {
+    struct Response {
+        var status: Int
+        var headers: [String: String]
+        var body: [UInt8]
+        var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:] }
+    }
+
+    let endpoint: LoadEndpoint
+    private var fd: Int32 = -1
+    private var buffer: [UInt8] = []
+    private static let maximumBody = 16 << 20
+
+    init(_ endpoint: LoadEndpoint) { self.endpoint = endpoint }
+    deinit { close() }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func request(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]? = nil, contentType: String = "application/json") throws -> Response {
+        var head = "\(method) \(endpoint.basePath)\(path) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let body {
+            head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        } else if method != "GET" {
+            head += "Content-Length: 0\r\n"
+        }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        if let body { bytes += body }
+        for attempt in 0..<2 {
+            let reused = fd >= 0
+            do {
+                if fd < 0 { try connect() }
+                try sendAll(bytes)
+                return try readResponse(method: method)
+            } catch let error as LoadHTTPError {
+                close()
+                // A kept-alive connection the server closed while idle: the request never reached it.
+                if reused, error.stale, attempt == 0 { continue }
+                throw error
+            }
+        }
+        throw LoadHTTPError("unreachable")
+    }
+
+    private func connect() throws {
+        let s = socket(endpoint.family, Int32(SOCK_STREAM.rawValue), 0)
+        guard s >= 0 else { throw LoadHTTPError("socket: errno \(errno)") }
+        var one: Int32 = 1
+        setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let rc = endpoint.address.withUnsafeBytes { raw in
+            Glibc.connect(s, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
+        guard rc == 0 else {
+            let e = errno
+            Glibc.close(s)
+            throw LoadHTTPError("connect \(endpoint.url): \(String(cString: strerror(e)))")
+        }
+        fd = s
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func sendAll(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                throw LoadHTTPError("send: \(String(cString: strerror(e)))", stale: e == EPIPE || e == ECONNRESET)
+            }
+            sent += n
+        }
+    }
+
+    /// Reads more bytes into `buffer`; returns false at end of stream.
+    private func fill() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n > 0 {
+                buffer.append(contentsOf: chunk[0..<n])
+                return true
+            }
+            if n == 0 { return false }
+            if errno == EINTR { continue }
+            let e = errno
+            if e == EAGAIN || e == EWOULDBLOCK { throw LoadHTTPError("timed out waiting for \(endpoint.url)") }
+            throw LoadHTTPError("recv: \(String(cString: strerror(e)))", stale: e == ECONNRESET && buffer.isEmpty)
+        }
+    }
+
+    private func need(_ count: Int) throws {
+        while buffer.count < count {
+            guard try fill() else { throw LoadHTTPError("connection closed mid-response") }
+        }
+    }
+
+    private func readLine() throws -> String {
+        var searched = 0
+        while true {
+            if let i = Self.find(buffer, [13, 10], from: searched) {
+                let line = String(decoding: buffer[0..<i], as: UTF8.self)
+                buffer.removeFirst(i + 2)
+                return line
+            }
+            searched = max(0, buffer.count - 1)
+            guard buffer.count < 64 * 1024 else { throw LoadHTTPError("line too long") }
+            guard try fill() else { throw LoadHTTPError("connection closed mid-response") }
+        }
+    }
+
+    private static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        var i = start
+        while i + needle.count <= haystack.count {
+            if haystack[i] == needle[0], haystack[i + 1] == needle[1], needle.count < 3 || (haystack[i + 2] == needle[2] && haystack[i + 3] == needle[3]) {
+                return i
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    private func readResponse(method: String) throws -> Response {
+        // The head.
+        var searched = 0
+        var headEnd: Int?
+        while headEnd == nil {
+            headEnd = Self.find(buffer, [13, 10, 13, 10], from: searched)
+            if headEnd != nil { break }
+            searched = max(0, buffer.count - 3)
+            guard buffer.count < 64 * 1024 else { throw LoadHTTPError("response head too large") }
+            let wasEmpty = buffer.isEmpty
+            guard try fill() else { throw LoadHTTPError("connection closed before the response", stale: wasEmpty) }
+        }
+        let head = String(decoding: buffer[0..<headEnd!], as: UTF8.self)
+        buffer.removeFirst(headEnd! + 4)
+        var lines = head.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
+        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+            throw LoadHTTPError("malformed status line")
+        }
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        // The body.
+        var body: [UInt8] = []
+        var closeAfter = headers["connection"]?.lowercased() == "close" || statusLine[0] == "HTTP/1.0"
+        if method == "HEAD" || status == 204 || status == 304 || (100..<200).contains(status) {
+            // no body
+        } else if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            for _ in 0..<1_000_000 {
+                let sizeLine = try readLine()
+                guard let size = Int(sizeLine.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "", radix: 16), size >= 0 else {
+                    throw LoadHTTPError("bad chunk size")
+                }
+                if size == 0 {
+                    for _ in 0..<1000 where !(try readLine()).isEmpty {}
+                    break
+                }
+                guard body.count + size <= Self.maximumBody else { throw LoadHTTPError("response body too large") }
+                try need(size + 2)
+                body += buffer[0..<size]
+                buffer.removeFirst(size + 2)
+            }
+        } else if let text = headers["content-length"], let length = Int(text), length >= 0 {
+            guard length <= Self.maximumBody else { throw LoadHTTPError("response body too large") }
+            try need(length)
+            body = Array(buffer[0..<length])
+            buffer.removeFirst(length)
+        } else {
+            while buffer.count <= Self.maximumBody, try fill() {}
+            body = buffer
+            buffer.removeAll()
+            closeAfter = true
+        }
+        if closeAfter { close() }
+        return Response(status: status, headers: headers, body: body)
+    }
+}
+
+// MARK: - Shared state
+
+/// A seeded user: its name and secret never change.
+struct LoadUser: Sendable {
+    let name: String
+    let secret: String
+    let totp: TOTP
+
+    func code(step: Int64) -> String { HOTP.format(totp.code(step: UInt64(step)), digits: totp.digits) }
+}
+
+/// What the generator knows about one user's server-side state.
+struct LoadUserState {
+    /// The highest step submitted as a valid code (accepted or not): never submitted again.
+    var lastStep: Int64 = -1
+    /// Reserved by a worker for a valid or replay operation.
+    var busy = false
+    var session: String?
+    /// The last accepted code, for replays.
+    var accepted: (code: String, step: Int64)?
+    /// Replays since the last success: kept under the free-failure allowance so valid codes are never throttled.
+    var replaysSinceSuccess = 0
+    /// Replays in the current 15-minute window: kept under the per-user failure budget (100 per 15 min).
+    var replayWindowStart: Int64 = 0
+    var replaysInWindow = 0
+}
+
+func loadNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+func loadStep() -> Int64 { loadNow() / 30 }
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// State shared by the workers: per-user bookkeeping under one lock, live counters as atomics.
+final class LoadShared: Sendable {
+    let users: [LoadUser]
+    /// Users that take valid codes and replays (never wrong codes, so never throttled).
+    let validPool: Range<Int>
+    /// Users reserved for wrong codes.
+    let wrongPool: Range<Int>
+    let states: Mutex<[LoadUserState]>
+    let ops = Atomic<Int>(0)
+    let errors = Atomic<Int>(0)
+    let failures = Atomic<Int>(0)
+    let pacer = Mutex<UInt64>(0)
+
+    init(users: [LoadUser]) {
+        self.users = users
+        let wrong = max(1, users.count / 10)
+        validPool = 0..<(users.count - wrong)
+        wrongPool = (users.count - wrong)..<users.count
+        states = Mutex(Array(repeating: LoadUserState(), count: users.count))
+    }
+
+    func randomSession(_ roll: Int) -> String? {
+        states.withLock { states in
+            for k in 0..<min(states.count, 16) {
+                if let s = states[(roll &+ k * 7919) % states.count].session { return s }
+            }
+            return nil
+        }
+    }
+
+    /// Reserves a valid-pool user with a usable step: the current one or the next (inside the ±1
+    /// window), above every step already submitted for it.
+    func reserveValid(_ roll: Int) -> (index: Int, step: Int64)? {
+        let current = loadStep()
+        return states.withLock { states in
+            let n = validPool.count
+            for k in 0..<n {
+                let i = validPool.lowerBound + (roll &+ k) % n
+                guard !states[i].busy, states[i].lastStep < current + 1 else { continue }
+                states[i].busy = true
+                return (i, max(states[i].lastStep + 1, current))
+            }
+            return nil
+        }
+    }
+
+    /// Records that `step` was submitted for `index` (before the answer: a lost answer must not
+    /// lead to reusing the step).
+    func markSubmitted(_ index: Int, step: Int64) {
+        states.withLock { $0[index].lastStep = max($0[index].lastStep, step) }
+    }
+
+    func accepted(_ index: Int, code: String, step: Int64, session: String?) {
+        states.withLock { states in
+            states[index].accepted = (code, step)
+            states[index].replaysSinceSuccess = 0
+            if let session { states[index].session = session }
+        }
+    }
+
+    func setSession(_ index: Int, _ session: String) {
+        states.withLock { $0[index].session = session }
+    }
+
+    /// Reserves a valid-pool user with an accepted code to replay, staying inside the throttle's
+    /// free failures and the per-user failure budget.
+    func reserveReplay(_ roll: Int) -> (index: Int, code: String)? {
+        let now = loadNow()
+        let current = now / 30
+        return states.withLock { states in
+            let n = validPool.count
+            for k in 0..<n {
+                let i = validPool.lowerBound + (roll &+ k) % n
+                guard !states[i].busy, let accepted = states[i].accepted, states[i].replaysSinceSuccess < 3 else { continue }
+                if now - states[i].replayWindowStart >= 900 {
+                    states[i].replayWindowStart = now
+                    states[i].replaysInWindow = 0
+                }
+                guard states[i].replaysInWindow < 40 else { continue }
+                // A code that is by chance also the code of a still-unused step in the window would
+                // rightly be accepted: skip that (one-in-a-million) case.
+                let last = states[i].lastStep
+                if (current - 1...current + 1).contains(where: { $0 > last && users[i].code(step: $0) == accepted.code }) { continue }
+                states[i].busy = true
+                states[i].replaysSinceSuccess += 1
+                states[i].replaysInWindow += 1
+                return (i, accepted.code)
+            }
+            return nil
+        }
+    }
+
+    func release(_ index: Int) {
+        states.withLock { $0[index].busy = false }
+    }
+
+    /// Rate cap: the next free slot (monotonic nanoseconds).
+    func slot(interval: UInt64) -> UInt64 {
+        let now = monotonicNanos()
+        return pacer.withLock { next in
+            let slot = max(next, now)
+            next = slot + interval
+            return slot
+        }
+    }
+}
+
+// MARK: - Results
+
+struct LoadKindStats: Sendable {
+    var count = 0
+    var ok = 0
+    var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+
+    mutating func record(ok: Bool, since start: UInt64) {
+        count += 1
+        if ok { self.ok += 1 }
+        let micros = max(1, min((monotonicNanos() &- start) / 1000, 120_000_000))
+        _ = histogram.record(micros)
+    }
+
+    mutating func merge(_ other: LoadKindStats) {
+        count += other.count
+        ok += other.ok
+        histogram.add(other.histogram)
+    }
+}
+
+struct LoadWorkerResult: Sendable {
+    var kinds: [LoadOp: LoadKindStats] = Dictionary(uniqueKeysWithValues: LoadOp.allCases.map { ($0, LoadKindStats()) })
+    var errors: [String: Int] = [:]
+    var failures: [String: Int] = [:]
+    var skipped: [String: Int] = [:]
+    var transportErrors = 0
+    var lastTransportError: String?
+
+    mutating func merge(_ other: LoadWorkerResult) {
+        for (op, stats) in other.kinds { kinds[op, default: LoadKindStats()].merge(stats) }
+        errors.merge(other.errors, uniquingKeysWith: +)
+        failures.merge(other.failures, uniquingKeysWith: +)
+        skipped.merge(other.skipped, uniquingKeysWith: +)
+        transportErrors += other.transportErrors
+        lastTransportError = other.lastTransportError ?? lastTransportError
+    }
+}
+
+// MARK: - Worker
+
+/// One OS thread: one keep-alive connection per URL, requests round-robin across them.
+final class LoadWorker {
+    let config: LoadConfig
+    let shared: LoadShared
+    var connections: [LoadConnection]
+    var next: Int
+    var rng = SystemRandomNumberGenerator()
+    var result = LoadWorkerResult()
+
+    init(config: LoadConfig, shared: LoadShared, index: Int) {
+        self.config = config
+        self.shared = shared
+        connections = config.endpoints.map(LoadConnection.init)
+        next = index
+    }
+
+    func send(_ method: String, _ path: String, key: String, headers: [(String, String)] = [], json: [(String, String)]? = nil) throws -> LoadConnection.Response {
+        let connection = connections[next % connections.count]
+        next &+= 1
+        var all = [("Authorization", "Bearer \(key)")]
+        all += headers
+        let body = json.map { pairs in Array(("{" + pairs.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}").utf8) }
+        return try connection.request(method, path, headers: all, body: body)
+    }
+
+    func roll() -> Int { Int(rng.next() >> 2) }
+
+    func error(_ key: String) {
+        result.errors[key, default: 0] += 1
+        shared.errors.add(1, ordering: .relaxed)
+    }
+
+    func failure(_ key: String) {
+        result.failures[key, default: 0] += 1
+        shared.failures.add(1, ordering: .relaxed)
+    }
+
+    func transport(_ op: LoadOp, _ e: any Error) {
+        result.transportErrors += 1
+        result.errors["\(op.rawValue):transport", default: 0] += 1
+        result.lastTransportError = "\(e)"
+        shared.errors.add(1, ordering: .relaxed)
+    }
+
+    /// login/start; the challenge token when the answer is `second_step`.
+    func startLogin(_ user: String) throws -> (Int, String?) {
+        let reply = try send("POST", "/v1/login/start", key: config.frontendKey, json: [("user", user)])
+        guard reply.status == 200 else { return (reply.status, nil) }
+        let object = reply.json
+        guard object["status"] as? String == "second_step" else { return (reply.status, nil) }
+        return (200, (object["challenge"] as? [String: Any])?["token"] as? String)
+    }
+
+    func finish(_ challenge: String, code: String) throws -> LoadConnection.Response {
+        try send("POST", "/v1/login/finish", key: config.frontendKey, json: [("challenge", challenge), ("method", "totp"), ("code", code)])
+    }
+
+    func run(op: LoadOp) {
+        shared.ops.add(1, ordering: .relaxed)
+        switch op {
+        case .auth: auth()
+        case .valid: valid()
+        case .wrong: wrong()
+        case .replay: replay()
+        }
+    }
+
+    func auth() {
+        let start = monotonicNanos()
+        guard let token = shared.randomSession(roll()) else {
+            result.kinds[.auth]!.record(ok: false, since: start)
+            error("auth:no_session")
+            return
+        }
+        do {
+            let reply = try send("GET", "/v1/auth", key: config.verifyKey, headers: [("Gatehouse-Session", token)])
+            result.kinds[.auth]!.record(ok: reply.status == 204, since: start)
+            if reply.status == 401 {
+                failure("session_refused")
+            } else if reply.status != 204 {
+                error("auth:\(reply.status)")
+            }
+        } catch {
+            result.kinds[.auth]!.record(ok: false, since: start)
+            transport(.auth, error)
+        }
+    }
+
+    func valid() {
+        guard let pick = shared.reserveValid(roll()) else {
+            // Every valid-pool user has spent the current and next step: answer with a session check.
+            result.skipped["valid_skipped", default: 0] += 1
+            auth()
+            return
+        }
+        defer { shared.release(pick.index) }
+        let user = shared.users[pick.index]
+        let start = monotonicNanos()
+        do {
+            let (status, challenge) = try startLogin(user.name)
+            guard let challenge else {
+                result.kinds[.valid]!.record(ok: false, since: start)
+                error("valid:start_\(status)")
+                return
+            }
+            // The step may have moved on while login/start ran: stay inside the ±1 window.
+            let step = max(pick.step, loadStep() - 1)
+            shared.markSubmitted(pick.index, step: step)
+            let code = user.code(step: step)
+            let reply = try finish(challenge, code: code)
+            result.kinds[.valid]!.record(ok: reply.status == 200, since: start)
+            switch reply.status {
+            case 200:
+                shared.accepted(pick.index, code: code, step: step, session: (reply.json["session"] as? [String: Any])?["token"] as? String)
+            case 429:
+                result.skipped["valid_throttled", default: 0] += 1
+                error("valid:429")
+            default:
+                failure("valid_refused")
+                error("valid:\(reply.status)")
+            }
+        } catch {
+            result.kinds[.valid]!.record(ok: false, since: start)
+            transport(.valid, error)
+        }
+    }
+
+    func wrong() {
+        let pool = shared.wrongPool
+        let index = pool.lowerBound + roll() % pool.count
+        let user = shared.users[index]
+        let start = monotonicNanos()
+        do {
+            let (status, challenge) = try startLogin(user.name)
+            guard let challenge else {
+                result.kinds[.wrong]!.record(ok: false, since: start)
+                error("wrong:start_\(status)")
+                return
+            }
+            // A code that is none of the codes in a ±2 window around now.
+            let current = loadStep()
+            let live = Set((current - 2...current + 2).map { user.code(step: $0) })
+            var code = "000000"
+            for _ in 0..<100 {
+                code = HOTP.format(UInt32(rng.next() % 1_000_000), digits: 6)
+                if !live.contains(code) { break }
+            }
+            let reply = try finish(challenge, code: code)
+            let expected = (reply.status == 401 && reply.json["code"] as? String == "invalid_code") || reply.status == 429
+            result.kinds[.wrong]!.record(ok: expected, since: start)
+            if reply.status == 200 {
+                failure("wrong_accepted")
+            } else if !expected {
+                error("wrong:\(reply.status)")
+            }
+        } catch {
+            result.kinds[.wrong]!.record(ok: false, since: start)
+            transport(.wrong, error)
+        }
+    }
+
+    func replay() {
+        guard let pick = shared.reserveReplay(roll()) else {
+            result.skipped["replay_skipped", default: 0] += 1
+            auth()
+            return
+        }
+        defer { shared.release(pick.index) }
+        let user = shared.users[pick.index]
+        let start = monotonicNanos()
+        do {
+            let (status, challenge) = try startLogin(user.name)
+            guard let challenge else {
+                result.kinds[.replay]!.record(ok: false, since: start)
+                error("replay:start_\(status)")
+                return
+            }
+            let reply = try finish(challenge, code: pick.code)
+            let expected = (reply.status == 401 && reply.json["code"] as? String == "invalid_code") || reply.status == 429
+            result.kinds[.replay]!.record(ok: expected, since: start)
+            if reply.status == 200 {
+                failure("replay_accepted")
+                // The server now holds a later step than we know: never use the window again.
+                shared.markSubmitted(pick.index, step: loadStep() + 1)
+            } else if !expected {
+                error("replay:\(reply.status)")
+            }
+        } catch {
+            result.kinds[.replay]!.record(ok: false, since: start)
+            transport(.replay, error)
+        }
+    }
+}
+
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+// MARK: - Runner
+
+/// Seeds, runs the workers and builds the report. Blocking: call it on a dedicated thread.
+struct LoadRunner {
+    let config: LoadConfig
+
+    init(_ config: LoadConfig) { self.config = config }
+
+    /// Starts `count` threads running `body(index)`, waits for all (bounded by `timeout` seconds).
+    private func threads(_ count: Int, timeout: Double, _ body: @escaping @Sendable (Int) -> Void) throws {
+        let group = DispatchGroup()
+        for i in 0..<count {
+            group.enter()
+            let thread = Thread {
+                body(i)
+                group.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        guard group.wait(timeout: .now() + timeout) == .success else {
+            throw CLIError("load: worker threads did not finish within \(Int(timeout)) s")
+        }
+    }
+
+    func run() throws -> LoadReport {
+        let config = self.config
+        let seedStart = monotonicNanos()
+        // Users and secrets.
+        var users: [LoadUser] = []
+        users.reserveCapacity(config.users)
+        for i in 0..<config.users {
+            let bytes = try SystemRandom().bytes(20)
+            users.append(LoadUser(name: "\(config.prefix.lowercased())-\(i)@load.example", secret: Base32.encode(bytes), totp: try TOTP(secret: bytes)))
+        }
+        let shared = LoadShared(users: users)
+
+        // Import, in chunks of at most 1000 lines.
+        let importer = LoadConnection(config.endpoints[0])
+        for chunkStart in stride(from: 0, to: users.count, by: 1000) {
+            let chunk = users[chunkStart..<min(chunkStart + 1000, users.count)]
+            let text = chunk.map { u in
+                "{\"user\":\(jsonString(u.name)),\"totp_secret\":\(jsonString(u.secret)),\"recovery_email\":\(jsonString("recovery+" + u.name)),\"verified\":true}"
+            }.joined(separator: "\n")
+            let reply: LoadConnection.Response
+            do {
+                reply = try importer.request("POST", "/v1/users/import", headers: [("Authorization", "Bearer \(config.adminKey)")], body: Array(text.utf8), contentType: "application/x-ndjson")
+            } catch {
+                throw CLIError("load: import failed: \(error)")
+            }
+            let imported = reply.json["imported"] as? Int ?? 0
+            guard reply.status == 200, imported == chunk.count else {
+                throw CLIError("load: import answered \(reply.status), imported \(imported) of \(chunk.count): \(String(decoding: reply.body.prefix(500), as: UTF8.self))")
+            }
+        }
+        importer.close()
+
+        // One sign-in per user: a session for the checks, and a first accepted code for replays.
+        let seedErrors = Mutex<[String]>([])
+        let seeders = min(config.concurrency, users.count)
+        try threads(seeders, timeout: 120) { t in
+            let worker = LoadWorker(config: config, shared: shared, index: t)
+            for i in stride(from: t, to: shared.users.count, by: seeders) {
+                let user = shared.users[i]
+                var done = false
+                for attempt in 0..<2 where !done {
+                    do {
+                        let (status, challenge) = try worker.startLogin(user.name)
+                        guard let challenge else {
+                            seedErrors.withLock { $0.append("login/start for \(user.name) answered \(status) without a second step") }
+                            break
+                        }
+                        let step = loadStep() + Int64(attempt)
+                        shared.markSubmitted(i, step: step)
+                        let code = user.code(step: step)
+                        let reply = try worker.finish(challenge, code: code)
+                        if reply.status == 200, let token = (reply.json["session"] as? [String: Any])?["token"] as? String {
+                            shared.accepted(i, code: code, step: step, session: token)
+                            done = true
+                        } else if attempt == 1 {
+                            seedErrors.withLock { $0.append("sign-in of \(user.name) answered \(reply.status)") }
+                        }
+                    } catch {
+                        seedErrors.withLock { $0.append("sign-in of \(user.name): \(error)") }
+                        break
+                    }
+                }
+            }
+        }
+        let errors = seedErrors.withLock { $0 }
+        guard errors.isEmpty else {
+            throw CLIError("load: seeding failed for \(errors.count) user(s); first: \(errors[0])")
+        }
+        let seedSeconds = Double(monotonicNanos() - seedStart) / 1e9
+
+        // The run.
+        let results = Mutex<[LoadWorkerResult]>([])
+        let done = Atomic<Bool>(false)
+        let start = monotonicNanos()
+        let deadline = start + UInt64(config.duration * 1e9)
+        let interval = config.rate.map { UInt64(1e9 / $0) }
+        if config.progress {
+            let thread = Thread {
+                var lastOps = 0
+                var tick = 0
+                // Bounded: the run lasts at most 3600 s plus the workers' 10 s socket timeouts.
+                while !done.load(ordering: .relaxed), tick < 4000 {
+                    usleep(1_000_000)
+                    tick += 1
+                    if done.load(ordering: .relaxed) { break }
+                    let ops = shared.ops.load(ordering: .relaxed)
+                    let elapsed = Double(monotonicNanos() - start) / 1e9
+                    let line = String(format: "load: %5.0fs  ops %9d  %8.0f ops/s  errors %d  failures %d\n",
+                                      elapsed, ops, Double(ops - lastOps), shared.errors.load(ordering: .relaxed), shared.failures.load(ordering: .relaxed))
+                    lastOps = ops
+                    FileHandle.standardError.write(Data(line.utf8))
+                }
+            }
+            thread.start()
+        }
+        try threads(config.concurrency, timeout: config.duration + 60) { t in
+            let worker = LoadWorker(config: config, shared: shared, index: t)
+            var iterations = 0
+            while iterations < 100_000_000 {
+                var now = monotonicNanos()
+                if let interval {
+                    let slot = shared.slot(interval: interval)
+                    guard slot < deadline else { break }
+                    if slot > now {
+                        var ts = timespec(tv_sec: Int((slot - now) / 1_000_000_000), tv_nsec: Int((slot - now) % 1_000_000_000))
+                        nanosleep(&ts, nil)
+                    }
+                    now = monotonicNanos()
+                }
+                guard now < deadline else { break }
+                worker.run(op: config.mix.pick(worker.roll() % config.mix.total))
+                iterations += 1
+            }
+            worker.connections.forEach { $0.close() }
+            let result = worker.result
+            results.withLock { $0.append(result) }
+        }
+        done.store(true, ordering: .relaxed)
+        let elapsed = Double(monotonicNanos() - start) / 1e9
+        var total = LoadWorkerResult()
+        for r in results.withLock({ $0 }) { total.merge(r) }
+        return LoadReport(config: config, result: total, elapsed: elapsed, seedSeconds: seedSeconds,
+                          validPool: shared.validPool.count, wrongPool: shared.wrongPool.count)
+    }
+}
+
+// MARK: - Report
+
+struct LoadReport: Sendable {
+    let config: LoadConfig
+    let result: LoadWorkerResult
+    let elapsed: Double
+    let seedSeconds: Double
+    let validPool: Int
+    let wrongPool: Int
+
+    var totalOps: Int { result.kinds.values.reduce(0) { $0 + $1.count } }
+    var correctnessFailures: Int { result.failures.values.reduce(0, +) }
+    var transportShare: Double { totalOps == 0 ? 1 : Double(result.transportErrors) / Double(totalOps) }
+    /// No correctness failure, at most 1% transport errors, and something ran.
+    var passed: Bool { correctnessFailures == 0 && transportShare <= 0.01 && totalOps > 0 }
+
+    static let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99_9", 99.9)]
+
+    func ms(_ micros: UInt64) -> Double { (Double(micros) / 1000 * 1000).rounded() / 1000 }
+    func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+
+    func json() -> String {
+        var kinds: [String: Any] = [:]
+        for op in LoadOp.allCases {
+            let s = result.kinds[op] ?? LoadKindStats()
+            var latency: [String: Any] = [:]
+            for (name, p) in Self.percentiles { latency[name] = s.count > 0 ? ms(s.histogram.valueAtPercentile(p)) : 0 }
+            latency["max"] = s.count > 0 ? ms(s.histogram.max) : 0
+            kinds[op.rawValue] = ["count": s.count, "ok": s.ok, "ops_per_s": round3(Double(s.count) / elapsed), "latency_ms": latency]
+        }
+        let object: [String: Any] = [
+            "urls": config.endpoints.map(\.url), "users": config.users, "valid_pool": validPool, "wrong_pool": wrongPool,
+            "concurrency": config.concurrency, "duration_s": round3(elapsed), "seed_s": round3(seedSeconds),
+            "rate": config.rate ?? NSNull(), "mix": Dictionary(uniqueKeysWithValues: config.mix.weights.map { ($0.0.rawValue, $0.1) }),
+            "total_ops": totalOps, "throughput": round3(Double(totalOps) / elapsed), "kinds": kinds,
+            "errors": result.errors, "transport_errors": result.transportErrors, "skipped": result.skipped,
+            "failures": result.failures, "correctness_failures": correctnessFailures, "passed": passed,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func text() -> String {
+        var out = "gatehouse load: \(config.endpoints.count) URL(s), \(config.users) users (\(validPool) for valid codes and replays, \(wrongPool) for wrong codes), concurrency \(config.concurrency)"
+        if let rate = config.rate { out += ", rate cap \(rate)/s" }
+        out += String(format: "\nseeded in %.2f s; ran %.2f s\n\n", seedSeconds, elapsed)
+        out += "kind        count        ok      ops/s     p50 ms     p90 ms     p99 ms   p99.9 ms     max ms\n"
+        for op in LoadOp.allCases {
+            let s = result.kinds[op] ?? LoadKindStats()
+            let p = Self.percentiles.map { s.count > 0 ? ms(s.histogram.valueAtPercentile($0.1)) : 0 }
+            out += op.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+            out += String(format: "%9d %9d %10.1f %10.3f %10.3f %10.3f %10.3f %10.3f\n", s.count, s.ok, Double(s.count) / elapsed, p[0], p[1], p[2], p[3], s.count > 0 ? ms(s.histogram.max) : 0)
+        }
+        out += String(format: "total   %9d %9s %10.1f\n\n", totalOps, "", Double(totalOps) / elapsed)
+        func list(_ d: [String: Int]) -> String { d.isEmpty ? "none" : d.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") }
+        out += "errors: \(list(result.errors))\n"
+        if let last = result.lastTransportError { out += "last transport error: \(last)\n" }
+        out += "skipped: \(list(result.skipped)) (answered by a session check)\n"
+        out += "correctness failures: \(correctnessFailures)\(correctnessFailures > 0 ? " (\(list(result.failures)))" : "")\n"
+        out += passed ? "PASS" : "FAIL"
+        return out
+    }
+}
