@@ -103,13 +103,6 @@ struct StrictJSONScanner {
         return bits < 0x80
     }
 
-    /// Matches a string value against `expected` bytes without allocating; false on mismatch or
-    /// if the value has escapes (our own writers never escape the values compared this way).
-    mutating func stringValueEquals(_ expected: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let raw = memberName() else { return false }  // same lexical rules: no escapes
-        return raw.count == expected.count && (raw.count == 0 || memcmpEqual(raw, expected))
-    }
-
     /// A raw string value without escapes, returned as a span (for `alg`, `kid`, `typ`).
     mutating func rawStringValue() -> UnsafeBufferPointer<UInt8>? { memberName() }
 
@@ -136,12 +129,6 @@ struct StrictJSONScanner {
             }
         }
         return value
-    }
-
-    @inline(__always)
-    func memcmpEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        for i in 0..<a.count where a[i] != b[i] { return false }
-        return true
     }
 
     /// Decodes JSON string escapes, including surrogate pairs. nil on any malformed escape.

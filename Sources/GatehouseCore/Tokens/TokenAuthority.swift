@@ -325,7 +325,7 @@ struct ParsedClaims {
         guard s.consume(UInt8(ascii: "{")) else { throw TokenError.malformed }
         var first = true
         while true {
-            if scannerClose(&s, first: first) { break }
+            if s.consume(UInt8(ascii: "}")) { break }
             guard first || s.consume(UInt8(ascii: ",")) else { throw TokenError.malformed }
             first = false
             guard let name = s.memberName(), s.consume(UInt8(ascii: ":")) else { throw TokenError.malformed }
@@ -368,11 +368,6 @@ struct ParsedClaims {
         case .reset: guard out.jti != nil else { throw TokenError.invalidClaims }
         }
         return out
-    }
-
-    @inline(__always)
-    private static func scannerClose(_ s: inout StrictJSONScanner, first: Bool) -> Bool {
-        s.consume(UInt8(ascii: "}"))
     }
 
     private static func member(named name: UnsafeBufferPointer<UInt8>) -> Member? {
