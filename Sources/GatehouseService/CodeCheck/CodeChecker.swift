@@ -1,5 +1,5 @@
 import Glibc
-public import GatehouseRedis
+import GatehouseRedis
 
 /// Runs `CodeCheckScript` and turns its reply into an outcome.
 public struct CodeChecker: Sendable {
@@ -83,7 +83,7 @@ public func ipBudgetKey(_ text: String) -> String? {
     if inet_pton(AF_INET, text, &v4) == 1 {
         var out = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
         inet_ntop(AF_INET, &v4, &out, socklen_t(out.count))
-        return String(cString: out)
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
     var v6 = in6_addr()
     if inet_pton(AF_INET6, text, &v6) == 1 {
@@ -91,7 +91,7 @@ public func ipBudgetKey(_ text: String) -> String? {
         withUnsafeMutableBytes(of: &v6) { raw in for i in 8..<16 { raw[i] = 0 } }
         var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         inet_ntop(AF_INET6, &v6, &out, socklen_t(out.count))
-        return String(cString: out) + "/64"
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/64"
     }
     return nil
 }
