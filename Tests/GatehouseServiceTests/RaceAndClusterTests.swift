@@ -8,9 +8,9 @@ import Testing
 /// changes reaching every node, and Redis going away.
 @Suite("Races, nodes and faults", .timeLimit(.minutes(5)))
 struct RaceAndClusterTests {
-    @Test("1,000 concurrent wrong guesses against one user: at most the allowed number are evaluated")
+    @Test("1,000 concurrent wrong guesses against one user, across two nodes: at most the allowed number are evaluated")
     func wrongGuessRace() async throws {
-        try await Deployment.with { d in
+        try await Deployment.with(nodes: 2) { d in
             let (user, secret) = try await d.enrolledUser()
             try await d.awaitFreshStep(margin: 15)
             let challenge = try await d.challenge(for: user)
@@ -19,9 +19,9 @@ struct RaceAndClusterTests {
             let wrongCodes = (0..<1000).map { i in String(format: "%06d", (i * 7919 + 13) % 1_000_000) }.filter { !window.contains($0) }
             let start = ContinuousClock.now
             let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
-                for code in wrongCodes {
+                for (i, code) in wrongCodes.enumerated() {
                     group.addTask {
-                        let r = try await d.call("POST", "/v1/login/finish", json: ["challenge": challenge, "method": "totp", "code": code])
+                        let r = try await d.call("POST", "/v1/login/finish", json: ["challenge": challenge, "method": "totp", "code": code], node: i % 2)
                         return (r.status, r.code)
                     }
                 }
