@@ -2,7 +2,7 @@ import Foundation
 import GatehouseCore
 public import GatehouseService
 import Hummingbird
-public import Logging
+import Logging
 import ServiceLifecycle
 
 /// `gatehouse serve`: assembles a node from configuration and runs it until SIGTERM/SIGINT.
