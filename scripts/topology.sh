@@ -86,6 +86,7 @@ mkdir -p "$dir/nginx"
   echo "worker_processes 1; pid $dir/nginx/nginx.pid; error_log $dir/nginx/error.log warn; daemon off;"
   echo "events { worker_connections 4096; }"
   echo "http { access_log off; client_body_temp_path $dir/nginx/body; proxy_temp_path $dir/nginx/proxy;"
+  echo "  client_max_body_size 10m; client_body_buffer_size 10m;  # bodies in memory: workers may not own the temp dir"
   echo "  fastcgi_temp_path $dir/nginx/fastcgi; uwsgi_temp_path $dir/nginx/uwsgi; scgi_temp_path $dir/nginx/scgi;"
   echo "  upstream gatehouse { keepalive 64;"
   for url in "${node_urls[@]}"; do echo "    server ${url#http://} max_fails=1 fail_timeout=2s;"; done
