@@ -669,6 +669,16 @@ final class LoadWorker {
         }
     }
 
+    /// login/start for a code op; on anything but a challenge the op is recorded as failed.
+    func challenge(for user: String, kind: LoadOp, since start: UInt64) throws -> String? {
+        let (status, challenge) = try startLogin(user)
+        if challenge == nil {
+            result.kinds[kind]!.record(ok: false, since: start)
+            error("\(kind.rawValue):start_\(status)")
+        }
+        return challenge
+    }
+
     func valid() {
         guard let pick = shared.reserveValid(roll()) else {
             // Every valid-pool user has spent the current and next step: answer with a session check.
@@ -680,12 +690,7 @@ final class LoadWorker {
         let user = shared.users[pick.index]
         let start = monotonicNanos()
         do {
-            let (status, challenge) = try startLogin(user.name)
-            guard let challenge else {
-                result.kinds[.valid]!.record(ok: false, since: start)
-                error("valid:start_\(status)")
-                return
-            }
+            guard let challenge = try challenge(for: user.name, kind: .valid, since: start) else { return }
             // The step may have moved on while login/start ran: stay inside the ±1 window.
             let step = max(pick.step, loadStep() - 1)
             shared.markSubmitted(pick.index, step: step)
@@ -714,12 +719,7 @@ final class LoadWorker {
         let user = shared.users[index]
         let start = monotonicNanos()
         do {
-            let (status, challenge) = try startLogin(user.name)
-            guard let challenge else {
-                result.kinds[.wrong]!.record(ok: false, since: start)
-                error("wrong:start_\(status)")
-                return
-            }
+            guard let challenge = try challenge(for: user.name, kind: .wrong, since: start) else { return }
             // A code that is none of the codes in a ±2 window around now.
             let current = loadStep()
             let live = Set((current - 2...current + 2).map { user.code(step: $0) })
@@ -752,12 +752,7 @@ final class LoadWorker {
         let user = shared.users[pick.index]
         let start = monotonicNanos()
         do {
-            let (status, challenge) = try startLogin(user.name)
-            guard let challenge else {
-                result.kinds[.replay]!.record(ok: false, since: start)
-                error("replay:start_\(status)")
-                return
-            }
+            guard let challenge = try challenge(for: user.name, kind: .replay, since: start) else { return }
             let reply = try finish(challenge, code: pick.code)
             let expected = (reply.status == 401 && reply.json["code"] as? String == "invalid_code") || reply.status == 429
             result.kinds[.replay]!.record(ok: expected, since: start)
