@@ -58,7 +58,7 @@ public final class RedisClient: Sendable, Service {
         self.pool = RedisConnectionPool(configuration: configuration, logger: logger)
     }
 
-    /// Creates a client for a `redis://` or `unix://` URL with default settings.
+    /// Creates a client for a `redis://`, `unix://` or `redis-sentinel://` URL with default settings.
     public convenience init(url: String, logger: Logger = Logger(label: "gatehouse.redis")) throws(RedisError) {
         self.init(configuration: RedisConfiguration(url: try RedisURL(url)), logger: logger)
     }

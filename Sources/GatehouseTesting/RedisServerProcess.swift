@@ -339,7 +339,8 @@ public final class RedisServerProcess: Sendable {
         return log.split(separator: "\n").suffix(5).joined(separator: " | ")
     }
 
-    private static func findExecutable() throws -> String {
+    /// Shared with ``RedisSentinelDeployment`` (its sentinels are redis-server too).
+    static func findExecutable() throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let candidates = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
         for directory in candidates {
@@ -353,7 +354,7 @@ public final class RedisServerProcess: Sendable {
     }
 
     /// A loopback port that was free a moment ago.
-    private static func freePort() throws -> Int {
+    static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RedisServerError(.startFailed, "socket() failed: errno \(errno)") }
         defer { close(fd) }
@@ -400,7 +401,8 @@ public final class RedisServerProcess: Sendable {
 
 /// Servers still running, SIGKILLed at process exit: the backstop for a test process that ends
 /// without tearing down (a crash in a test, a time limit), so no redis-server outlives it.
-private enum LiveServers {
+/// (``RedisSentinelDeployment`` registers its sentinels here too.)
+enum LiveServers {
     private static let servers = Mutex<[String: Int32]>([:])
     private static let hook: Void = {
         atexit {

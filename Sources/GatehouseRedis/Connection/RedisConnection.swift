@@ -25,13 +25,31 @@ package final class RedisConnection: Sendable {
     private let pending = Atomic<Int>(0)
     private let connectedFlag = Atomic<Bool>(false)
     private let exit = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    /// For a `redis-sentinel://` URL: finds the master on every (re)connect. Shared by a pool's
+    /// connections, so a sentinel that answered is asked first by all of them and a master
+    /// change is logged once.
+    private let sentinelResolver: SentinelResolver?
 
     /// Starts the connection's I/O thread, which connects at once and reconnects as needed until
     /// ``close()``.
-    package init(configuration: RedisConfiguration, name: String, ioTimeout: Duration? = nil, logger: Logger) {
+    ///
+    /// - Parameter sentinelResolver: for a Sentinel URL, the resolver to share with other
+    ///   connections; `nil` creates one of this connection's own.
+    package init(
+        configuration: RedisConfiguration,
+        name: String,
+        ioTimeout: Duration? = nil,
+        sentinelResolver: SentinelResolver? = nil,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.name = name
         self.ioTimeout = ioTimeout ?? configuration.commandTimeout
+        if case .sentinel(let sentinel) = configuration.url.endpoint {
+            self.sentinelResolver = sentinelResolver ?? SentinelResolver(sentinel)
+        } else {
+            self.sentinelResolver = nil
+        }
         var logger = logger
         logger[metadataKey: "redis.connection"] = "\(name)"
         self.logger = logger
@@ -187,11 +205,32 @@ package final class RedisConnection: Sendable {
                         try connection.append(command)
                     }
                     try connection.flush()
+                    var notMaster: String?
                     for _ in 0..<replyCount {
                         let value = try connection.readReply(maxBytes: limits.maxReplyBytes)
+                        if notMaster == nil, self.sentinelResolver != nil, let message = Self.notMasterError(value) {
+                            notMaster = message
+                        }
                         if let (waiter, reply) = self.state.withLock({ $0.replyReceived(value) }) {
                             self.finish(waiter, .success(reply))
                         }
+                    }
+                    if let notMaster {
+                        // Following a failover: this server is no longer a writable master (the
+                        // old master came back as a replica, or it is loading / cut off from
+                        // its master). The batch's replies have all been delivered; drop the
+                        // connection so the next connect asks the sentinels again.
+                        context = nil
+                        self.connectedFlag.store(false, ordering: .relaxed)
+                        let error = RedisError(
+                            .connectionUnavailable,
+                            "the Redis server is no longer the master (\(notMaster)); resolving the master again"
+                        )
+                        _ = self.state.withLock { $0.connectionLost(error, retryAt: 0) }
+                        self.logger.warning(
+                            "Redis server is no longer the master; reconnecting through Sentinel",
+                            metadata: ["reply": "\(notMaster)"]
+                        )
                     }
                 } catch {
                     context = nil  // frees the hiredis context and closes the socket
@@ -210,11 +249,35 @@ package final class RedisConnection: Sendable {
         }
     }
 
+    /// The first word of an error reply that means "this server is not a writable master any
+    /// more" (for a Sentinel URL only: with a fixed address, reconnecting would not help).
+    /// `READONLY` also comes back from a Lua script whose write hit a replica.
+    package static func notMasterError(_ reply: RedisValue) -> String? {
+        guard case .error(let message) = reply else { return nil }
+        let word = message.prefix { $0 != " " }
+        return ["READONLY", "LOADING", "MASTERDOWN"].contains(word) ? String(word) : nil
+    }
+
     /// Connects and runs the handshake (AUTH, SELECT, CLIENT SETNAME, PING) as one pipeline.
+    ///
+    /// For a Sentinel URL, first asks the sentinels for the master's address (every time: a
+    /// reconnect is exactly when the master may have moved), and adds `ROLE` to the handshake:
+    /// a server that does not say `master` (a stale sentinel answer, a just-demoted master) is
+    /// refused, and the I/O loop retries with its backoff.
     private func openContext() throws(RedisError) -> HiredisContext {
         let url = self.configuration.url
+        var endpoint = url.endpoint
+        var master: RedisURL.Sentinel.Address?
+        if let resolver = self.sentinelResolver {
+            let address = try resolver.resolveMaster(
+                connectTimeout: self.configuration.connectTimeout,
+                maxReplyBytes: self.configuration.limits.maxReplyBytes
+            )
+            master = address
+            endpoint = .tcp(host: address.host, port: address.port)
+        }
         let context = try HiredisContext.connect(
-            to: url.endpoint,
+            to: endpoint,
             connectTimeout: self.configuration.connectTimeout,
             ioTimeout: self.ioTimeout
         )
@@ -235,6 +298,9 @@ package final class RedisConnection: Sendable {
         // PING proves the server is answering, not just accepting: a stopped (SIGSTOP) server's
         // kernel still completes the TCP handshake.
         commands.append(RedisCommand("PING"))
+        if master != nil {
+            commands.append(RedisCommand("ROLE"))
+        }
         let replies: [RedisValue]
         do {
             replies = try context.roundTrip(commands, maxBytes: self.configuration.limits.maxReplyBytes)
@@ -244,6 +310,26 @@ package final class RedisConnection: Sendable {
         for reply in replies {
             if case .error(let message) = reply {
                 throw RedisError(.connectionUnavailable, "Redis refused the connection handshake: \(message)")
+            }
+        }
+        if let master, let resolver = self.sentinelResolver {
+            let masterName = resolver.sentinel.masterName
+            // ROLE's first element is "master", "slave" or "sentinel".
+            guard case .array(let role) = replies[replies.count - 1], let first = role.first?.string, first == "master" else {
+                let said = (replies[replies.count - 1].array?.first?.string).map { "'\($0)'" } ?? "no role"
+                throw RedisError(
+                    .connectionUnavailable,
+                    "\(master) was named master '\(masterName)' by Sentinel but ROLE says \(said); asking the sentinels again"
+                )
+            }
+            let (changed, previous) = resolver.confirm(master)
+            if changed, let previous {
+                self.logger.info(
+                    "Redis master changed",
+                    metadata: ["master_name": "\(masterName)", "old": "\(previous)", "new": "\(master)"]
+                )
+            } else if changed {
+                self.logger.debug("Redis master found through Sentinel", metadata: ["master_name": "\(masterName)", "address": "\(master)"])
             }
         }
         return context

@@ -5,6 +5,11 @@
 ///   database 0 by default.
 /// - `unix:///path/to/redis.sock[?db=N][&password=P][&user=U]`, or with the credentials as
 ///   userinfo: `unix://user:password@/path/to/redis.sock`.
+/// - `redis-sentinel://[[user]:password@]host1[:port1][,host2[:port2],…]/MASTERNAME[/db]
+///   [?sentinel_user=U][&sentinel_password=P]` — the master of the group `MASTERNAME` as Redis
+///   Sentinel names it, asked of the listed sentinels (port 26379 by default) on every connect.
+///   The userinfo is the login of the data nodes (master and replicas); the query holds the
+///   sentinels' own login, for sentinels that require `AUTH`.
 ///
 /// Userinfo and query values are percent-decoded. A user without a password is rejected (Redis
 /// has no such login). `description` never shows the password.
@@ -15,7 +20,61 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case tcp(host: String, port: Int)
         /// A Unix domain socket.
         case unix(path: String)
+        /// Whichever server Redis Sentinel names as the master of a group, resolved again on
+        /// every (re)connect.
+        case sentinel(Sentinel)
     }
+
+    /// How to find a master through Redis Sentinel.
+    ///
+    /// `description` never shows the password.
+    public struct Sentinel: Sendable, Hashable, CustomStringConvertible {
+        /// One sentinel's address.
+        public struct Address: Sendable, Hashable, CustomStringConvertible {
+            /// A host name or address (IPv6 without brackets).
+            public var host: String
+            /// The TCP port.
+            public var port: Int
+
+            /// Creates an address.
+            public init(host: String, port: Int) {
+                self.host = host
+                self.port = port
+            }
+
+            /// `host:port`, IPv6 in brackets.
+            public var description: String {
+                host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            }
+        }
+
+        /// The sentinels, asked in this order at first (one that answers moves to the front).
+        public var addresses: [Address]
+        /// The group's name in the sentinels' `sentinel monitor` line.
+        public var masterName: String
+        /// The ACL user for `AUTH` on the sentinels; `nil` uses the `default` user.
+        public var user: String?
+        /// The sentinels' password; `nil` sends no `AUTH` to them.
+        public var password: String?
+
+        /// Creates a sentinel endpoint.
+        public init(addresses: [Address], masterName: String, user: String? = nil, password: String? = nil) {
+            self.addresses = addresses
+            self.masterName = masterName
+            self.user = user
+            self.password = password
+        }
+
+        /// The sentinels and the master name, password replaced by `***`.
+        public var description: String {
+            var text = "sentinels \(self.addresses.map(\.description).joined(separator: ",")) master '\(self.masterName)'"
+            if self.password != nil { text += " (with \(self.user.map { "user \($0) and " } ?? "")password ***)" }
+            return text
+        }
+    }
+
+    /// The default port of a sentinel.
+    public static let defaultSentinelPort = 26379
 
     /// The transport to the server.
     public var endpoint: Endpoint
@@ -35,14 +94,16 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         self.database = database
     }
 
-    /// Parses a `redis://` or `unix://` URL.
+    /// Parses a `redis://`, `unix://` or `redis-sentinel://` URL.
     public init(_ string: String) throws(RedisError) {
-        if string.hasPrefix("redis://") {
+        if string.hasPrefix("redis-sentinel://") {
+            try self.init(sentinel: string.dropFirst("redis-sentinel://".count), original: string)
+        } else if string.hasPrefix("redis://") {
             try self.init(tcp: string.dropFirst("redis://".count), original: string)
         } else if string.hasPrefix("unix://") {
             try self.init(unix: string.dropFirst("unix://".count), original: string)
         } else {
-            throw RedisError(.invalidURL, "unsupported Redis URL scheme in \(Self.redacted(string)); use redis:// or unix://")
+            throw RedisError(.invalidURL, "unsupported Redis URL scheme in \(Self.redacted(string)); use redis://, unix:// or redis-sentinel://")
         }
         if self.user != nil && self.password == nil {
             throw RedisError(.invalidURL, "a Redis user needs a password: \(Self.redacted(string))")
@@ -66,6 +127,25 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             path = rest[rest.index(after: slash)...]
         }
         let (user, password, hostPort) = try Self.splitUserinfo(authority, original: original)
+        var (host, port) = try Self.splitHostPort(hostPort, defaultPort: 6379, original: original)
+        if host.isEmpty { host = "127.0.0.1" }
+        var database = 0
+        if !path.isEmpty {
+            guard let parsed = Int(path) else {
+                throw RedisError(.invalidURL, "the path of a redis:// URL must be a database number: \(Self.redacted(original))")
+            }
+            database = parsed
+        }
+        self.init(endpoint: .tcp(host: host, port: port), user: user, password: password, database: database)
+        try self.applyQuery(query, original: original, allowDatabase: path.isEmpty)
+    }
+
+    /// `host[:port]` or `[ipv6][:port]`; the host may come back empty.
+    private static func splitHostPort(
+        _ hostPort: Substring,
+        defaultPort: Int,
+        original: String
+    ) throws(RedisError) -> (host: String, port: Int) {
         var host: Substring
         var portText: Substring?
         if hostPort.hasPrefix("[") {
@@ -83,23 +163,72 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         } else {
             host = hostPort
         }
-        if host.isEmpty { host = "127.0.0.1" }
-        var port = 6379
+        var port = defaultPort
         if let portText {
             guard let parsed = Int(portText), (1...65535).contains(parsed) else {
                 throw RedisError(.invalidURL, "bad port in \(Self.redacted(original))")
             }
             port = parsed
         }
+        return (String(host), port)
+    }
+
+    /// `[userinfo@]host1[:port1][,host2[:port2]…]/MASTERNAME[/db][?sentinel_user=U&sentinel_password=P]`.
+    private init(sentinel rest: Substring, original: String) throws(RedisError) {
+        var rest = rest
+        var query: Substring = ""
+        if let mark = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: mark)...]
+            rest = rest[..<mark]
+        }
+        guard let slash = rest.firstIndex(of: "/") else {
+            throw RedisError(.invalidURL, "a redis-sentinel:// URL needs the master name as its path (…/MASTERNAME): \(Self.redacted(original))")
+        }
+        let (user, password, hosts) = try Self.splitUserinfo(rest[..<slash], original: original)
+        var addresses: [Sentinel.Address] = []
+        for item in hosts.split(separator: ",", omittingEmptySubsequences: false) {
+            let (host, port) = try Self.splitHostPort(item, defaultPort: Self.defaultSentinelPort, original: original)
+            guard !host.isEmpty else {
+                throw RedisError(.invalidURL, "a sentinel address without a host in \(Self.redacted(original))")
+            }
+            addresses.append(Sentinel.Address(host: host, port: port))
+        }
+        // A path of `/NAME` or `/NAME/db`.
+        let segments = rest[rest.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
+        guard (1...2).contains(segments.count), let name = Self.percentDecode(segments[0]), !name.isEmpty else {
+            throw RedisError(.invalidURL, "the path of a redis-sentinel:// URL must be /MASTERNAME or /MASTERNAME/db: \(Self.redacted(original))")
+        }
+        guard !name.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) else {
+            throw RedisError(.invalidURL, "a master name cannot contain spaces or control characters: \(Self.redacted(original))")
+        }
         var database = 0
-        if !path.isEmpty {
-            guard let parsed = Int(path) else {
-                throw RedisError(.invalidURL, "the path of a redis:// URL must be a database number: \(Self.redacted(original))")
+        if segments.count == 2 {
+            guard let parsed = Int(segments[1]) else {
+                throw RedisError(.invalidURL, "the database of a redis-sentinel:// URL must be a number: \(Self.redacted(original))")
             }
             database = parsed
         }
-        self.init(endpoint: .tcp(host: String(host), port: port), user: user, password: password, database: database)
-        try self.applyQuery(query, original: original, allowDatabase: path.isEmpty)
+        var sentinel = Sentinel(addresses: addresses, masterName: name)
+        for pair in query.split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let parameter = parts[0]
+            guard parts.count == 2, let value = Self.percentDecode(parts[1]) else {
+                throw RedisError(.invalidURL, "bad query parameter '\(parameter)' in \(Self.redacted(original))")
+            }
+            switch parameter {
+            case "sentinel_password": sentinel.password = value
+            case "sentinel_user": sentinel.user = value
+            default:
+                throw RedisError(
+                    .invalidURL,
+                    "unknown query parameter '\(parameter)' in \(Self.redacted(original)); a redis-sentinel:// URL takes sentinel_user and sentinel_password"
+                )
+            }
+        }
+        if sentinel.user != nil && sentinel.password == nil {
+            throw RedisError(.invalidURL, "a sentinel user needs a sentinel_password: \(Self.redacted(original))")
+        }
+        self.init(endpoint: .sentinel(sentinel), user: user, password: password, database: database)
     }
 
     private init(unix rest: Substring, original: String) throws(RedisError) {
@@ -209,11 +338,15 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         if let at = afterScheme.lastIndex(of: "@") {
             result = String(string[..<schemeEnd.upperBound]) + "***@" + afterScheme[afterScheme.index(after: at)...]
         }
-        if let password = result.firstRange(of: "password=") {
-            let end = result[password.upperBound...].firstIndex(of: "&") ?? result.endIndex
-            result.replaceSubrange(password.upperBound..<end, with: "***")
+        // Every `password=` value (`sentinel_password=` included), not just the first.
+        var redactedText = ""
+        var remaining = Substring(result)
+        while let password = remaining.firstRange(of: "password=") {
+            let end = remaining[password.upperBound...].firstIndex(of: "&") ?? remaining.endIndex
+            redactedText += remaining[..<password.upperBound] + "***"
+            remaining = remaining[end...]
         }
-        return result
+        return redactedText + remaining
     }
 
     /// The URL in canonical form, password replaced by `***`.
@@ -230,6 +363,13 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             return "redis://\(credentials)\(hostText):\(port)/\(self.database)"
         case .unix(let path):
             return "unix://\(credentials)\(path)?db=\(self.database)"
+        case .sentinel(let sentinel):
+            let hosts = sentinel.addresses.map(\.description).joined(separator: ",")
+            var query: [String] = []
+            if let user = sentinel.user { query.append("sentinel_user=\(user)") }
+            if sentinel.password != nil { query.append("sentinel_password=***") }
+            let queryText = query.isEmpty ? "" : "?" + query.joined(separator: "&")
+            return "redis-sentinel://\(credentials)\(hosts)/\(sentinel.masterName)/\(self.database)\(queryText)"
         }
     }
 }

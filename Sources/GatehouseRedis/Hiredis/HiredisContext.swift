@@ -40,11 +40,15 @@ final class HiredisContext {
         ioTimeout: Duration
     ) throws(RedisError) -> HiredisContext {
         let timeout = timeval(connectTimeout)
-        let raw: UnsafeMutablePointer<redisContext>? =
-            switch endpoint {
-            case .tcp(let host, let port): redisConnectWithTimeout(host, Int32(port), timeout)
-            case .unix(let path): redisConnectUnixWithTimeout(path, timeout)
-            }
+        let raw: UnsafeMutablePointer<redisContext>?
+        switch endpoint {
+        case .tcp(let host, let port): raw = redisConnectWithTimeout(host, Int32(port), timeout)
+        case .unix(let path): raw = redisConnectUnixWithTimeout(path, timeout)
+        case .sentinel:
+            // The connection resolves the master through the sentinels (SentinelResolver) and
+            // connects to the `.tcp` address they name.
+            throw RedisError(.invalidArgument, "a Sentinel endpoint must be resolved to a master before connecting")
+        }
         guard let raw else {
             throw RedisError(.connectionUnavailable, "hiredis could not allocate a context")
         }

@@ -8,8 +8,13 @@ package struct RedisConnectionPool: Sendable {
     package let connections: [RedisConnection]
 
     package init(configuration: RedisConfiguration, logger: Logger) {
+        // One resolver for the whole pool (see RedisConnection.sentinelResolver).
+        var resolver: SentinelResolver?
+        if case .sentinel(let sentinel) = configuration.url.endpoint {
+            resolver = SentinelResolver(sentinel)
+        }
         self.connections = (0..<configuration.poolSize).map { index in
-            RedisConnection(configuration: configuration, name: "gh-redis-\(index)", logger: logger)
+            RedisConnection(configuration: configuration, name: "gh-redis-\(index)", sentinelResolver: resolver, logger: logger)
         }
     }
 
