@@ -16,20 +16,16 @@ public struct GatehouseResponder: HTTPResponder {
     let apiKeys: APIKeyRegistry
     let metrics: MetricsEndpoint
 
-    static let sessionHeader = HTTPField.Name("Gatehouse-Session")!
     static let challengeHeader = HTTPField.Name("Gatehouse-Challenge")!
-    static let userHeader = HTTPField.Name("Gatehouse-User")!
-    static let sessionIDHeader = HTTPField.Name("Gatehouse-Session-Id")!
-    static let authTimeHeader = HTTPField.Name("Gatehouse-Auth-Time")!
 
-    let authOK = Counter(label: "gatehouse_auth_checks_total", dimensions: [("result", "ok")])
-    let authRefused = Counter(label: "gatehouse_auth_checks_total", dimensions: [("result", "refused")])
+    let authCheck: AuthCheck
 
     /// Creates the responder.
     public init(gatehouse: Gatehouse, apiKeys: APIKeyRegistry, metrics: MetricsEndpoint) {
         self.gatehouse = gatehouse
         self.apiKeys = apiKeys
         self.metrics = metrics
+        self.authCheck = AuthCheck(gatehouse: gatehouse, apiKeys: apiKeys)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -58,31 +54,11 @@ public struct GatehouseResponder: HTTPResponder {
 
     // MARK: /v1/auth
 
+    /// The same answer as the channel fast path (``AuthFastPathHandler``) gives; requests reach
+    /// here only when the connection has another request in flight in the responder.
     func auth(_ request: Request) -> Response {
-        let apiCaller = caller(request)
-        guard let apiCaller, apiCaller.scopes.contains(.verify) else {
-            authRefused.increment()
-            return Response(status: apiCaller == nil ? .unauthorized : .forbidden)
-        }
-        guard let token = sessionToken(request) else {
-            authRefused.increment()
-            return Response(status: .unauthorized)
-        }
-        do {
-            let claims = try gatehouse.verifySession(token)
-            authOK.increment()
-            return Response(status: .noContent, headers: [
-                Self.userHeader: claims.common.user,
-                Self.sessionIDHeader: claims.sessionID,
-                Self.authTimeHeader: String(claims.authTime),
-            ])
-        } catch {
-            authRefused.increment()
-            if error.code == .unavailable {
-                return Response(status: .serviceUnavailable, headers: [HTTPSupport.retryAfter: "5"])
-            }
-            return Response(status: .unauthorized)
-        }
+        let answer = authCheck.decide(request.headers)
+        return Response(status: answer.status, headers: answer.headerFields)
     }
 
     // MARK: Callers and tokens
@@ -97,15 +73,7 @@ public struct GatehouseResponder: HTTPResponder {
         guard caller.scopes.contains(scope) else { throw ServiceError(.forbidden, "this API key lacks the '\(scope.rawValue)' scope") }
     }
 
-    func sessionToken(_ request: Request) -> String? {
-        if let header = request.headers[Self.sessionHeader] { return header }
-        guard let cookies = request.headers[.cookie] else { return nil }
-        for part in cookies.split(separator: ";") {
-            let trimmed = part.drop(while: { $0 == " " })
-            if trimmed.hasPrefix("gatehouse_session=") { return String(trimmed.dropFirst("gatehouse_session=".count)) }
-        }
-        return nil
-    }
+    func sessionToken(_ request: Request) -> String? { AuthCheck.sessionToken(request.headers) }
 
     func principal(_ request: Request) throws(ServiceError) -> Principal {
         try gatehouse.principal(sessionToken: sessionToken(request), challengeToken: request.headers[Self.challengeHeader])

@@ -36,6 +36,8 @@ public enum GatehouseServer {
         let listen = configuration.listen
         let app = Application(
             responder: responder,
+            // `GET /v1/auth` is answered in the channel pipeline (see AuthFastPathHandler).
+            server: .gatehouse(check: responder.authCheck),
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil),
             services: [gatehouse, reloader],
             onServerRunning: { channel in

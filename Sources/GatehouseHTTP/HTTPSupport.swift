@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseCore
 import HTTPTypes
 public import GatehouseService
 public import Hummingbird
@@ -11,7 +12,7 @@ enum HTTPSupport {
     static let retryAfter = HTTPField.Name("Retry-After")!
 
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data = JSONText.bytes(object)
         return Response(
             status: status,
             headers: [.contentType: "application/json", .cacheControl: "no-store"],
@@ -29,7 +30,7 @@ enum HTTPSupport {
             "code": error.code.name,
         ]
         if let remaining = error.attemptsRemaining { object["attempts_remaining"] = remaining }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        let data = JSONText.bytes(object)
         var headers: HTTPFields = [.contentType: "application/problem+json", .cacheControl: "no-store"]
         if error.code.status == 429 || error.code.status == 503 {
             headers[retryAfter] = String(error.retryAfterSeconds ?? 1)
@@ -87,11 +88,7 @@ enum HTTPSupport {
     }
 
     /// RFC 3339 UTC.
-    static func time(_ seconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
+    static func time(_ seconds: Int64) -> String { JSONText.time(seconds) }
 
     static func user(_ text: String, field: String = "user") throws(ServiceError) -> UserID {
         guard let user = UserID(text) else { throw invalid("\(field) must be an email address (local@domain, at most 254 bytes)") }

@@ -108,7 +108,7 @@ extension Gatehouse {
                 throw ServiceError(.unavailable, "cannot seal app password", underlying: error)
             }
         }
-        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        let json = JSONText.string(record)
         let commands = [
             RedisCommand(["HSET", userKey(user, "app-passwords"), id, json]),
             RedisCommand(["HSET", userKey(user, "app-password-index"), keyedHash(password), id + "|" + services.joined(separator: ",")]),

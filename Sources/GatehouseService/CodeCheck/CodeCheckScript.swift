@@ -22,19 +22,35 @@ public import GatehouseRedis
 ///   `tries`); success needs the same hash and the same challenge id (ARGV[12]) and deletes it;
 ///   a failure counts a try and kills the code after ARGV[13] tries.
 ///
+/// It also writes what the attempt leaves behind, so that a sign-in costs this one round trip:
+/// the user's security event (success, failure, replay, throttled) into their capped events
+/// stream, and on success the new session's record into their session list. The node signs the
+/// session token after the script, with the epoch the script returns.
+///
 /// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
-/// `locked`), 3 the mode's record, 4 IP-prefix failure counter, 5 challenge marker (set on success).
+/// `locked`), 3 the mode's record, 4 IP-prefix failure counter, 5 challenge marker (set on success),
+/// 6 the user's session list (hash), 7 the user's events stream.
 /// ARGV: 1 expected credential version (`""` skips the check), 2 candidate (see modes),
 /// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit, 7 IP window s,
 /// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s, 11 mode, 12 challenge id,
-/// 13 tries per email code.
+/// 13 tries per email code, 14 session id to record on success (`""` = none), 15 its record (JSON),
+/// 16 session-list TTL s, 17 write events (`1`/`0`), 18 event detail (the method), 19 client IP
+/// (`""` = none), 20 events kept (approximate `MAXLEN`), 21 event type on success (`""` = none).
 ///
-/// Replies: `{"ok"}`, `{"invalid", attempts_remaining, replay(0|1), wait_ms}`,
+/// Replies: `{"ok", epoch}` (the user's security epoch from KEYS[1], read in the same atomic step,
+/// so a sign-in needs no second read to stamp its session), `{"invalid", attempts_remaining, replay(0|1), wait_ms}`,
 /// `{"throttled", wait_ms}`, `{"locked"}`, `{"ip_limited", ttl_s}`, `{"stale"}`, `{"consumed"}`.
 public enum CodeCheckScript {
     public static let script = RedisScript(#"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function event(kind)
+  if ARGV[17] ~= '1' or kind == '' then return end
+  local fields = {'type', kind, 'at', tostring(math.floor(now / 1000))}
+  if ARGV[19] ~= '' then table.insert(fields, 'ip'); table.insert(fields, ARGV[19]) end
+  if ARGV[18] ~= '' then table.insert(fields, 'detail'); table.insert(fields, ARGV[18]) end
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[20], '*', unpack(fields))
+end
 if redis.call('HGET', KEYS[2], 'locked') == '1' then return {'locked'} end
 local ipFails = tonumber(redis.call('GET', KEYS[4]) or '0')
 if ipFails >= tonumber(ARGV[6]) then
@@ -43,7 +59,10 @@ if ipFails >= tonumber(ARGV[6]) then
   return {'ip_limited', ttl}
 end
 local nextAt = tonumber(redis.call('HGET', KEYS[2], 'next_at') or '0')
-if now < nextAt then return {'throttled', nextAt - now} end
+if now < nextAt then
+  event('second_step_throttled')
+  return {'throttled', nextAt - now}
+end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'cred_version') ~= ARGV[1] then return {'stale'} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'consumed'} end
 local mode = ARGV[11]
@@ -51,7 +70,12 @@ local replay = 0
 local function succeed()
   redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[9]))
-  return {'ok'}
+  if ARGV[14] ~= '' then
+    redis.call('HSET', KEYS[6], ARGV[14], ARGV[15])
+    redis.call('EXPIRE', KEYS[6], tonumber(ARGV[16]))
+  end
+  event(ARGV[21])
+  return {'ok', redis.call('HGET', KEYS[1], 'epoch') or '0'}
 end
 if mode == 'totp' then
   local step = tonumber(ARGV[2])
@@ -92,6 +116,7 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[10]))
 if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7])) end
 local remaining = free - fails
 if remaining < 0 then remaining = 0 end
+if replay == 1 then event('second_step_replay') else event('second_step_failed') end
 return {'invalid', remaining, replay, wait}
 """#)
 }

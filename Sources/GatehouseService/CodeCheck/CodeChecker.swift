@@ -5,7 +5,8 @@ import GatehouseRedis
 public struct CodeChecker: Sendable {
     /// What one attempt came to.
     public enum Outcome: Sendable, Equatable {
-        case accepted
+        /// Accepted; `epoch` is the user's security epoch at that moment.
+        case accepted(epoch: UInt64)
         /// Wrong or replayed (the caller must not be able to tell which).
         case rejected(attemptsRemaining: Int, replay: Bool)
         case throttled(retryAfterSeconds: Int)
@@ -25,6 +26,24 @@ public struct CodeChecker: Sendable {
         public var replayMarker: String
         public var ipCounter: String
         public var challengeMarker: String
+        /// The user's session list (written on a successful sign-in).
+        public var sessions: String
+        /// The user's security-events stream.
+        public var events: String
+    }
+
+    /// What the script writes besides the check itself (see `CodeCheckScript`).
+    public struct Effects: Sendable {
+        /// The session to record on success (id and record JSON), and the session list's TTL.
+        public var session: (id: String, record: String)?
+        public var sessionListTTLSeconds = 0
+        /// The event detail (the method) and client IP of the events the attempt writes.
+        public var eventDetail = ""
+        public var clientIP: String?
+        /// The event type written on success (`nil`: none).
+        public var successEvent: String?
+        public var eventsKept = 500
+        public init() {}
     }
 
     let redis: RedisClient
@@ -43,7 +62,7 @@ public struct CodeChecker: Sendable {
     }
 
     /// One attempt.
-    func check(keys: Keys, credentialVersion: String, candidate: Candidate, replayTTLSeconds: Int, challengeTTLSeconds: Int) async throws -> Outcome {
+    func check(keys: Keys, credentialVersion: String, candidate: Candidate, replayTTLSeconds: Int, challengeTTLSeconds: Int, effects: Effects) async throws -> Outcome {
         let mode: String, value: String, challengeID: String, tries: Int
         switch candidate {
         case .totp(let step): (mode, value, challengeID, tries) = ("totp", step.map { String($0) } ?? "-1", "", 0)
@@ -52,12 +71,14 @@ public struct CodeChecker: Sendable {
         }
         let reply = try await redis.eval(
             CodeCheckScript.script,
-            keys: [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker],
+            keys: [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker, keys.sessions, keys.events],
             arguments: [
                 credentialVersion, value,
                 settings.freeFailures, settings.maximumBackoffSeconds * 1000, settings.lockAfterFailures,
                 settings.ipFailureLimit, settings.ipWindowSeconds, replayTTLSeconds, challengeTTLSeconds, throttleTTLSeconds,
                 mode, challengeID, tries,
+                effects.session?.id ?? "", effects.session?.record ?? "", effects.sessionListTTLSeconds,
+                "1", effects.eventDetail, effects.clientIP ?? "", effects.eventsKept, effects.successEvent ?? "",
             ]
         )
         guard let items = reply.array, let status = items.first?.string else {
@@ -65,7 +86,9 @@ public struct CodeChecker: Sendable {
         }
         func int(_ i: Int) -> Int { i < items.count ? Int(items[i].integer ?? 0) : 0 }
         switch status {
-        case "ok": return .accepted
+        case "ok":
+            let epoch = items.count > 1 ? (items[1].string.flatMap { UInt64($0) } ?? items[1].integer.map { UInt64(clamping: $0) } ?? 0) : 0
+            return .accepted(epoch: epoch)
         case "invalid": return .rejected(attemptsRemaining: int(1), replay: int(2) == 1)
         case "throttled": return .throttled(retryAfterSeconds: max(1, (int(1) + 999) / 1000))
         case "locked": return .locked

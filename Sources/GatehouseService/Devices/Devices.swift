@@ -53,7 +53,7 @@ extension Gatehouse {
         var device: [String: Any] = ["gen": 1, "created_at": now, "last_used_at": now]
         if let userAgent { device["user_agent"] = userAgent }
         if let clientIP { device["last_ip"] = clientIP }
-        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: device, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        let json = JSONText.string(device)
         do { _ = try await redis.send(["HSET", userKey(user, "devices"), did, json]) } catch { throw ServiceError.unavailable(error) }
         await event(user, "device_remembered", clientIP: clientIP, detail: did)
         return try signRemember(user: user, epoch: epoch, deviceID: did, generation: 1, days: policy.rememberDeviceDays)

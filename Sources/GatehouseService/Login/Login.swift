@@ -14,7 +14,21 @@ extension Gatehouse {
     /// `POST /v1/login/start`, after the front end checked the primary password.
     public func startLogin(user: UserID, clientIP: String?, userAgent: String?, rememberToken: String? = nil) async throws(ServiceError) -> LoginResult {
         let policy = view.policy(for: user.domain)
-        let record = try await loadUser(user)
+        // The user record and the number of unused backup codes in one round trip.
+        let record: UserRecord
+        let backupCodes: Int
+        do {
+            let replies = try await redis.pipeline([
+                RedisCommand(["HGETALL", userKey(user, "user")]), RedisCommand(["SCARD", userKey(user, "backup")]),
+            ])
+            guard replies.count == 2, replies[0].array != nil else {
+                throw RedisError(.unexpectedReply, "login/start: unexpected replies to HGETALL/SCARD")
+            }
+            record = UserRecord(fields: Self.hash(replies[0]))
+            backupCodes = Int(replies[1].integer ?? 0)
+        } catch {
+            throw ServiceError.unavailable(error)
+        }
         let now = self.now
         if let rememberToken, policy.mode != .disabled, record.twoStepEnabled,
            let device = try await useRememberToken(rememberToken, user: user, record: record, policy: policy, clientIP: clientIP, userAgent: userAgent) {
@@ -30,9 +44,14 @@ extension Gatehouse {
         }
         let (token, expires) = try challenge(user: user, epoch: record.epoch, purpose: .login)
         var methods: [String] = []
-        if record.method == .totp, record.totpEnvelope != nil { methods.append("totp") }
+        if record.method == .totp, record.totpEnvelope != nil {
+            methods.append("totp")
+            // The finish that usually follows on this node then needs no read of its own (a
+            // finish on another node reads the record once and caches it there).
+            warmTOTPCache(user: user, record: record)
+        }
         if record.method == .email, policy.methods.contains(.email) { methods.append("email") }
-        if (try? await redis.send(["SCARD", userKey(user, "backup")]).integer) ?? 0 > 0 { methods.append("backup_code") }
+        if backupCodes > 0 { methods.append("backup_code") }
         return .secondStep(challenge: token, expiresAt: expires, methods: methods)
     }
 
@@ -59,36 +78,39 @@ extension Gatehouse {
         let (claims, user) = try verifyChallenge(challenge, purpose: .login)
         let marker = userKey(user, "challenge", claims.challengeID)
         let amr: AuthMethods
-        // The check comes first and is the only round trip a failed attempt costs; the user's
-        // record (for the session's epoch) is read only after a success.
+        switch method {
+        case "totp": amr = [.password, .otp]
+        case "backup_code": amr = [.password, .backup]
+        case "email": amr = [.password, .email]
+        default: throw ServiceError(.invalidRequest, "method must be totp, email or backup_code")
+        }
+        // One round trip: the script checks the code and, on success, records the session and
+        // the event and returns the user's epoch, with which the token is signed afterwards.
+        let prepared = try prepareSession(user: user, methods: amr, authTime: now, clientIP: clientIP, userAgent: userAgent)
+        let signIn = SignIn(session: prepared, method: method)
+        let epoch: UInt64
         switch method {
         case "totp":
-            try await checkTOTP(user: user, code: code, challengeMarker: marker, clientIP: clientIP, context: "login")
-            amr = [.password, .otp]
+            epoch = try await checkTOTP(user: user, code: code, challengeMarker: marker, clientIP: clientIP, context: "login", signIn: signIn)
         case "backup_code":
-            try await checkBackupCode(user: user, code: code, challengeMarker: marker, clientIP: clientIP)
-            amr = [.password, .backup]
-        case "email":
+            epoch = try await checkBackupCode(user: user, code: code, challengeMarker: marker, clientIP: clientIP, signIn: signIn)
+        default:
             // Codes are only ever mailed to accounts whose second step is email, bound to this
             // challenge; for any other account there is nothing to match.
-            try await checkEmailCode(user: user, code: code, challengeID: claims.challengeID, challengeMarker: marker, clientIP: clientIP)
-            amr = [.password, .email]
-        default:
-            throw ServiceError(.invalidRequest, "method must be totp, email or backup_code")
+            epoch = try await checkEmailCode(user: user, code: code, challengeID: claims.challengeID, challengeMarker: marker, clientIP: clientIP, signIn: signIn)
         }
-        let record = try await loadUser(user)
-        let session = try await issueSession(user: user, epoch: record.epoch, methods: amr, authTime: now, clientIP: clientIP, userAgent: userAgent)
-        Task { await self.event(user, "second_step_succeeded", clientIP: clientIP, detail: method) }
+        let session = try signSession(prepared, epoch: epoch)
         var device: IssuedRemember?
         if remember {
-            device = try await rememberDevice(user: user, epoch: record.epoch, clientIP: clientIP, userAgent: userAgent)
+            device = try await rememberDevice(user: user, epoch: epoch, clientIP: clientIP, userAgent: userAgent)
         }
         return .authenticated(session, remember: device)
     }
 
     /// Checks an authenticator code for `user` through the code-check script; returns on success
     /// and throws the caller-facing error otherwise. A replay and a wrong code throw the same.
-    func checkTOTP(user: UserID, code: String, challengeMarker: String, clientIP: String?, context: String, pending: TOTP? = nil) async throws(ServiceError) {
+    @discardableResult
+    func checkTOTP(user: UserID, code: String, challengeMarker: String, clientIP: String?, context: String, pending: TOTP? = nil, signIn: SignIn? = nil) async throws(ServiceError) -> UInt64 {
         guard let parsed = HOTP.parse(code, digits: configuration.totp.digits) else {
             throw ServiceError(.invalidRequest, "code must be exactly \(configuration.totp.digits) digits")
         }
@@ -103,7 +125,8 @@ extension Gatehouse {
             // as a failure exactly like a wrong code, so an unenrolled user looks the same.
             let outcome = try await runCheck(
                 user: user, record: userKey(user, "totp", "last"), credentialVersion: entry?.version ?? "",
-                candidate: .totp(matchedStep: match?.step), challengeMarker: challengeMarker, clientIP: clientIP
+                candidate: .totp(matchedStep: match?.step), challengeMarker: challengeMarker, clientIP: clientIP,
+                method: "totp", signIn: signIn
             )
             if outcome == .stale {
                 // The cached credential is older than the stored one: reload once and retry.
@@ -117,39 +140,65 @@ extension Gatehouse {
     }
 
     /// Checks (and spends) a backup code.
-    func checkBackupCode(user: UserID, code: String, challengeMarker: String, clientIP: String?) async throws(ServiceError) {
+    @discardableResult
+    func checkBackupCode(user: UserID, code: String, challengeMarker: String, clientIP: String?, signIn: SignIn? = nil) async throws(ServiceError) -> UInt64 {
         let normalized = Self.normalizeBackupCode(code)
         guard normalized.utf8.count == 10, normalized.utf8.allSatisfy({ Self.backupAlphabet.contains($0) }) else {
             throw ServiceError(.invalidRequest, "a backup code is 10 characters, xxxxx-xxxxx")
         }
         let outcome = try await runCheck(
             user: user, record: userKey(user, "backup"), credentialVersion: "",
-            candidate: .backupCode(hash: keyedHash(normalized)), challengeMarker: challengeMarker, clientIP: clientIP
+            candidate: .backupCode(hash: keyedHash(normalized)), challengeMarker: challengeMarker, clientIP: clientIP,
+            method: "backup_code", signIn: signIn
         )
-        try conclude(outcome, user: user, method: "backup_code", context: "login")
+        let epoch = try conclude(outcome, user: user, method: "backup_code", context: "login")
         Task { await self.event(user, "backup_code_used", clientIP: clientIP) }
+        return epoch
     }
 
     /// Checks an emailed code sent for this challenge.
-    func checkEmailCode(user: UserID, code: String, challengeID: String, challengeMarker: String, clientIP: String?) async throws(ServiceError) {
+    func checkEmailCode(user: UserID, code: String, challengeID: String, challengeMarker: String, clientIP: String?, signIn: SignIn? = nil) async throws(ServiceError) -> UInt64 {
         guard HOTP.parse(code, digits: 6) != nil else { throw ServiceError(.invalidRequest, "code must be exactly 6 digits") }
         let outcome = try await runCheck(
             user: user, record: userKey(user, "email-code"), credentialVersion: "",
             candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: challengeID, triesPerCode: 5),
-            challengeMarker: challengeMarker, clientIP: clientIP
+            challengeMarker: challengeMarker, clientIP: clientIP, method: "email", signIn: signIn
         )
-        try conclude(outcome, user: user, method: "email", context: "login")
+        return try conclude(outcome, user: user, method: "email", context: "login")
     }
 
-    func runCheck(user: UserID, record: String, credentialVersion: String, candidate: CodeChecker.Candidate, challengeMarker: String, clientIP: String?) async throws(ServiceError) -> CodeChecker.Outcome {
+    /// A sign-in the code check completes: the session the script records on success.
+    struct SignIn: Sendable {
+        var session: PreparedSession
+        var method: String
+    }
+
+    /// Runs the code-check script. The script also writes the attempt's security event
+    /// (`second_step_failed`/`_replay`/`_throttled`, with `method` as detail) and, for a
+    /// sign-in, the session record and `second_step_succeeded`.
+    func runCheck(
+        user: UserID, record: String, credentialVersion: String, candidate: CodeChecker.Candidate,
+        challengeMarker: String, clientIP: String?, method: String, signIn: SignIn? = nil
+    ) async throws(ServiceError) -> CodeChecker.Outcome {
         let keys = CodeChecker.Keys(
             userRecord: userKey(user, "user"), throttle: userKey(user, "throttle"), replayMarker: record,
-            ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker
+            ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker,
+            sessions: userKey(user, "sessions"), events: userKey(user, "events")
         )
+        var effects = CodeChecker.Effects()
+        effects.eventDetail = method
+        effects.clientIP = clientIP
+        effects.eventsKept = Self.eventsKept
+        if let signIn {
+            effects.session = (signIn.session.id, signIn.session.recordJSON)
+            effects.sessionListTTLSeconds = Int(configuration.lifetimes.sessionAbsoluteSeconds)
+            effects.successEvent = "second_step_succeeded"
+        }
         do {
             return try await checker.check(
                 keys: keys, credentialVersion: credentialVersion, candidate: candidate,
-                replayTTLSeconds: 86400, challengeTTLSeconds: Int(configuration.lifetimes.challengeSeconds) + 60
+                replayTTLSeconds: 86400, challengeTTLSeconds: Int(configuration.lifetimes.challengeSeconds) + 60,
+                effects: effects
             )
         } catch {
             throw ServiceError.unavailable(error)
@@ -157,18 +206,20 @@ extension Gatehouse {
     }
 
     /// Turns a script outcome into success or the caller-facing error, logging a security event.
-    func conclude(_ outcome: CodeChecker.Outcome, user: UserID, method: String, context: String) throws(ServiceError) {
+    /// Returns the user's epoch on success.
+    @discardableResult
+    func conclude(_ outcome: CodeChecker.Outcome, user: UserID, method: String, context: String) throws(ServiceError) -> UInt64 {
         let meta: Logger.Metadata = ["user": "\(user)", "method": "\(method)", "context": "\(context)"]
         switch outcome {
-        case .accepted:
+        case .accepted(let epoch):
             logger.info("second step succeeded", metadata: meta)
+            return epoch
         case .rejected(let remaining, let replay):
+            // The script wrote the security event.
             logger.notice(replay ? "second step replay refused" : "second step failed", metadata: meta)
-            Task { await self.event(user, replay ? "second_step_replay" : "second_step_failed", detail: method) }
             throw ServiceError(.invalidCode, "the code is not valid", attemptsRemaining: remaining)
         case .throttled(let seconds):
             logger.notice("second step throttled", metadata: meta)
-            Task { await self.event(user, "second_step_throttled", detail: method) }
             throw ServiceError(.rateLimited, "too many failed attempts; wait before trying again", retryAfterSeconds: seconds)
         case .locked:
             logger.warning("second step locked", metadata: meta)

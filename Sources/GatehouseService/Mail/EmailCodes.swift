@@ -116,7 +116,7 @@ extension Gatehouse {
         let outcome = try await runCheck(
             user: user, record: userKey(user, "recovery-pending"), credentialVersion: "",
             candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: "recovery", triesPerCode: 5),
-            challengeMarker: userKey(user, "recovery-confirmed", try newID()), clientIP: clientIP
+            challengeMarker: userKey(user, "recovery-confirmed", try newID()), clientIP: clientIP, method: "email"
         )
         try conclude(outcome, user: user, method: "email", context: "recovery-address")
         do { _ = try await redis.send(["HSET", userKey(user, "user"), "recovery_email", address, "recovery_verified", "1"]) } catch {
@@ -180,7 +180,7 @@ extension Gatehouse {
         let outcome = try await runCheck(
             user: user, record: userKey(user, "reset-code"), credentialVersion: "",
             candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: "reset", triesPerCode: 5),
-            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP
+            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP, method: "email"
         )
         try conclude(outcome, user: user, method: "email", context: "recovery")
         let jti = try newID()

@@ -16,29 +16,60 @@ public struct VerifiedSession: Sendable {
 }
 
 extension Gatehouse {
-    /// Issues a session token (and records it for the user's session list).
-    func issueSession(user: UserID, epoch: UInt64, methods: AuthMethods, authTime: Int64, clientIP: String?, userAgent: String?) async throws(ServiceError) -> IssuedSession {
+    /// A session about to be issued: everything but the epoch, which the code-check script
+    /// returns (so a sign-in's session record is written by the same script, in the same round
+    /// trip, and the token is signed after it).
+    struct PreparedSession: Sendable {
+        var user: UserID
+        var id: String
+        var methods: AuthMethods
+        var authTime: Int64
+        var issuedAt: Int64
+        var expiresAt: Int64
+        /// The record for the user's session list (`GET /v1/me/sessions`).
+        var recordJSON: String
+    }
+
+    func prepareSession(user: UserID, methods: AuthMethods, authTime: Int64, clientIP: String?, userAgent: String?) throws(ServiceError) -> PreparedSession {
         let policy = view.policy(for: user.domain)
         let now = self.now
         let expires = min(now + Int64(policy.sessionHours) * 3600, authTime + configuration.lifetimes.sessionAbsoluteSeconds)
-        let sid = try newSessionID()
-        let claims = SessionClaims(common: CommonClaims(user: user.value, issuedAt: now, expiresAt: expires, epoch: epoch), sessionID: sid, authTime: authTime, methods: methods)
-        let token: String
-        do { token = try tokens.sign(claims) } catch { throw ServiceError(.unavailable, "cannot sign session", underlying: error) }
         let meta: [String: Any] = [
             "created_at": now, "expires_at": expires, "amr": methods.strings,
             "client_ip": clientIP ?? NSNull(), "user_agent": userAgent ?? NSNull(),
         ]
-        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        return PreparedSession(
+            user: user, id: try newSessionID(), methods: methods, authTime: authTime,
+            issuedAt: now, expiresAt: expires, recordJSON: JSONText.string(meta)
+        )
+    }
+
+    /// Signs a prepared session with the user's epoch.
+    func signSession(_ session: PreparedSession, epoch: UInt64) throws(ServiceError) -> IssuedSession {
+        let claims = SessionClaims(
+            common: CommonClaims(user: session.user.value, issuedAt: session.issuedAt, expiresAt: session.expiresAt, epoch: epoch),
+            sessionID: session.id, authTime: session.authTime, methods: session.methods
+        )
+        do {
+            return IssuedSession(token: try tokens.sign(claims), id: session.id, expiresAt: session.expiresAt)
+        } catch {
+            throw ServiceError(.unavailable, "cannot sign session", underlying: error)
+        }
+    }
+
+    /// Issues a session token (and records it for the user's session list).
+    func issueSession(user: UserID, epoch: UInt64, methods: AuthMethods, authTime: Int64, clientIP: String?, userAgent: String?) async throws(ServiceError) -> IssuedSession {
+        let prepared = try prepareSession(user: user, methods: methods, authTime: authTime, clientIP: clientIP, userAgent: userAgent)
+        let issued = try signSession(prepared, epoch: epoch)
         do {
             _ = try await redis.pipeline([
-                RedisCommand(["HSET", userKey(user, "sessions"), sid, json]),
+                RedisCommand(["HSET", userKey(user, "sessions"), prepared.id, prepared.recordJSON]),
                 RedisCommand(["EXPIRE", userKey(user, "sessions"), Int(configuration.lifetimes.sessionAbsoluteSeconds)]),
             ])
         } catch {
             throw ServiceError.unavailable(error)
         }
-        return IssuedSession(token: token, id: sid, expiresAt: expires)
+        return issued
     }
 
     /// Verifies a session token with no Redis round trip: signature, claims, expiry, then the

@@ -51,6 +51,18 @@ extension Gatehouse {
         return out
     }
 
+    /// Puts the user's TOTP into the node's cache from a record just read, unless the cache
+    /// already holds this credential version. Best effort: an envelope that does not open is left
+    /// for the check to report.
+    func warmTOTPCache(user: UserID, record: UserRecord) {
+        if let cached = totpCache.get(user.value), cached.version == record.credentialVersion { return }
+        guard let envelope = record.totpEnvelope,
+              let secret = try? secrets.open(envelope, user: user.value, purpose: "totp"),
+              let totp = try? TOTP(secret: secret, digits: configuration.totp.digits, period: configuration.totp.period)
+        else { return }
+        totpCache.put(user.value, TOTPCache.Entry(version: record.credentialVersion, totp: totp))
+    }
+
     /// The prepared TOTP of `user` (cache, else Redis + envelope), or nil when not enrolled.
     func totp(for user: UserID, record: UserRecord? = nil, bypassCache: Bool = false) async throws(ServiceError) -> TOTPCache.Entry? {
         if !bypassCache, let cached = totpCache.get(user.value) { return cached }
