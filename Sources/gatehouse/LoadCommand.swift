@@ -21,7 +21,10 @@ struct LoadCommand: AsyncParsableCommand {
             Loopback only. Users '<prefix>-<i>@load.example' are imported with fresh secrets, 10% of them \
             (at least one) take the wrong codes so the others are never throttled. Exits 1 on any \
             correctness failure (accepted replay or wrong code, refused valid code or session) or when \
-            more than 1% of operations hit transport errors.
+            more than 1% of operations hit transport errors. \
+            A `check` is one POST /v1/login/finish with a valid code on a challenge opened before the run \
+            (one per valid-pool user, so --users bounds the number of checks); it measures the code \
+            check alone. When the mix is only `check`, the seeding sign-in is skipped.
             """
     )
 
@@ -31,11 +34,13 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Worker threads, one connection per URL each.") var concurrency: Int = 50
     @Option(help: "Seconds to run (at most 3600).") var duration: Double = 10
     @Option(help: "Cap on operations per second across all workers.") var rate: Double?
-    @Option(help: "Weights of the operations.") var mix: String = "auth=70,valid=10,wrong=15,replay=5"
+    @Option(help: "Weights of the operations: auth, valid, wrong, replay, check (a lone valid-code check on a challenge opened before the run).") var mix: String = "auth=70,valid=10,wrong=15,replay=5"
     @Option(name: .customLong("admin-key"), help: "Admin API key (default: GATEHOUSE_ADMIN_KEY).") var adminKey: String?
     @Option(name: .customLong("frontend-key"), help: "Frontend API key (default: GATEHOUSE_FRONTEND_KEY).") var frontendKey: String?
     @Option(name: .customLong("verify-key"), help: "Verify API key (default: GATEHOUSE_VERIFY_KEY).") var verifyKey: String?
     @Flag(help: "Print one JSON object instead of the text report.") var json = false
+    @Flag(name: .customLong("tolerate-unavailable"), help: "Count 503 answers to code operations (a Redis outage under test) as 'unavailable' errors, not as refused valid codes.")
+    var tolerateUnavailable = false
     @Option(help: "User name prefix (default: load-<random>).") var prefix: String?
     @Flag(inversion: .prefixedNo, help: "Progress line on stderr every second (default: when stderr is a terminal).")
     var progress: Bool?
@@ -69,7 +74,8 @@ struct LoadCommand: AsyncParsableCommand {
             frontendKey: try key(frontendKey, "GATEHOUSE_FRONTEND_KEY", "--frontend-key"),
             verifyKey: try key(verifyKey, "GATEHOUSE_VERIFY_KEY", "--verify-key"),
             prefix: try prefix ?? "load-" + Base32.encode(SystemRandom().bytes(5)).lowercased(),
-            progress: progress ?? (isatty(2) != 0)
+            progress: progress ?? (isatty(2) != 0),
+            tolerateUnavailable: tolerateUnavailable
         )
         // Everything blocking (sockets, joins) runs on dedicated threads, never on the cooperative pool.
         let report = try await onThread { try LoadRunner(config).run() }
@@ -90,7 +96,7 @@ private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) a
 
 /// Operation kinds.
 enum LoadOp: String, CaseIterable, Sendable, Comparable {
-    case auth, valid, wrong, replay
+    case auth, valid, wrong, replay, check
     static func < (a: LoadOp, b: LoadOp) -> Bool { a.index < b.index }
     var index: Int { Self.allCases.firstIndex(of: self)! }
 }
@@ -105,7 +111,7 @@ struct LoadMix: Sendable {
         for part in text.split(separator: ",") {
             let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pair.count == 2, let op = LoadOp(rawValue: pair[0]), let weight = Int(pair[1]), (0...1_000_000).contains(weight) else {
-                throw ValidationError("--mix: '\(part)' is not <auth|valid|wrong|replay>=<weight>")
+                throw ValidationError("--mix: '\(part)' is not <auth|valid|wrong|replay|check>=<weight>")
             }
             found[op] = weight
         }
@@ -136,6 +142,9 @@ struct LoadConfig: Sendable {
     var verifyKey: String
     var prefix: String
     var progress: Bool
+    /// 503 answers to code operations are expected (a state-store outage under test): counted
+    /// as errors of their own, not as refused valid codes.
+    var tolerateUnavailable = false
 }
 
 /// A loopback `http://host:port[/base]` resolved to a socket address.
@@ -423,6 +432,8 @@ struct LoadUserState {
     /// Replays in the current 15-minute window: kept under the per-user failure budget (100 per 15 min).
     var replayWindowStart: Int64 = 0
     var replaysInWindow = 0
+    /// A challenge opened before the run for a `check` operation (consumed by it).
+    var challenge: String?
 }
 
 func loadNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
@@ -523,6 +534,27 @@ final class LoadShared: Sendable {
             }
             return nil
         }
+    }
+
+    /// Reserves a valid-pool user with a pre-opened challenge and a usable step, taking the
+    /// challenge (a check consumes it either way).
+    func reserveCheck(_ roll: Int) -> (index: Int, step: Int64, challenge: String)? {
+        let current = loadStep()
+        return states.withLock { states in
+            let n = validPool.count
+            for k in 0..<n {
+                let i = validPool.lowerBound + (roll &+ k) % n
+                guard !states[i].busy, let challenge = states[i].challenge, states[i].lastStep < current + 1 else { continue }
+                states[i].busy = true
+                states[i].challenge = nil
+                return (i, max(states[i].lastStep + 1, current), challenge)
+            }
+            return nil
+        }
+    }
+
+    func setChallenge(_ index: Int, _ challenge: String) {
+        states.withLock { $0[index].challenge = challenge }
     }
 
     func release(_ index: Int) {
@@ -645,6 +677,7 @@ final class LoadWorker {
         case .valid: valid()
         case .wrong: wrong()
         case .replay: replay()
+        case .check: check()
         }
     }
 
@@ -703,6 +736,8 @@ final class LoadWorker {
             case 429:
                 result.skipped["valid_throttled", default: 0] += 1
                 error("valid:429")
+            case 503 where config.tolerateUnavailable:
+                error("valid:unavailable")
             default:
                 failure("valid_refused")
                 error("valid:\(reply.status)")
@@ -710,6 +745,41 @@ final class LoadWorker {
         } catch {
             result.kinds[.valid]!.record(ok: false, since: start)
             transport(.valid, error)
+        }
+    }
+
+    /// One code check alone: a valid code on a challenge opened before the run.
+    func check() {
+        guard let pick = shared.reserveCheck(roll()) else {
+            // Every pre-opened challenge is used (or every user spent its steps): a session check.
+            result.skipped["check_skipped", default: 0] += 1
+            auth()
+            return
+        }
+        defer { shared.release(pick.index) }
+        let user = shared.users[pick.index]
+        let start = monotonicNanos()
+        do {
+            let step = max(pick.step, loadStep() - 1)
+            shared.markSubmitted(pick.index, step: step)
+            let code = user.code(step: step)
+            let reply = try finish(pick.challenge, code: code)
+            result.kinds[.check]!.record(ok: reply.status == 200, since: start)
+            switch reply.status {
+            case 200:
+                shared.accepted(pick.index, code: code, step: step, session: (reply.json["session"] as? [String: Any])?["token"] as? String)
+            case 429:
+                result.skipped["check_throttled", default: 0] += 1
+                error("check:429")
+            case 503 where config.tolerateUnavailable:
+                error("check:unavailable")
+            default:
+                failure("check_refused")
+                error("check:\(reply.status)")
+            }
+        } catch {
+            result.kinds[.check]!.record(ok: false, since: start)
+            transport(.check, error)
         }
     }
 
@@ -840,10 +910,13 @@ struct LoadRunner {
         }
         importer.close()
 
-        // One sign-in per user: a session for the checks, and a first accepted code for replays.
+        // One sign-in per user: a session for the checks, and a first accepted code for replays
+        // (not needed when the mix is only lone code checks).
         let seedErrors = Mutex<[String]>([])
         let seeders = min(config.concurrency, users.count)
-        try threads(seeders, timeout: 120) { t in
+        let weight = Dictionary(uniqueKeysWithValues: config.mix.weights.map { ($0.0.rawValue, $0.1) })
+        let checksOnly = weight["check", default: 0] == config.mix.total
+        try threads(checksOnly ? 0 : seeders, timeout: 120) { t in
             let worker = LoadWorker(config: config, shared: shared, index: t)
             for i in stride(from: t, to: shared.users.count, by: seeders) {
                 let user = shared.users[i]
@@ -870,6 +943,26 @@ struct LoadRunner {
                         break
                     }
                 }
+            }
+        }
+        // Challenges for `check` operations, opened before the clock starts.
+        if weight["check", default: 0] > 0 {
+            try threads(seeders, timeout: 120) { t in
+                let worker = LoadWorker(config: config, shared: shared, index: t)
+                for i in stride(from: shared.validPool.lowerBound + t, to: shared.validPool.upperBound, by: seeders) {
+                    do {
+                        let (status, challenge) = try worker.startLogin(shared.users[i].name)
+                        guard let challenge else {
+                            seedErrors.withLock { $0.append("login/start for \(shared.users[i].name) answered \(status) without a second step") }
+                            break
+                        }
+                        shared.setChallenge(i, challenge)
+                    } catch {
+                        seedErrors.withLock { $0.append("login/start for \(shared.users[i].name): \(error)") }
+                        break
+                    }
+                }
+                worker.connections.forEach { $0.close() }
             }
         }
         let errors = seedErrors.withLock { $0 }
