@@ -30,6 +30,16 @@ public struct CodeChecker: Sendable {
         public var sessions: String
         /// The user's security-events stream.
         public var events: String
+
+        public init(userRecord: String, throttle: String, replayMarker: String, ipCounter: String, challengeMarker: String, sessions: String, events: String) {
+            self.userRecord = userRecord
+            self.throttle = throttle
+            self.replayMarker = replayMarker
+            self.ipCounter = ipCounter
+            self.challengeMarker = challengeMarker
+            self.sessions = sessions
+            self.events = events
+        }
     }
 
     /// What the script writes besides the check itself (see `CodeCheckScript`).
@@ -42,14 +52,15 @@ public struct CodeChecker: Sendable {
         public var clientIP: String?
         /// The event type written on success (`nil`: none).
         public var successEvent: String?
-        public var eventsKept = 500
+        public var eventsKept = Gatehouse.eventsKept
         public init() {}
     }
 
     let redis: RedisClient
     let settings: GatehouseConfiguration.Throttle
     /// The throttle record outlives a quiet day so "100 consecutive failures" means consecutive.
-    let throttleTTLSeconds = 30 * 24 * 3600
+    public static let throttleTTLSeconds = 30 * 24 * 3600
+    var throttleTTLSeconds: Int { Self.throttleTTLSeconds }
 
     /// What is being checked.
     public enum Candidate: Sendable {
@@ -61,26 +72,42 @@ public struct CodeChecker: Sendable {
         case emailCode(hash: String, challengeID: String, triesPerCode: Int)
     }
 
-    /// One attempt.
-    func check(keys: Keys, credentialVersion: String, candidate: Candidate, replayTTLSeconds: Int, challengeTTLSeconds: Int, effects: Effects) async throws -> Outcome {
+    /// The script's KEYS and ARGV for one attempt: the one place their order is written down
+    /// (the node's calls and `gatehouse debug code-check-args`, which the end-to-end benchmark
+    /// feeds to `redis-benchmark`, both use it).
+    public static func invocation(
+        keys: Keys, credentialVersion: String, candidate: Candidate, settings: GatehouseConfiguration.Throttle,
+        replayTTLSeconds: Int, challengeTTLSeconds: Int, throttleTTLSeconds: Int, effects: Effects
+    ) -> (keys: [String], arguments: [String]) {
         let mode: String, value: String, challengeID: String, tries: Int
         switch candidate {
         case .totp(let step): (mode, value, challengeID, tries) = ("totp", step.map { String($0) } ?? "-1", "", 0)
         case .backupCode(let hash): (mode, value, challengeID, tries) = ("set", hash, "", 0)
         case .emailCode(let hash, let cid, let t): (mode, value, challengeID, tries) = ("email", hash, cid, t)
         }
-        let reply = try await redis.eval(
-            CodeCheckScript.script,
-            keys: [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker, keys.sessions, keys.events],
-            arguments: [
-                credentialVersion, value,
-                settings.freeFailures, settings.maximumBackoffSeconds * 1000, settings.lockAfterFailures,
-                settings.ipFailureLimit, settings.ipWindowSeconds, replayTTLSeconds, challengeTTLSeconds, throttleTTLSeconds,
-                mode, challengeID, tries,
-                effects.session?.id ?? "", effects.session?.record ?? "", effects.sessionListTTLSeconds,
-                "1", effects.eventDetail, effects.clientIP ?? "", effects.eventsKept, effects.successEvent ?? "",
-            ]
+        let keys = [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker, keys.sessions, keys.events]
+        let arguments: [String] = [
+            credentialVersion, value,
+            String(settings.freeFailures), String(settings.maximumBackoffSeconds * 1000), String(settings.lockAfterFailures),
+            String(settings.ipFailureLimit), String(settings.ipWindowSeconds), String(replayTTLSeconds), String(challengeTTLSeconds),
+            String(throttleTTLSeconds), mode, challengeID, String(tries),
+            effects.session?.id ?? "", effects.session?.record ?? "", String(effects.sessionListTTLSeconds),
+            "1", effects.eventDetail, effects.clientIP ?? "", String(effects.eventsKept), effects.successEvent ?? "",
+        ]
+        return (keys, arguments)
+    }
+
+    /// The replay marker's TTL: a day, far beyond the ±1 step window.
+    public static let replayTTLSeconds = 86400
+
+    /// One attempt.
+    func check(keys: Keys, credentialVersion: String, candidate: Candidate, challengeTTLSeconds: Int, effects: Effects) async throws -> Outcome {
+        let call = Self.invocation(
+            keys: keys, credentialVersion: credentialVersion, candidate: candidate, settings: settings,
+            replayTTLSeconds: Self.replayTTLSeconds, challengeTTLSeconds: challengeTTLSeconds,
+            throttleTTLSeconds: throttleTTLSeconds, effects: effects
         )
+        let reply = try await redis.eval(CodeCheckScript.script, keys: call.keys, arguments: call.arguments)
         guard let items = reply.array, let status = items.first?.string else {
             throw RedisError(.unexpectedReply, "code check returned \(reply)")
         }

@@ -167,6 +167,11 @@ extension Gatehouse {
         return try conclude(outcome, user: user, method: "email", context: "login")
     }
 
+    /// How long a completed challenge's marker lives: past the challenge's own expiry.
+    public static func challengeMarkerTTLSeconds(_ configuration: GatehouseConfiguration) -> Int {
+        Int(configuration.lifetimes.challengeSeconds) + 60
+    }
+
     /// A sign-in the code check completes: the session the script records on success.
     struct SignIn: Sendable {
         var session: PreparedSession
@@ -197,8 +202,7 @@ extension Gatehouse {
         do {
             return try await checker.check(
                 keys: keys, credentialVersion: credentialVersion, candidate: candidate,
-                replayTTLSeconds: 86400, challengeTTLSeconds: Int(configuration.lifetimes.challengeSeconds) + 60,
-                effects: effects
+                challengeTTLSeconds: Self.challengeMarkerTTLSeconds(configuration), effects: effects
             )
         } catch {
             throw ServiceError.unavailable(error)

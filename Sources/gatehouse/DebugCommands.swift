@@ -1,0 +1,119 @@
+import Foundation
+import ArgumentParser
+import GatehouseCore
+import GatehouseCrypto
+// The executable reaches GatehouseRedis through GatehouseService (which re-exports its types);
+// imported here for `RedisScript`'s members and `RedisKeys`.
+import GatehouseRedis
+import GatehouseService
+
+/// `gatehouse debug …`: hidden helpers for the benchmarks (`benchmarks/e2e.sh`), so a reference
+/// run with `redis-benchmark` uses the service's own script and argument list instead of a copy
+/// kept in shell.
+struct DebugCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "debug",
+        abstract: "Benchmark helpers (the code-check script and its arguments).",
+        shouldDisplay: false,
+        subcommands: [CodeCheckScriptCommand.self, CodeCheckArgsCommand.self]
+    )
+}
+
+/// Prints `CodeCheckScript.script` exactly as the nodes load it (no trailing newline), or its SHA-1.
+struct CodeCheckScriptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "code-check-script",
+        abstract: "Print the Lua source of the code-check script, byte for byte (or its SHA-1 with --sha1)."
+    )
+
+    @Flag(help: "Print the SHA-1 the nodes call it by (EVALSHA) instead of the source.")
+    var sha1 = false
+
+    func run() {
+        if sha1 {
+            print(CodeCheckScript.script.sha1)
+        } else {
+            // No newline: `SCRIPT LOAD` of the printed text must name the same SHA-1.
+            print(CodeCheckScript.script.source, terminator: "")
+        }
+    }
+}
+
+/// Prints the `EVALSHA` arguments (after the SHA-1) that a node sends for a wrong TOTP code at
+/// `login/finish`: numkeys, the keys, then ARGV — one per line.
+///
+/// Mirrors `Gatehouse.checkTOTP` → `runCheck` (Login.swift) and `CodeChecker.check`
+/// (CodeChecker.swift); those are internal to GatehouseService, so the two literal TTLs below are
+/// restated here and must follow them. The user may carry redis-benchmark's `__rand_int__`.
+struct CodeCheckArgsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "code-check-args",
+        abstract: "Print numkeys, KEYS and ARGV of the code-check script for a wrong TOTP code, one per line.",
+        discussion: "Defaults come from the node configuration (GATEHOUSE_* variables, GATEHOUSE_CONFIG or --config)."
+    )
+
+    @Option(help: "The user (an address; may contain __rand_int__).")
+    var user: String = "e2e-__rand_int__@load.example"
+    @Option(help: "Redis key prefix (default: the configuration's, normally 'gh').")
+    var prefix: String?
+    @Option(name: .customLong("cred-version"), help: "The user's credential version as the node's cache holds it (a freshly imported user has 1).")
+    var credentialVersion: String = "1"
+    @Option(name: .customLong("challenge-id"), help: "The challenge id (default: a fresh random one, as the node makes).")
+    var challengeID: String?
+    @Option(name: .customLong("client-ip"), help: "client_ip of the request (default: none, as `gatehouse load` sends).")
+    var clientIP: String?
+    @Option(help: "JSON configuration file (also GATEHOUSE_CONFIG).")
+    var config: String?
+
+    func run() throws {
+        let configuration: GatehouseConfiguration
+        do { configuration = try GatehouseConfiguration.load(configFile: config) } catch {
+            throw ValidationError(error.detail)
+        }
+        guard let user = UserID(user) else { throw ValidationError("--user is not an address") }
+        let keys = RedisKeys(prefix: prefix ?? configuration.redisPrefix)
+        func userKey(_ parts: String...) throws -> String {
+            var key = try keys.user(user.value)
+            for part in parts { key += ":" + part }
+            return key
+        }
+        let ipKey: String
+        if let clientIP {
+            guard let budget = ipBudgetKey(clientIP) else { throw ValidationError("--client-ip is not an IP address") }
+            ipKey = keys.global("ip", "{\(budget)}")
+        } else {
+            ipKey = try userKey("ip", "none")
+        }
+        // Gatehouse.newID(): 16 random bytes, base64url.
+        let challenge = try challengeID ?? Base64URL.encode(SystemRandom().bytes(16))
+        // The keys as Gatehouse.runCheck names them; the arguments from the same function the
+        // node's check uses, as a sign-in attempt with a wrong code sends them.
+        let codeKeys = CodeChecker.Keys(
+            userRecord: try userKey("user"), throttle: try userKey("throttle"), replayMarker: try userKey("totp", "last"),
+            ipCounter: ipKey, challengeMarker: try userKey("challenge", challenge),
+            sessions: try userKey("sessions"), events: try userKey("events")
+        )
+        // A sign-in attempt carries the session the script records if the code is right (only
+        // then): a fresh id and a record shaped like the node's, so the reference sends as many
+        // bytes. `e2e.sh` compares everything else with what a node really sends.
+        var effects = CodeChecker.Effects()
+        effects.eventDetail = "totp"
+        effects.clientIP = clientIP
+        let now = Int64(Date().timeIntervalSince1970)
+        let record: [String: Any] = [
+            "amr": ["pwd", "otp"], "client_ip": clientIP ?? NSNull(), "created_at": now,
+            "expires_at": now + 8 * 3600, "user_agent": NSNull(),
+        ]
+        effects.session = (Base64URL.encode(try SystemRandom().bytes(11)), JSONText.string(record))
+        effects.sessionListTTLSeconds = Int(configuration.lifetimes.sessionAbsoluteSeconds)
+        effects.successEvent = "second_step_succeeded"
+        let call = CodeChecker.invocation(
+            keys: codeKeys, credentialVersion: credentialVersion, candidate: .totp(matchedStep: nil),  // a wrong code matches no step
+            settings: configuration.throttle, replayTTLSeconds: CodeChecker.replayTTLSeconds,
+            challengeTTLSeconds: Gatehouse.challengeMarkerTTLSeconds(configuration),
+            throttleTTLSeconds: CodeChecker.throttleTTLSeconds, effects: effects
+        )
+        let lines = [String(call.keys.count)] + call.keys + call.arguments
+        print(lines.joined(separator: "\n"))
+    }
+}

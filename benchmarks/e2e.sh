@@ -1,0 +1,493 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks of issue 6, all in one go, each as a ratio against a reference measured in
+# the same run (median of interleaved repetitions; the order alternates every repetition):
+#
+#   1. GET /v1/auth on one node (wrk -t2 -c100)            vs nginx `return 204`          ≥ 0.40
+#   2. nginx auth_request → Gatehouse (wrk -t2 -c100)      vs auth_request → nginx 204     ≥ 0.70
+#   3. TOTP code checks over HTTP, one node (gatehouse load) vs redis-benchmark EVALSHA of
+#      the same code-check script with the same KEYS/ARGV shape on the same Redis          ≥ 0.40
+#   4. the same code checks on two nodes sharing the Redis  vs one node                    ≥ 0.90
+#   5. resident memory of the node under / after the code-check load (reported, no target)
+#
+#   benchmarks/e2e.sh [--reps N] [--duration S] [--users U|auto] [--quick] [--strict] [--out FILE]
+#
+# --quick: one repetition of 2 s (a smoke run, not a result). --strict: exit 1 when a target is
+# missed. Exit 2 when something broke (a wrk run with non-2xx answers or socket errors, a load run
+# that did not pass, a failed set-up check). Runs on loopback only, inside scripts/topology.sh
+# (Redis with AOF + 2 nodes; GATEHOUSE_BINARY=<path> skips its build), plus an nginx of its own;
+# everything is torn down on exit.
+set -euo pipefail
+
+reps=3 duration=5 users=auto strict=0 out="" quick=0
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+args=("$@")
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --reps) reps="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    --users) users="$2"; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --strict) strict=1; shift ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "e2e: unknown option $1" >&2; usage >&2; exit 64 ;;
+  esac
+done
+if [ "$quick" = 1 ]; then reps=1; duration=2; fi
+[[ "$reps" =~ ^[0-9]+$ ]] && [ "$reps" -ge 1 ] && [ "$reps" -le 50 ] || { echo "e2e: --reps must be 1..50" >&2; exit 64; }
+[[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 300 ] || { echo "e2e: --duration must be 1..300 (whole seconds)" >&2; exit 64; }
+[ "$users" = auto ] || { [[ "$users" =~ ^[0-9]+$ ]] && [ "$users" -ge 2 ] && [ "$users" -le 100000 ]; } || { echo "e2e: --users must be 2..100000 or auto" >&2; exit 64; }
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+# ---------------------------------------------------------------------------------------------
+# Outside the topology: find the tools and the binary, then re-enter under scripts/topology.sh.
+if [ "${GATEHOUSE_E2E_INNER:-}" != 1 ]; then
+  for tool in wrk nginx redis-server redis-cli redis-benchmark curl jq timeout; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "e2e: $tool is missing (apt-get install wrk nginx redis-server redis-tools curl jq)" >&2; exit 2; }
+  done
+  if [ -z "${GATEHOUSE_BINARY:-}" ]; then
+    if [ -d /opt/swift/usr/bin ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
+    echo "e2e: building the release binary (set GATEHOUSE_BINARY to skip)" >&2
+    (cd "$root" && swift build -c release --product gatehouse >&2)
+    GATEHOUSE_BINARY="$(cd "$root" && swift build -c release --show-bin-path)/gatehouse"
+  fi
+  [ -x "$GATEHOUSE_BINARY" ] || { echo "e2e: $GATEHOUSE_BINARY is not an executable" >&2; exit 2; }
+  "$GATEHOUSE_BINARY" debug code-check-script --sha1 >/dev/null 2>&1 || {
+    echo "e2e: $GATEHOUSE_BINARY has no 'debug' subcommand (Sources/gatehouse/DebugCommands.swift): rebuild it" >&2; exit 2; }
+  export GATEHOUSE_BINARY GATEHOUSE_E2E_INNER=1 GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-notice}"
+  # The topology's state (Redis AOF, node logs) goes to a directory of ours, removed after a
+  # clean run and kept (and named) when something broke.
+  topology_dir="$(mktemp -d /tmp/gatehouse-e2e-topology.XXXXXX)"
+  rc=0
+  "$root/scripts/topology.sh" -n 2 -d "$topology_dir" -- "$0" "${args[@]}" || rc=$?
+  if [ "$rc" = 0 ] || [ -f "$topology_dir/e2e-finished" ]; then rm -rf "$topology_dir"; else echo "e2e: topology state kept in $topology_dir" >&2; fi
+  exit "$rc"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Inside the topology (GH_* exported by scripts/topology.sh).
+bin="$GATEHOUSE_BINARY"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+read -r node1_url node2_url _ <<<"$GH_NODE_URLS"
+read -r node1_pid node2_pid _ <<<"$GH_NODE_PIDS"
+node1_hostport="${node1_url#http://}"
+redis_port="$GH_REDIS_PORT"
+rcli() { redis-cli -p "$redis_port" "$@"; }
+
+# Our own nginx (the references and the auth_request front), in a private directory. The master
+# runs as root and the workers as nobody: nothing is read from disk, temp paths and logs live here.
+work="$(mktemp -d /tmp/gatehouse-e2e.XXXXXX)"
+chmod 755 "$work"
+nginx_pid="" bg_pids=()
+teardown() {
+  local rc=$? pid
+  for pid in "${bg_pids[@]}" $nginx_pid; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $nginx_pid; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" = 0 ]; then rm -rf "$work"; else echo "e2e: logs kept in $work" >&2; fi
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+die() { echo "e2e: $*" >&2; exit 2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_for() {  # wait_for SECONDS command…
+  local limit=$1; shift
+  for _ in $(seq 1 $((limit * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print v[(NR+1)/2]} else {printf "%.6g\n", (v[NR/2]+v[NR/2+1])/2}}'; }
+fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "" || x == "nan") print "n/a"; else printf "%.*f\n", d, x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f\n", a / b; else print "nan" }'; }
+
+# CPU seconds (user + system) of processes, and the machine's busy CPU seconds, for a CPU split.
+hz=$(getconf CLK_TCK)
+cpu_of() {  # cpu_of PID… → seconds
+  local total=0 pid f
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    f=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+    set -- $f
+    total=$((total + ${12} + ${13}))
+  done
+  awk -v t="$total" -v hz="$hz" 'BEGIN { printf "%.2f\n", t / hz }'
+}
+busy_cpu() { awk '/^cpu / { printf "%.2f\n", ($2+$3+$4+$7+$8) / '"$hz"' }' /proc/stat; }
+nginx_pids() { echo "$nginx_pid $(pgrep -P "$nginx_pid" 2>/dev/null | tr '\n' ' ')"; }
+cpu_snapshot() { echo "$(cpu_of "$node1_pid") $(cpu_of "$node2_pid") $(cpu_of $(nginx_pids)) $(cpu_of "$GH_REDIS_PID") $(busy_cpu)"; }
+cpu_split() {  # cpu_split "BEFORE" "AFTER" → text
+  awk -v b="$1" -v a="$2" 'BEGIN { split(b, x, " "); split(a, y, " ");
+    n1 = y[1]-x[1]; n2 = y[2]-x[2]; ng = y[3]-x[3]; rd = y[4]-x[4]; all = y[5]-x[5];
+    printf "cpu s: node1 %.1f node2 %.1f nginx %.1f redis %.1f clients+other %.1f", n1, n2, ng, rd, all-n1-n2-ng-rd }'
+}
+mem_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+echo "== set-up (state in $GH_DIR and $work; machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# --- A signed-in user for wrk: import, login/start, login/finish with the current TOTP code. ----
+secret="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+wrk_user="e2e-wrk@load.example"
+import_status=$(curl -s -o "$work/import.json" -w '%{http_code}' --max-time 10 -X POST "$node1_url/v1/users/import" \
+  -H "Authorization: Bearer $GH_ADMIN_KEY" -H 'Content-Type: application/x-ndjson' \
+  --data-binary "{\"user\":\"$wrk_user\",\"totp_secret\":\"$secret\",\"recovery_email\":\"recovery+$wrk_user\",\"verified\":true}")
+[ "$import_status" = 200 ] || die "import answered $import_status: $(cat "$work/import.json")"
+login() {  # login USER CODE → writes $work/finish.json, prints the finish status
+  local challenge
+  challenge=$(curl -s --max-time 10 -X POST "$node1_url/v1/login/start" -H "Authorization: Bearer $GH_FRONTEND_KEY" \
+    -H 'Content-Type: application/json' -d "{\"user\":\"$1\"}" | jq -r '.challenge.token // empty')
+  [ -n "$challenge" ] || die "login/start for $1 gave no challenge"
+  curl -s -o "$work/finish.json" -w '%{http_code}' --max-time 10 -X POST "$node1_url/v1/login/finish" \
+    -H "Authorization: Bearer $GH_FRONTEND_KEY" -H 'Content-Type: application/json' \
+    -d "{\"challenge\":\"$challenge\",\"method\":\"totp\",\"code\":\"$2\"}"
+}
+finish_status=$(login "$wrk_user" "$("$bin" otp --secret "$secret")")
+session=$(jq -r '.session.token // empty' "$work/finish.json")
+[ "$finish_status" = 200 ] && [ -n "$session" ] || die "login/finish answered $finish_status: $(cat "$work/finish.json")"
+auth_headers=(-H "Authorization: Bearer $GH_VERIFY_KEY" -H "Gatehouse-Session: $session")
+[ "$(status_of "${auth_headers[@]}" "$node1_url/v1/auth")" = 204 ] || die "GET /v1/auth with the session is not 204"
+[ "$(status_of -H "Authorization: Bearer $GH_VERIFY_KEY" "$node1_url/v1/auth")" = 401 ] || die "GET /v1/auth without a session is not 401"
+echo "session: GET $node1_url/v1/auth → 204 with the session, 401 without"
+
+# --- nginx: reference 204, auth stub, protected content, and the two auth_request fronts. -------
+p204=$(free_port) pstub=$(free_port) pfront_gh=$(free_port) pfront_stub=$(free_port)
+front() {  # front PORT UPSTREAM: the same front for both variants, only the auth upstream differs
+  cat <<EOF
+  server { listen 127.0.0.1:$1;
+    location /p { auth_request /_auth;
+      proxy_pass http://content; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location = /_auth { internal; proxy_pass http://$2/v1/auth;
+      proxy_pass_request_body off; proxy_set_header Content-Length "";
+      proxy_set_header Authorization "Bearer $GH_VERIFY_KEY";
+      proxy_set_header Gatehouse-Session \$cookie_gatehouse_session;
+      proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+EOF
+}
+cat >"$work/nginx.conf" <<EOF
+worker_processes auto; daemon off; pid $work/nginx.pid; error_log $work/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000; keepalive_timeout 75s;
+  client_body_temp_path $work/body; proxy_temp_path $work/proxy; fastcgi_temp_path $work/fastcgi;
+  uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi; client_body_buffer_size 64k;
+  # 1: the reference for GET /v1/auth.
+  server { listen 127.0.0.1:$p204; location = /x { return 204; } }
+  # 2: the reference auth service (same path as Gatehouse's) and the protected content.
+  server { listen 127.0.0.1:$pstub; location = /v1/auth { return 204; } }
+  server { listen unix:$work/content.sock; location /p { return 200 "ok\n"; } }
+  upstream content { server unix:$work/content.sock; keepalive 64; }
+  upstream auth_gatehouse { server $node1_hostport; keepalive 64; }
+  upstream auth_stub { server 127.0.0.1:$pstub; keepalive 64; }
+$(front "$pfront_gh" auth_gatehouse)
+$(front "$pfront_stub" auth_stub)
+}
+EOF
+"$NGINX" -t -q -c "$work/nginx.conf" -p "$work" 2>"$work/nginx-t.log" || die "nginx config: $(cat "$work/nginx-t.log")"
+"$NGINX" -c "$work/nginx.conf" -p "$work" &
+nginx_pid=$!
+wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$p204/x" || die "nginx did not start: $(tail -3 "$work/error.log")"
+cookie="Cookie: gatehouse_session=$session"
+[ "$(status_of "http://127.0.0.1:$p204/x")" = 204 ] || die "nginx /x is not 204"
+[ "$(curl -s --max-time 5 -H "$cookie" "http://127.0.0.1:$pfront_gh/p")" = ok ] || die "front → Gatehouse with the session is not 200 ok"
+[ "$(status_of "http://127.0.0.1:$pfront_gh/p")" = 401 ] || die "front → Gatehouse without a session is not 401 (auth_request did not run?)"
+[ "$(status_of -H "Cookie: gatehouse_session=${session}x" "http://127.0.0.1:$pfront_gh/p")" = 401 ] || die "front → Gatehouse with a tampered session is not 401"
+[ "$(curl -s --max-time 5 -H "$cookie" "http://127.0.0.1:$pfront_stub/p")" = ok ] || die "front → stub with the session is not 200 ok"
+echo "nginx: /x → 204; /p via Gatehouse → 200 with the session, 401 without or tampered; /p via stub → 200"
+
+# --- The code-check script and its arguments, from the binary; checked against a real request. --
+sha=$("$bin" debug code-check-script --sha1)
+"$bin" debug code-check-script >"$work/code-check.lua"
+loaded=$(rcli SCRIPT LOAD "$(cat "$work/code-check.lua")")
+[ "$loaded" = "$sha" ] || die "SCRIPT LOAD named the script $loaded, the binary calls it $sha"
+# One wrong TOTP code through the node while MONITOR records what the node sends.
+probe_user="e2e-probe@load.example"
+curl -s -o /dev/null --max-time 10 -X POST "$node1_url/v1/users/import" -H "Authorization: Bearer $GH_ADMIN_KEY" \
+  -H 'Content-Type: application/x-ndjson' --data-binary "{\"user\":\"$probe_user\",\"totp_secret\":\"$secret\",\"recovery_email\":\"r@load.example\",\"verified\":true}"
+now=$(date +%s) wrong=""
+for candidate in 000000 111111 222222 333333; do
+  clash=0
+  for t in $((now - 60)) $((now - 30)) "$now" $((now + 30)) $((now + 60)); do
+    [ "$("$bin" otp --secret "$secret" --time "$t")" = "$candidate" ] && clash=1
+  done
+  [ "$clash" = 0 ] && { wrong=$candidate; break; }
+done
+timeout 10 redis-cli -p "$redis_port" MONITOR >"$work/monitor.txt" 2>/dev/null &
+monitor=$!; bg_pids+=("$monitor")
+sleep 0.3
+probe_status=$(login "$probe_user" "$wrong")
+sleep 0.3
+kill "$monitor" 2>/dev/null || true
+[ "$probe_status" = 401 ] || die "a wrong code answered $probe_status, not 401: $(cat "$work/finish.json")"
+# MONITOR quotes each argument: "EVALSHA" "<sha>" "5" "gh:{…}:user" …
+seen=$(grep -F "\"EVALSHA\" \"$sha\"" "$work/monitor.txt" | grep -F "{$probe_user}" | head -1 | sed 's/^[^"]*//') || true
+[ -n "$seen" ] || die "MONITOR did not show the node's EVALSHA of the code-check script"
+# Fields: 1 EVALSHA, 2 sha, 3 numkeys, then the keys (KEYS[5] is the challenge marker), then ARGV.
+cred_version=$(awk '{ n = $3; gsub(/"/, "", n); print $(n + 4) }' <<<"$seen" | tr -d '"')
+challenge_key=$(awk '{ print $8 }' <<<"$seen" | tr -d '"')
+mapfile -t probe_args < <("$bin" debug code-check-args --user "$probe_user" --cred-version "$cred_version" --challenge-id "${challenge_key##*:}")
+expected="\"EVALSHA\" \"$sha\"$(printf ' "%s"' "${probe_args[@]}")"
+# ARGV[14] and [15] are the session the script records if the code is right: a fresh id and a
+# record with the time in it on every call, so they are compared by shape, not by value.
+mask() { awk '{ n = $3; gsub(/"/, "", n); $(n + 3 + 14) = "<session-id>"; $(n + 3 + 15) = "<session-record>"; print }' <<<"$1"; }
+[ "$(mask "$seen")" = "$(mask "$expected")" ] || die "the node sent
+  $seen
+but code-check-args gives
+  $expected"
+echo "code check: SCRIPT LOAD → $sha; code-check-args equals the node's EVALSHA for a wrong code (seen with MONITOR)"
+
+# --- Which load operation measures one code check. ----------------------------------------------
+# `check` (one POST /v1/login/finish per op on a challenge made before the run); until the load
+# generator has it, `wrong` (login/start + login/finish per op) stands in.
+probe_err=$("$bin" load --url http://127.0.0.1:1 --users 2 --concurrency 1 --duration 0.01 --mix check=100 \
+  --admin-key x --frontend-key x --verify-key x --json --no-progress 2>&1 >/dev/null || true)
+if grep -q -- "check=100" <<<"$probe_err"; then op=wrong; else op=check; fi
+echo "load operation: $op$([ "$op" = wrong ] && echo " (the load generator has no 'check' yet: each op is login/start + login/finish)")"
+
+# How many users: a `check` spends the one challenge opened for a user before the run (90% of the
+# users get one), so the users bound the checks a run can make; a run that runs out is invalid.
+# `auto` measures the rate in a 1 s run and takes three times what the timed runs need.
+if [ "$users" = auto ]; then
+  if [ "$op" = check ]; then
+    "$bin" load --url "$node1_url" --users 10000 --concurrency 50 --duration 1 --mix check=100 --json --no-progress \
+      --admin-key "$GH_ADMIN_KEY" --frontend-key "$GH_FRONTEND_KEY" --verify-key "$GH_VERIFY_KEY" >"$work/calibrate.json" 2>&1 || true
+    calibrated=$(jq -r '.kinds.check.ops_per_s // empty' "$work/calibrate.json" 2>/dev/null || true)
+    [ -n "$calibrated" ] || die "the 1 s calibration run of the load generator failed: $(head -c 300 "$work/calibrate.json")"
+    # Three times what the calibrated rate needs, and never less than 1500 checks/s' worth: on a
+    # shared machine the calibration run often lands in a slow moment.
+    users=$(awk -v r="$calibrated" -v d="$duration" 'BEGIN { if (r < 1500) r = 1500; u = int(r * d * 3 / 0.9) + 1; if (u > 100000) u = 100000; print u }')
+    echo "users: $users (a 1 s calibration run made $(fmt "$calibrated") checks/s; each check spends one user's challenge)"
+  else
+    users=200
+  fi
+fi
+
+# The reference users: e2e-ref-<12 digits>@load.example, as redis-benchmark expands __rand_int__.
+ref_template="e2e-ref-__rand_int__@load.example"
+mapfile -t ref_args < <("$bin" debug code-check-args --user "$ref_template" --cred-version "$cred_version")
+prefix="${probe_args[1]%%:*}"
+# The prefix of the template's keys must be the node's (gh unless GATEHOUSE_REDIS_PREFIX says otherwise).
+[ "${ref_args[1]%%:*}" = "$prefix" ] || die "reference keys and node keys differ in prefix"
+awk -v n="$users" -v p="$prefix" -v v="$cred_version" \
+  'BEGIN { for (i = 0; i < n; i++) printf "HSET %s:{e2e-ref-%012d@load.example}:user cred_version %s\n", p, i, v }' | rcli >/dev/null
+
+# --- The measurements. ------------------------------------------------------------------------
+declare -A value   # value[<series>,<rep>] = throughput (empty = invalid)
+declare -A extra   # latency and notes
+invalid_runs=()
+
+run_wrk() {  # run_wrk SERIES REP SECONDS URL [curl-style -H args…]; SECONDS 0 = warm-up (1 s, not recorded)
+  local series=$1 rep=$2 secs=$3 url=$4; shift 4
+  local d=$secs; [ "$secs" = 0 ] && d=1
+  local before after log="$work/wrk-$series-$rep.txt"
+  before=$(cpu_snapshot)
+  timeout $((d + 30)) wrk -t2 -c100 -d"${d}s" --latency "$@" "$url" >"$log" 2>&1 || true
+  after=$(cpu_snapshot)
+  [ "$secs" = 0 ] && return 0
+  local rps non2xx sockerr p50 p99
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$log")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$log")
+  sockerr=$(grep -m1 'Socket errors:' "$log" || true)
+  p50=$(awk '$1 == "50%" { print $2 }' "$log"); p99=$(awk '$1 == "99%" { print $2 }' "$log")
+  if [ -z "$rps" ] || [ -n "$non2xx" ] || [ -n "$sockerr" ]; then
+    value[$series,$rep]=""
+    # wrk counts a request as a timeout after 2 s without an answer.
+    local why="${non2xx:+non-2xx answers $non2xx; }${sockerr:+$(sed 's/^ *//' <<<"$sockerr"); }${rps:+$rps req/s}"
+    [ -n "$rps" ] || why+="wrk failed: $(head -c 200 "$log")"
+    invalid_runs+=("$series rep $rep: $why")
+    printf '  rep %d  %-14s INVALID (%s)  %s\n' "$rep" "$series" "$why" "$(cpu_split "$before" "$after")"
+  else
+    value[$series,$rep]=$rps
+    printf '  rep %d  %-14s %9.0f req/s  p50 %-8s p99 %-8s %s\n' "$rep" "$series" "$rps" "$p50" "$p99" "$(cpu_split "$before" "$after")"
+  fi
+}
+
+mem_samples=()
+run_load() {  # run_load SERIES REP URL…
+  local series=$1 rep=$2; shift 2
+  local urls=() u
+  for u in "$@"; do urls+=(--url "$u"); done
+  local log="$work/load-$series-$rep.json" before after sampler=""
+  rm -f "$work/load-phase"
+  if [ "$series" = check_1node ]; then
+    # VmRSS of node 1 in the middle of the timed run (after seeding; a sample each second).
+    # The first progress line comes 1 s into the timed run.
+    ( for _ in $(seq 1 $(((duration + 240) * 5))); do
+        sleep 0.2
+        grep -q 'run' "$work/load-phase" 2>/dev/null && { sleep "$(awk -v d="$duration" 'BEGIN { s = d / 2 - 1; print (s > 0 ? s : 0) }')"; mem_kb "$node1_pid" VmRSS >"$work/mem-under-$rep"; break; }
+      done ) &
+    sampler=$!; bg_pids+=("$sampler")
+  fi
+  # Seeding is not timed by us; the load generator reports its own duration. The CPU split below
+  # covers seeding + run.
+  before=$(cpu_snapshot)
+  local rc=0
+  ( "$bin" load "${urls[@]}" --users "$users" --concurrency 50 --duration "$duration" --mix "$op=100" \
+      --admin-key "$GH_ADMIN_KEY" --frontend-key "$GH_FRONTEND_KEY" --verify-key "$GH_VERIFY_KEY" --json --progress \
+      2> >(while IFS= read -r line; do case "$line" in load:*) echo run >"$work/load-phase" ;; *) echo "$line" >>"$log.stderr" ;; esac; done) ) >"$log" &
+  local lp=$!
+  if ! timeout $((duration + 240)) tail --pid="$lp" -f /dev/null; then kill "$lp" 2>/dev/null || true; fi
+  wait "$lp" || rc=$?
+  after=$(cpu_snapshot)
+  [ -n "$sampler" ] && { wait "$sampler" 2>/dev/null || true; [ -s "$work/mem-under-$rep" ] && mem_samples+=("$(cat "$work/mem-under-$rep")"); }
+  local ops passed failures p50 p99 transport errors skipped
+  ops=$(jq -r ".kinds.$op.ops_per_s // empty" "$log" 2>/dev/null || true)
+  passed=$(jq -r '.passed // empty' "$log" 2>/dev/null || true)
+  failures=$(jq -r '.correctness_failures // empty' "$log" 2>/dev/null || true)
+  transport=$(jq -r '.transport_errors // empty' "$log" 2>/dev/null || true)
+  p50=$(jq -r ".kinds.$op.latency_ms.p50 // empty" "$log" 2>/dev/null || true)
+  p99=$(jq -r ".kinds.$op.latency_ms.p99 // empty" "$log" 2>/dev/null || true)
+  errors=$(jq -c '.errors // {}' "$log" 2>/dev/null || echo '?')
+  skipped=$(jq -r ".skipped.${op}_skipped // 0" "$log" 2>/dev/null || echo '?')
+  if [ "$rc" != 0 ] || [ "$passed" != true ] || [ "$failures" != 0 ] || [ -z "$ops" ] || [ "$errors" != "{}" ] || [ "$skipped" != 0 ]; then
+    value[$series,$rep]=""
+    local why="exit $rc, passed ${passed:-?}, correctness failures ${failures:-?}, errors $errors"
+    [ "$skipped" != 0 ] && why+=", $skipped ${op}s skipped (out of pre-opened challenges: raise --users)"
+    invalid_runs+=("$series rep $rep: $why")
+    printf '  rep %d  %-14s INVALID (%s) %s\n' "$rep" "$series" "$why" "$(head -c 300 "$log.stderr" 2>/dev/null || true)"
+  else
+    value[$series,$rep]=$ops
+    extra[$series,$rep,p50]=$p50; extra[$series,$rep,p99]=$p99
+    printf '  rep %d  %-14s %9.0f ops/s  p50 %s ms  p99 %s ms  (%s ops, %s transport errors)  %s (seed+run)\n' "$rep" "$series" "$ops" "$p50" "$p99" \
+      "$(jq -r ".kinds.$op.count" "$log")" "$transport" "$(cpu_split "$before" "$after")"
+  fi
+}
+
+rb_n=0
+run_rb() {  # run_rb SERIES REP [N]: redis-benchmark EVALSHA of the code-check script, -c 50 -P 1 -r users
+  local series=$1 rep=$2 n=${3:-$rb_n}
+  local log="$work/rb-$series-$rep.csv" before after
+  before=$(cpu_snapshot)
+  timeout 300 redis-benchmark -p "$redis_port" -c 50 -P 1 -n "$n" -r "$users" --csv \
+    EVALSHA "$sha" "${ref_args[@]}" >"$log" 2>&1 || true
+  after=$(cpu_snapshot)
+  # "EVALSHA …","rps","avg","min","p50","p95","p99","max"
+  local rps p50 p99
+  # Counted from the end: the echoed command holds a JSON argument with '","' in it.
+  rps=$(awk -F'","' 'NR > 1 && /^"EVALSHA/ { print $(NF - 6) }' "$log")
+  p50=$(awk -F'","' 'NR > 1 && /^"EVALSHA/ { print $(NF - 3) }' "$log"); p99=$(awk -F'","' 'NR > 1 && /^"EVALSHA/ { print $(NF - 1) }' "$log")
+  if [ -z "$rps" ] || grep -qi 'error' "$log"; then
+    value[$series,$rep]=""
+    invalid_runs+=("$series rep $rep: $(head -c 300 "$log")")
+    printf '  rep %d  %-14s INVALID — %s\n' "$rep" "$series" "$log"
+  else
+    value[$series,$rep]=$rps
+    # Aim the next run at the requested duration.
+    rb_n=$(awk -v r="$rps" -v d="$duration" 'BEGIN { n = int(r * d); if (n < 20000) n = 20000; if (n > 5000000) n = 5000000; print n }')
+    printf '  rep %d  %-14s %9.0f calls/s  p50 %s ms  p99 %s ms  (%d calls)  %s\n' "$rep" "$series" "$rps" "$p50" "$p99" "$n" "$(cpu_split "$before" "$after")"
+  fi
+}
+
+# What the reference's calls came to (a sample of its users after the runs), for the record.
+ref_outcomes() {
+  local i out=""
+  for i in $(seq 0 19); do
+    out+="$(rcli HGET "$prefix:{e2e-ref-$(printf '%012d' $((i * users / 20)))@load.example}:throttle" fails) "
+  done
+  echo "$out"
+}
+
+mem_idle_rss=$(mem_kb "$node1_pid" VmRSS)
+echo "== warm-up (1 s each, not recorded)"
+run_wrk auth_gatehouse 0 0 "$node1_url/v1/auth" "${auth_headers[@]}"
+run_wrk auth_nginx 0 0 "http://127.0.0.1:$p204/x"
+run_wrk front_gatehouse 0 0 "http://127.0.0.1:$pfront_gh/p" -H "$cookie"
+run_wrk front_stub 0 0 "http://127.0.0.1:$pfront_stub/p" -H "$cookie"
+run_rb rb_warmup 0 20000 >/dev/null
+echo "  redis-benchmark calibrated to $rb_n calls per run (≈ ${duration} s)"
+
+echo "== $reps repetition(s) of ${duration} s per run; wrk -t2 -c100; load --concurrency 50 --users $users --mix $op=100"
+for rep in $(seq 1 "$reps"); do
+  if [ $((rep % 2)) = 1 ]; then
+    run_wrk auth_gatehouse "$rep" "$duration" "$node1_url/v1/auth" "${auth_headers[@]}"
+    run_wrk auth_nginx "$rep" "$duration" "http://127.0.0.1:$p204/x"
+    run_wrk front_gatehouse "$rep" "$duration" "http://127.0.0.1:$pfront_gh/p" -H "$cookie"
+    run_wrk front_stub "$rep" "$duration" "http://127.0.0.1:$pfront_stub/p" -H "$cookie"
+  else
+    run_wrk auth_nginx "$rep" "$duration" "http://127.0.0.1:$p204/x"
+    run_wrk auth_gatehouse "$rep" "$duration" "$node1_url/v1/auth" "${auth_headers[@]}"
+    run_wrk front_stub "$rep" "$duration" "http://127.0.0.1:$pfront_stub/p" -H "$cookie"
+    run_wrk front_gatehouse "$rep" "$duration" "http://127.0.0.1:$pfront_gh/p" -H "$cookie"
+  fi
+  # The three code-check runs rotate their order: 1-node, reference, 2-node / reference, 2-node, 1-node / …
+  order=(one ref two)
+  for k in 0 1 2; do
+    case "${order[$(((k + rep - 1) % 3))]}" in
+      one) run_load check_1node "$rep" "$node1_url" ;;
+      ref) run_rb check_redis "$rep" ;;
+      two) run_load check_2nodes "$rep" "$node1_url" "$node2_url" ;;
+    esac
+  done
+done
+mem_after_rss=$(mem_kb "$node1_pid" VmRSS)
+mem_hwm=$(mem_kb "$node1_pid" VmHWM)
+ref_fails=$(ref_outcomes)
+
+# --- The table. -------------------------------------------------------------------------------
+rows=() broken=0 missed=0
+line() {  # line MEASURE SERIES_A SERIES_B TARGET UNIT
+  local measure=$1 a=$2 b=$3 target=$4 unit=$5
+  local ra=() rb=() rr=() per="" r ok=1
+  for r in $(seq 1 "$reps"); do
+    local va=${value[$a,$r]:-} vb=${value[$b,$r]:-}
+    if [ -n "$va" ] && [ -n "$vb" ]; then
+      ra+=("$va"); rb+=("$vb"); rr+=("$(ratio "$va" "$vb")"); per+="$(ratio "$va" "$vb") "
+    else
+      per+="invalid "; ok=0
+    fi
+  done
+  local med="nan" verdict
+  [ "${#rr[@]}" -gt 0 ] && med=$(median "${rr[@]}")
+  if [ "$ok" = 0 ] || [ "$med" = nan ]; then verdict=INVALID; broken=1
+  elif awk -v m="$med" -v t="$target" 'BEGIN { exit !(m >= t) }'; then verdict=PASS
+  else verdict=MISS; missed=1; fi
+  rows+=("$measure|$(fmt "$(median "${ra[@]:-}")") $unit|$(fmt "$(median "${rb[@]:-}")") $unit|$(fmt "$med" 3)|${per% }|≥ $target|$verdict")
+}
+line "1. GET /v1/auth, 1 node vs nginx return 204 (wrk -t2 -c100)" auth_gatehouse auth_nginx 0.40 "req/s"
+line "2. nginx auth_request → Gatehouse vs → nginx 204 stub (wrk -t2 -c100)" front_gatehouse front_stub 0.70 "req/s"
+line "3. TOTP code checks over HTTP, 1 node (load $op, c50) vs redis-benchmark EVALSHA (c50 -P1)" check_1node check_redis 0.40 "/s"
+line "4. code checks, 2 nodes vs 1 node (same load, c50)" check_2nodes check_1node 0.90 "/s"
+p50s=() p99s=()
+for r in $(seq 1 "$reps"); do
+  [ -n "${extra[check_1node,$r,p50]:-}" ] && p50s+=("${extra[check_1node,$r,p50]}") && p99s+=("${extra[check_1node,$r,p99]}")
+done
+mem_under=$( [ "${#mem_samples[@]}" -gt 0 ] && printf '%s\n' "${mem_samples[@]}" | sort -n | tail -1 || echo "")
+to_mib() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.1f MiB\n", k / 1024 }'; }
+
+report() {  # report md|text
+  local r
+  if [ "$1" = md ]; then
+    echo "| measure | Gatehouse | reference | ratio (median) | per rep | target | result |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+  else
+    printf '%-92s %14s %14s %7s  %-23s %7s %s\n' "measure" "Gatehouse" "reference" "ratio" "per rep" "target" "result"
+    for r in "${rows[@]}"; do
+      IFS='|' read -r m g f q p t v <<<"$r"
+      printf '%-92s %14s %14s %7s  %-23s %7s %s\n' "$m" "$g" "$f" "$q" "$p" "$t" "$v"
+    done
+  fi
+  echo
+  echo "- code checks over HTTP (1 node): p50 $(fmt "$(median "${p50s[@]:-}")" 3) ms, p99 $(fmt "$(median "${p99s[@]:-}")" 3) ms (medians over reps; per rep p50: ${p50s[*]:-n/a}; p99: ${p99s[*]:-n/a})"
+  echo "- 5. node 1 resident memory: idle before the runs VmRSS $(to_mib "$mem_idle_rss"); under the 1-node code-check load (highest mid-run sample) VmRSS $(to_mib "$mem_under"); after all runs VmRSS $(to_mib "$mem_after_rss"), VmHWM $(to_mib "$mem_hwm") (no target)"
+  echo "- line 3 reference: redis-benchmark -c 50 -P 1 -r $users EVALSHA $sha with the arguments of \`gatehouse debug code-check-args\` (numkeys 7, keys of user $ref_template, a wrong code: ARGV[2] = -1), on the topology's own redis-server (127.0.0.1:$redis_port, AOF everysec) that the nodes use; the arguments were checked equal to a node's EVALSHA for a wrong code (MONITOR). redis-benchmark expands each __rand_int__ on its own, so the seven keys of one call name up to seven different users (the script reads them the same way; per-key traffic is the same). Throttle failures recorded on 20 sampled reference users: ${ref_fails}"
+  echo "- line 3 Gatehouse: \`gatehouse load --mix $op=100 --concurrency 50 --users $users\`$([ "$op" = wrong ] && echo " — stand-in: each op is login/start + a wrong code at login/finish (two requests)"); ops/s from \`kinds.$op.ops_per_s\`, runs with \`passed\` false or correctness failures are invalid"
+  echo "- line 4: both runs use --concurrency 50 (the load generator's workers are blocking threads, one request in flight each; two URLs give each worker a connection per node, so 50 requests are in flight in both). On 2 cores both nodes share the same CPUs: this only shows that nothing is serialised on a node-local lock, not that a second node adds capacity."
+  echo "- $reps rep(s) × ${duration} s, order alternating per rep; machine $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); binary $bin"
+  if [ "${#invalid_runs[@]}" -gt 0 ]; then
+    echo "- INVALID runs: $(printf '%s; ' "${invalid_runs[@]}")"
+  fi
+}
+echo
+echo "== results"
+report text
+if [ -n "$out" ]; then
+  { echo "# Gatehouse end-to-end benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'))"; echo; report md; } >"$out"
+  echo "(written to $out)"
+fi
+touch "$GH_DIR/e2e-finished"
+[ "$broken" = 1 ] && exit 2
+[ "$strict" = 1 ] && [ "$missed" = 1 ] && exit 1
+exit 0
