@@ -70,13 +70,15 @@ enum HTTPSupport {
         }
         var data = Data(buffer.readableBytesView)
         if data.isEmpty, emptyAllowed { data = Data("{}".utf8) }
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        let decoder = JSONDecoder()
+        // The member names alone (no NSDictionary bridging, which JSONSerialization costs).
+        guard let members = try? decoder.decode(MemberNames.self, from: data) else {
             throw invalid("the body must be a JSON object")
         }
-        if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+        if let unknown = members.names.sorted().first(where: { !allowed.contains($0) }) {
             throw invalid("unknown field '\(unknown)'")
         }
-        do { return try JSONDecoder().decode(T.self, from: data) } catch let DecodingError.typeMismatch(_, context) {
+        do { return try decoder.decode(T.self, from: data) } catch let DecodingError.typeMismatch(_, context) {
             throw invalid("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
         } catch let DecodingError.keyNotFound(key, _) {
             throw invalid("field '\(key.stringValue)' is required")
@@ -111,5 +113,21 @@ enum HTTPSupport {
     static func shortString(_ text: String, field: String, max: Int = 4096) throws(ServiceError) -> String {
         guard text.utf8.count <= max else { throw invalid("\(field) is too long") }
         return text
+    }
+}
+
+/// The member names of a JSON object (decoding fails for anything but an object).
+private struct MemberNames: Decodable {
+    struct Name: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    let names: [String]
+
+    init(from decoder: any Decoder) throws {
+        names = try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue)
     }
 }

@@ -36,9 +36,26 @@ public enum JSONText {
     }
 
     private static func write(_ value: Any, to out: inout [UInt8]) {
+        // Most frequent first. `NSNull` is matched by its type, not with `is NSNull`: on Linux
+        // that cast bridges the value (a whole dictionary, say) to an Objective-C object first.
+        if ObjectIdentifier(type(of: value) as Any.Type) == ObjectIdentifier(NSNull.self) {
+            out.append(contentsOf: "null".utf8)
+            return
+        }
         switch value {
         case let text as String:
             writeString(text, to: &out)
+        case let object as [String: Any]:
+            out.append(UInt8(ascii: "{"))
+            var first = true
+            for key in object.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                write(object[key]!, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
         case let text as Substring:
             writeString(String(text), to: &out)
         case let flag as Bool:
@@ -61,19 +78,8 @@ public enum JSONText {
             } else {
                 out.append(contentsOf: String(number).utf8)
             }
-        case is Null, is NSNull:
+        case is Null:
             out.append(contentsOf: "null".utf8)
-        case let object as [String: Any]:
-            out.append(UInt8(ascii: "{"))
-            var first = true
-            for key in object.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                if !first { out.append(UInt8(ascii: ",")) }
-                first = false
-                writeString(key, to: &out)
-                out.append(UInt8(ascii: ":"))
-                write(object[key]!, to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
         case let array as [Any]:
             out.append(UInt8(ascii: "["))
             for (index, element) in array.enumerated() {

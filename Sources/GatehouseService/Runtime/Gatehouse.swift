@@ -95,9 +95,17 @@ public final class Gatehouse: Sendable, Service {
     // MARK: Keys
 
     func userKey(_ user: UserID, _ parts: String...) -> String {
-        // UserID rejects braces, so building the hash tag cannot fail.
-        var key = (try? keys.user(user.value)) ?? "\(configuration.redisPrefix):{\(user.value)}"
-        for p in parts { key += ":" + p }
+        // What `RedisKeys.user` builds, without its checks: a UserID is already lower-cased and
+        // free of braces (its initialiser refuses them). This runs several times per request.
+        var key = keys.prefix
+        key.reserveCapacity(keys.prefix.utf8.count + user.value.utf8.count + 32)
+        key += ":{"
+        key += user.value
+        key += "}"
+        for p in parts {
+            key += ":"
+            key += p
+        }
         return key
     }
 
