@@ -24,7 +24,9 @@ struct LoadCommand: AsyncParsableCommand {
             more than 1% of operations hit transport errors. \
             A `check` is one POST /v1/login/finish with a valid code on a challenge opened before the run \
             (one per valid-pool user, so --users bounds the number of checks); it measures the code \
-            check alone. When the mix is only `check`, the seeding sign-in is skipped.
+            check alone. When the mix is only `check`, the seeding sign-in is skipped. With several \
+            URLs, each user's login/start and login/finish go to one of them (as behind a balancer that \
+            hashes on the user); session checks go round-robin.
             """
     )
 
@@ -220,6 +222,25 @@ final class LoadConnection {
         var headers: [String: String]
         var body: [UInt8]
         var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:] }
+
+        /// `session.token` of a sign-in answer, `challenge.token` of a login/start answer and a
+        /// problem's `code`: decoded with JSONDecoder into just these fields (the generator shares
+        /// the machine with the node, so its own JSON work is kept small).
+        private struct Fields: Decodable {
+            struct Token: Decodable { var token: String }
+            var session: Token?
+            var challenge: Token?
+            var status: String?
+            var code: String?
+        }
+        private var fields: Fields? { try? JSONDecoder().decode(Fields.self, from: Data(body)) }
+        var sessionToken: String? { fields?.session?.token }
+        var problemCode: String? { fields?.code }
+        /// The challenge token when login/start answered `second_step`.
+        var secondStepChallenge: String? {
+            guard let fields, fields.status == "second_step" else { return nil }
+            return fields.challenge?.token
+        }
     }
 
     let endpoint: LoadEndpoint
@@ -359,21 +380,30 @@ final class LoadConnection {
             let wasEmpty = buffer.isEmpty
             guard try fill() else { throw LoadHTTPError("connection closed before the response", stale: wasEmpty) }
         }
-        let head = String(decoding: buffer[0..<headEnd!], as: UTF8.self)
+        // Split on bytes (Foundation's string splitting and trimming were a fifth of the
+        // generator's CPU, which it shares with the node on a small machine).
+        var lines = buffer[0..<headEnd!].split(separator: 13, omittingEmptySubsequences: false).map { line in
+            line.first == 10 ? line.dropFirst() : line
+        }
         buffer.removeFirst(headEnd! + 4)
-        var lines = head.components(separatedBy: "\r\n")
-        let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+        let statusLine = lines.removeFirst().split(separator: 32, maxSplits: 2)
+        guard statusLine.count >= 2, statusLine[0].starts(with: Array("HTTP/1.".utf8)),
+              let status = Int(String(decoding: statusLine[1], as: UTF8.self)) else {
             throw LoadHTTPError("malformed status line")
         }
+        let isHTTP10 = statusLine[0].elementsEqual("HTTP/1.0".utf8)
         var headers: [String: String] = [:]
         for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            guard let colon = line.firstIndex(of: 58) else { continue }
+            let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+            var value = line[(colon + 1)...]
+            while let first = value.first, first == 32 || first == 9 { value = value.dropFirst() }
+            while let last = value.last, last == 32 || last == 9 { value = value.dropLast() }
+            headers[name] = String(decoding: value, as: UTF8.self)
         }
         // The body.
         var body: [UInt8] = []
-        var closeAfter = headers["connection"]?.lowercased() == "close" || statusLine[0] == "HTTP/1.0"
+        var closeAfter = headers["connection"]?.lowercased() == "close" || isHTTP10
         if method == "HEAD" || status == 204 || status == 304 || (100..<200).contains(status) {
             // no body
         } else if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
@@ -629,9 +659,17 @@ final class LoadWorker {
         next = index
     }
 
-    func send(_ method: String, _ path: String, key: String, headers: [(String, String)] = [], json: [(String, String)]? = nil) throws -> LoadConnection.Response {
-        let connection = connections[next % connections.count]
-        next &+= 1
+    /// Sends on the next connection round-robin, or with `affinity` (a user's index) always on the
+    /// same one: a user's sign-in steps go to one node, as behind a balancer that hashes on the
+    /// user, so a finish finds the credential its login/start cached on that node.
+    func send(_ method: String, _ path: String, key: String, headers: [(String, String)] = [], json: [(String, String)]? = nil, affinity: Int? = nil) throws -> LoadConnection.Response {
+        let connection: LoadConnection
+        if let affinity {
+            connection = connections[affinity % connections.count]
+        } else {
+            connection = connections[next % connections.count]
+            next &+= 1
+        }
         var all = [("Authorization", "Bearer \(key)")]
         all += headers
         let body = json.map { pairs in Array(("{" + pairs.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}").utf8) }
@@ -658,16 +696,14 @@ final class LoadWorker {
     }
 
     /// login/start; the challenge token when the answer is `second_step`.
-    func startLogin(_ user: String) throws -> (Int, String?) {
-        let reply = try send("POST", "/v1/login/start", key: config.frontendKey, json: [("user", user)])
+    func startLogin(_ user: String, affinity: Int) throws -> (Int, String?) {
+        let reply = try send("POST", "/v1/login/start", key: config.frontendKey, json: [("user", user)], affinity: affinity)
         guard reply.status == 200 else { return (reply.status, nil) }
-        let object = reply.json
-        guard object["status"] as? String == "second_step" else { return (reply.status, nil) }
-        return (200, (object["challenge"] as? [String: Any])?["token"] as? String)
+        return (200, reply.secondStepChallenge)
     }
 
-    func finish(_ challenge: String, code: String) throws -> LoadConnection.Response {
-        try send("POST", "/v1/login/finish", key: config.frontendKey, json: [("challenge", challenge), ("method", "totp"), ("code", code)])
+    func finish(_ challenge: String, code: String, affinity: Int) throws -> LoadConnection.Response {
+        try send("POST", "/v1/login/finish", key: config.frontendKey, json: [("challenge", challenge), ("method", "totp"), ("code", code)], affinity: affinity)
     }
 
     func run(op: LoadOp) {
@@ -703,8 +739,8 @@ final class LoadWorker {
     }
 
     /// login/start for a code op; on anything but a challenge the op is recorded as failed.
-    func challenge(for user: String, kind: LoadOp, since start: UInt64) throws -> String? {
-        let (status, challenge) = try startLogin(user)
+    func challenge(for index: Int, kind: LoadOp, since start: UInt64) throws -> String? {
+        let (status, challenge) = try startLogin(shared.users[index].name, affinity: index)
         if challenge == nil {
             result.kinds[kind]!.record(ok: false, since: start)
             error("\(kind.rawValue):start_\(status)")
@@ -723,16 +759,16 @@ final class LoadWorker {
         let user = shared.users[pick.index]
         let start = monotonicNanos()
         do {
-            guard let challenge = try challenge(for: user.name, kind: .valid, since: start) else { return }
+            guard let challenge = try challenge(for: pick.index, kind: .valid, since: start) else { return }
             // The step may have moved on while login/start ran: stay inside the ±1 window.
             let step = max(pick.step, loadStep() - 1)
             shared.markSubmitted(pick.index, step: step)
             let code = user.code(step: step)
-            let reply = try finish(challenge, code: code)
+            let reply = try finish(challenge, code: code, affinity: pick.index)
             result.kinds[.valid]!.record(ok: reply.status == 200, since: start)
             switch reply.status {
             case 200:
-                shared.accepted(pick.index, code: code, step: step, session: (reply.json["session"] as? [String: Any])?["token"] as? String)
+                shared.accepted(pick.index, code: code, step: step, session: reply.sessionToken)
             case 429:
                 result.skipped["valid_throttled", default: 0] += 1
                 error("valid:429")
@@ -763,11 +799,11 @@ final class LoadWorker {
             let step = max(pick.step, loadStep() - 1)
             shared.markSubmitted(pick.index, step: step)
             let code = user.code(step: step)
-            let reply = try finish(pick.challenge, code: code)
+            let reply = try finish(pick.challenge, code: code, affinity: pick.index)
             result.kinds[.check]!.record(ok: reply.status == 200, since: start)
             switch reply.status {
             case 200:
-                shared.accepted(pick.index, code: code, step: step, session: (reply.json["session"] as? [String: Any])?["token"] as? String)
+                shared.accepted(pick.index, code: code, step: step, session: reply.sessionToken)
             case 429:
                 result.skipped["check_throttled", default: 0] += 1
                 error("check:429")
@@ -789,7 +825,7 @@ final class LoadWorker {
         let user = shared.users[index]
         let start = monotonicNanos()
         do {
-            guard let challenge = try challenge(for: user.name, kind: .wrong, since: start) else { return }
+            guard let challenge = try challenge(for: index, kind: .wrong, since: start) else { return }
             // A code that is none of the codes in a ±2 window around now.
             let current = loadStep()
             let live = Set((current - 2...current + 2).map { user.code(step: $0) })
@@ -798,8 +834,8 @@ final class LoadWorker {
                 code = HOTP.format(UInt32(rng.next() % 1_000_000), digits: 6)
                 if !live.contains(code) { break }
             }
-            let reply = try finish(challenge, code: code)
-            let expected = (reply.status == 401 && reply.json["code"] as? String == "invalid_code") || reply.status == 429
+            let reply = try finish(challenge, code: code, affinity: index)
+            let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
             result.kinds[.wrong]!.record(ok: expected, since: start)
             if reply.status == 200 {
                 failure("wrong_accepted")
@@ -819,12 +855,11 @@ final class LoadWorker {
             return
         }
         defer { shared.release(pick.index) }
-        let user = shared.users[pick.index]
         let start = monotonicNanos()
         do {
-            guard let challenge = try challenge(for: user.name, kind: .replay, since: start) else { return }
-            let reply = try finish(challenge, code: pick.code)
-            let expected = (reply.status == 401 && reply.json["code"] as? String == "invalid_code") || reply.status == 429
+            guard let challenge = try challenge(for: pick.index, kind: .replay, since: start) else { return }
+            let reply = try finish(challenge, code: pick.code, affinity: pick.index)
+            let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
             result.kinds[.replay]!.record(ok: expected, since: start)
             if reply.status == 200 {
                 failure("replay_accepted")
@@ -841,6 +876,10 @@ final class LoadWorker {
 }
 
 func jsonString(_ text: String) -> String {
+    // Nearly every value needs no escape: quote it as is.
+    if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+        return "\"" + text + "\""
+    }
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {
@@ -923,7 +962,7 @@ struct LoadRunner {
                 var done = false
                 for attempt in 0..<2 where !done {
                     do {
-                        let (status, challenge) = try worker.startLogin(user.name)
+                        let (status, challenge) = try worker.startLogin(user.name, affinity: i)
                         guard let challenge else {
                             seedErrors.withLock { $0.append("login/start for \(user.name) answered \(status) without a second step") }
                             break
@@ -931,8 +970,8 @@ struct LoadRunner {
                         let step = loadStep() + Int64(attempt)
                         shared.markSubmitted(i, step: step)
                         let code = user.code(step: step)
-                        let reply = try worker.finish(challenge, code: code)
-                        if reply.status == 200, let token = (reply.json["session"] as? [String: Any])?["token"] as? String {
+                        let reply = try worker.finish(challenge, code: code, affinity: i)
+                        if reply.status == 200, let token = reply.sessionToken {
                             shared.accepted(i, code: code, step: step, session: token)
                             done = true
                         } else if attempt == 1 {
@@ -951,7 +990,7 @@ struct LoadRunner {
                 let worker = LoadWorker(config: config, shared: shared, index: t)
                 for i in stride(from: shared.validPool.lowerBound + t, to: shared.validPool.upperBound, by: seeders) {
                     do {
-                        let (status, challenge) = try worker.startLogin(shared.users[i].name)
+                        let (status, challenge) = try worker.startLogin(shared.users[i].name, affinity: i)
                         guard let challenge else {
                             seedErrors.withLock { $0.append("login/start for \(shared.users[i].name) answered \(status) without a second step") }
                             break
