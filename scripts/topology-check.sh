@@ -4,7 +4,10 @@
 #   2. a revocation made on one node is refused by every node within 1 s;
 #   3. a node killed with SIGKILL under load (through the nginx load balancer) costs no accepted
 #      request: `gatehouse load` sees no correctness failure and ≤ 1 % transport errors;
-#   4. Redis restarted from its AOF loses no enrolment.
+#   4. Redis paused (SIGSTOP) for 10 s under load: session checks keep answering 204, code checks
+#      answer 503 within their timeout, nothing hangs, and after SIGCONT everything recovers with no
+#      replay accepted;
+#   5. Redis restarted from its AOF loses no enrolment.
 # Prints one line per check; exits non-zero at the first failure.
 set -euo pipefail
 read -r -a nodes <<< "$GH_NODE_URLS"
@@ -62,7 +65,77 @@ failures=$(json 'd["correctness_failures"]' < "$GH_DIR/load.json")
 [ "$failures" = 0 ] || fail "$failures correctness failures after a node was killed"
 echo "ok 3: node ${nodes[1]} killed under load: 0 correctness failures, load exit 0"
 
-# 4. Restart Redis (AOF): the enrolment survives.
+# 4. Pause Redis for 10 s while load runs through the balancer.
+# Before the pause: an accepted code (to replay afterwards) and an open challenge (to submit during it).
+# The code is the next step's (inside the ±1 window and above the step check 1 used).
+challenge=$(call "$GH_FRONTEND_KEY" POST "${nodes[0]}/v1/login/start" "{\"user\":\"$user\"}" | json 'd["challenge"]["token"]')
+accepted_step=$(( $(date +%s) / 30 + 1 ))
+accepted_code=$("$bin" otp --secret "$secret" --time $(( accepted_step * 30 )))
+paused_token=$(call "$GH_FRONTEND_KEY" POST "${nodes[0]}/v1/login/finish" "{\"challenge\":\"$challenge\",\"method\":\"totp\",\"code\":\"$accepted_code\"}" | json 'd["session"]["token"]')
+open_challenge=$(call "$GH_FRONTEND_KEY" POST "${nodes[2]}/v1/login/start" "{\"user\":\"$user\"}" | json 'd["challenge"]["token"]')
+"$bin" load --url "$GH_LB_URL" --users 100 --concurrency 16 --duration 22 --no-progress --json --tolerate-unavailable \
+  --admin-key "$GH_ADMIN_KEY" --frontend-key "$GH_FRONTEND_KEY" --verify-key "$GH_VERIFY_KEY" > "$GH_DIR/load-pause.json" &
+load_pid=$!
+sleep 5
+kill -STOP "$GH_REDIS_PID"
+paused_at=$(date +%s%N)
+resume() { kill -CONT "$GH_REDIS_PID" 2>/dev/null || true; }
+trap resume EXIT
+sleep 1
+# Session checks keep answering, on every live node, without Redis.
+for url in "${nodes[0]}" "${nodes[2]}" "$GH_LB_URL"; do
+  t0=$(date +%s%N)
+  status=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $GH_VERIFY_KEY" -H "Gatehouse-Session: $paused_token" "$url/v1/auth")
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ "$status" = 204 ] || { resume; fail "a session check on $url answered $status while Redis was paused"; }
+  [ "$ms" -le 1000 ] || { resume; fail "a session check on $url took $ms ms while Redis was paused"; }
+done
+# A code check answers 503 (with Retry-After) within its timeout; the code is the one accepted
+# before the pause, so anything but 503 here would also be a replay accepted or refused unchecked.
+t0=$(date +%s%N)
+headers=$(curl -s -m 15 -D - -o /dev/null -H "Authorization: Bearer $GH_FRONTEND_KEY" -H "Content-Type: application/json" \
+  -X POST "${nodes[2]}/v1/login/finish" -d "{\"challenge\":\"$open_challenge\",\"method\":\"totp\",\"code\":\"$accepted_code\"}")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+code_status=$(printf '%s' "$headers" | head -1 | awk '{print $2}')
+[ "$code_status" = 503 ] || { resume; fail "a code check answered ${code_status:-nothing} while Redis was paused (want 503)"; }
+printf '%s' "$headers" | grep -qi '^retry-after:' || { resume; fail "the 503 of a code check has no Retry-After"; }
+[ "$ms" -le 5000 ] || { resume; fail "the code check took $ms ms to answer 503 while Redis was paused"; }
+# A session check in the middle of the pause still answers.
+sleep $(( 10 - ($(date +%s%N) - paused_at) / 1000000000 - 2 ))
+status=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $GH_VERIFY_KEY" -H "Gatehouse-Session: $paused_token" "$GH_LB_URL/v1/auth")
+[ "$status" = 204 ] || { resume; fail "a session check answered $status 8 s into the pause"; }
+while [ $(( ($(date +%s%N) - paused_at) / 1000000 )) -lt 10000 ]; do sleep 0.1; done
+resume
+trap - EXIT
+if ! wait "$load_pid"; then
+  cat "$GH_DIR/load-pause.json" >&2
+  fail "load through the balancer failed across the Redis pause"
+fi
+failures=$(json 'd["correctness_failures"]' < "$GH_DIR/load-pause.json")
+[ "$failures" = 0 ] || fail "$failures correctness failures across the Redis pause"
+unavailable=$(json 'sum(v for k, v in d["errors"].items() if k.endswith(":unavailable") or k.endswith("start_503"))' < "$GH_DIR/load-pause.json")
+[ "$unavailable" -gt 0 ] || fail "no code operation of the load saw the outage (errors: $(json 'd["errors"]' < "$GH_DIR/load-pause.json"))"
+slowest=$(json 'max(k["latency_ms"]["max"] for k in d["kinds"].values())' < "$GH_DIR/load-pause.json")
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 10000 else 1)" "$slowest" \
+  || fail "an operation took $slowest ms across the pause (a code op is two requests, each bounded by the Redis timeouts)"
+# Recovery: the code accepted before the pause is still refused as a replay, and the next step signs in.
+for _ in $(seq 1 100); do
+  recovered=$(call "$GH_FRONTEND_KEY" POST "${nodes[0]}/v1/login/start" "{\"user\":\"$user\"}" | json 'd.get("status")' 2>/dev/null || true)
+  [ "$recovered" = second_step ] && break
+  sleep 0.1
+done
+[ "$recovered" = second_step ] || fail "login/start does not recover after SIGCONT"
+challenge=$(call "$GH_FRONTEND_KEY" POST "${nodes[2]}/v1/login/start" "{\"user\":\"$user\"}" | json 'd["challenge"]["token"]')
+replay=$(call "$GH_FRONTEND_KEY" POST "${nodes[2]}/v1/login/finish" "{\"challenge\":\"$challenge\",\"method\":\"totp\",\"code\":\"$accepted_code\"}" | json 'd.get("code")')
+[ "$replay" = invalid_code ] || fail "after the pause the replayed code answered ${replay}"
+# The next code must be for a step above the accepted one and at most one step ahead of now.
+while [ $(( $(date +%s) / 30 )) -lt "$accepted_step" ]; do sleep 1; done
+next_code=$("$bin" otp --secret "$secret" --time $(( ($(date +%s) / 30 + 1) * 30 )))
+session=$(call "$GH_FRONTEND_KEY" POST "${nodes[2]}/v1/login/finish" "{\"challenge\":\"$challenge\",\"method\":\"totp\",\"code\":\"$next_code\"}" | json 'd["session"]["token"]')
+[ -n "$session" ] || fail "no sign-in after the pause"
+echo "ok 4: Redis paused 10 s under load: sessions kept answering, a code check answered 503 in ${ms} ms, the load saw $unavailable unavailable code ops and 0 correctness failures (slowest op ${slowest} ms); after SIGCONT the replay was refused and the next code signed in"
+
+# 5. Restart Redis (AOF): the enrolment survives.
 redis-cli -p "$GH_REDIS_PORT" shutdown >/dev/null 2>&1 || true
 for _ in $(seq 1 50); do kill -0 "$GH_REDIS_PID" 2>/dev/null || break; sleep 0.1; done
 redis-server --port "$GH_REDIS_PORT" --bind 127.0.0.1 --dir "$GH_DIR/redis" --appendonly yes --save "" \
@@ -75,4 +148,4 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ "$status" = second_step ] || fail "after a Redis restart the enrolment of $user is gone (status: $status)"
-echo "ok 4: Redis restarted from its AOF; the enrolment survived"
+echo "ok 5: Redis restarted from its AOF; the enrolment survived"
