@@ -70,15 +70,18 @@ enum HTTPSupport {
         }
         var data = Data(buffer.readableBytesView)
         if data.isEmpty, emptyAllowed { data = Data("{}".utf8) }
+        // One parse: `Strict` reads the member names first (refusing unknown ones), then decodes
+        // `T` from the same decoder. Same answers as checking the object, then the members, then
+        // the types.
         let decoder = JSONDecoder()
-        // The member names alone (no NSDictionary bridging, which JSONSerialization costs).
-        guard let members = try? decoder.decode(MemberNames.self, from: data) else {
+        decoder.userInfo[Strict<T>.allowedKey] = allowed
+        do { return try decoder.decode(Strict<T>.self, from: data).value } catch let error as UnknownMember {
+            throw invalid("unknown field '\(error.name)'")
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             throw invalid("the body must be a JSON object")
-        }
-        if let unknown = members.names.sorted().first(where: { !allowed.contains($0) }) {
-            throw invalid("unknown field '\(unknown)'")
-        }
-        do { return try decoder.decode(T.self, from: data) } catch let DecodingError.typeMismatch(_, context) {
+        } catch DecodingError.dataCorrupted {
+            throw invalid("the body must be a JSON object")
+        } catch let DecodingError.typeMismatch(_, context) {
             throw invalid("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
         } catch let DecodingError.keyNotFound(key, _) {
             throw invalid("field '\(key.stringValue)' is required")
@@ -116,8 +119,15 @@ enum HTTPSupport {
     }
 }
 
-/// The member names of a JSON object (decoding fails for anything but an object).
-private struct MemberNames: Decodable {
+private struct UnknownMember: Error {
+    let name: String
+}
+
+/// A request body: a JSON object whose members are all allowed (the decoder's
+/// `userInfo[allowedKey]`), decoded as `T`.
+private struct Strict<T: Decodable>: Decodable {
+    static var allowedKey: CodingUserInfoKey { CodingUserInfoKey(rawValue: "gatehouse.allowed")! }
+
     struct Name: CodingKey {
         var stringValue: String
         var intValue: Int? { nil }
@@ -125,9 +135,14 @@ private struct MemberNames: Decodable {
         init?(intValue: Int) { nil }
     }
 
-    let names: [String]
+    let value: T
 
     init(from decoder: any Decoder) throws {
-        names = try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue)
+        let names = try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue)
+        let allowed = decoder.userInfo[Self.allowedKey] as? Set<String> ?? []
+        if let unknown = names.sorted().first(where: { !allowed.contains($0) }) {
+            throw UnknownMember(name: unknown)
+        }
+        value = try T(from: decoder)
     }
 }
