@@ -119,15 +119,28 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let check: AuthCheck
+    /// The context of ``RawResponseWriter`` at the head of the pipeline: answers written there
+    /// go straight to the socket, past the HTTP/1 encoder (they are serialised here, into one
+    /// buffer). Nil only if the writer is missing, and then answers go through the encoder.
+    private var raw: ChannelHandlerContext?
     /// Requests passed on to Hummingbird whose response has not ended yet.
     private var forwarded = 0
     /// The answer to the fast-path request being read (sent at its `.end`).
-    private var answer: HTTPResponseHead?
+    private var answer: AuthCheck.Answer?
     private var closeAfterAnswer = false
+    private var http10KeepAlive = false
     private var needsFlush = false
 
     init(check: AuthCheck) {
         self.check = check
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        raw = try? context.pipeline.syncOperations.context(handlerType: RawResponseWriter.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        raw = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -135,7 +148,13 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             if forwarded == 0, head.method == .GET, head.uri == "/v1/auth" {
                 closeAfterAnswer = !head.isKeepAlive
-                answer = respond(to: head)
+                http10KeepAlive = head.isKeepAlive && head.version.minor == 0
+                let headers = head.headers
+                answer = check.decide(
+                    authorization: headers.first(name: "authorization"),
+                    session: headers.first(name: "gatehouse-session"),
+                    cookie: headers.first(name: "cookie")
+                )
             } else {
                 forwarded += 1
                 context.fireChannelRead(data)
@@ -143,30 +162,80 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body:
             if answer == nil { context.fireChannelRead(data) }
         case .end:
-            guard let head = answer else {
+            guard let answer else {
                 context.fireChannelRead(data)
                 return
             }
-            answer = nil
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            if closeAfterAnswer {
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-                needsFlush = false
-            } else {
-                context.write(wrapOutboundOut(.end(nil)), promise: nil)
-                needsFlush = true
-            }
+            self.answer = nil
+            send(answer, context: context)
         }
     }
 
-    private func respond(to request: HTTPRequestHead) -> HTTPResponseHead {
-        let headers = request.headers
-        let answer = check.decide(
-            authorization: headers.first(name: "authorization"),
-            session: headers.first(name: "gatehouse-session"),
-            cookie: headers.first(name: "cookie")
-        )
+    private func send(_ answer: AuthCheck.Answer, context: ChannelHandlerContext) {
+        guard let raw else {
+            // No raw writer: through the encoder.
+            context.write(wrapOutboundOut(.head(Self.head(answer, close: closeAfterAnswer))), promise: nil)
+            finish(context: context) { ctx in ctx.write(self.wrapOutboundOut(.end(nil))) }
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 192)
+        Self.serialise(answer, close: closeAfterAnswer, http10KeepAlive: http10KeepAlive, into: &buffer)
+        finish(context: context) { _ in raw.write(NIOAny(IOData.byteBuffer(buffer))) }
+    }
+
+    /// Writes with `write`, then flushes now and closes (`Connection: close`) or leaves the flush
+    /// to `channelReadComplete` (several pipelined answers go out in one system call).
+    private func finish(context: ChannelHandlerContext, _ write: (ChannelHandlerContext) -> EventLoopFuture<Void>) {
+        if closeAfterAnswer {
+            let channel = context.channel
+            let written = write(raw ?? context)
+            (raw ?? context).flush()
+            written.whenComplete { _ in channel.close(promise: nil) }
+            needsFlush = false
+        } else {
+            _ = write(raw ?? context)
+            needsFlush = true
+        }
+    }
+
+    /// The answer on the wire. Header values come from a verified token: a user address (no
+    /// control characters, `UserID` refuses them), a base64url id and a number; anything else
+    /// would answer 401 rather than be written.
+    static func serialise(_ answer: AuthCheck.Answer, close: Bool, http10KeepAlive: Bool, into buffer: inout ByteBuffer) {
+        var answer = answer
+        if case .valid(let user, let sid, _) = answer, !(Self.isFieldValue(user) && Self.isFieldValue(sid)) {
+            answer = .unauthorized
+        }
+        switch answer {
+        case .valid(let user, let sessionID, let authTime):
+            buffer.writeStaticString("HTTP/1.1 204 No Content\r\nGatehouse-User: ")
+            buffer.writeString(user)
+            buffer.writeStaticString("\r\nGatehouse-Session-Id: ")
+            buffer.writeString(sessionID)
+            buffer.writeStaticString("\r\nGatehouse-Auth-Time: ")
+            buffer.writeString(String(authTime))
+            buffer.writeStaticString("\r\n")
+        case .unauthorized:
+            buffer.writeStaticString("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n")
+        case .forbidden:
+            buffer.writeStaticString("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n")
+        case .unavailable:
+            buffer.writeStaticString("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n")
+        }
+        if close {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if http10KeepAlive {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    private static func isFieldValue(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F }
+    }
+
+    /// The same answer as a response head, for the encoder.
+    static func head(_ answer: AuthCheck.Answer, close: Bool) -> HTTPResponseHead {
         var fields: [(String, String)] = []
         switch answer {
         case .valid(let user, let sessionID, let authTime):
@@ -176,22 +245,14 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .unauthorized, .forbidden:
             fields = [("Content-Length", "0")]
         }
-        if closeAfterAnswer {
-            fields.append(("Connection", "close"))
-        } else if request.version.minor == 0 {
-            fields.append(("Connection", "keep-alive"))
-        }
-        return HTTPResponseHead(
-            version: .http1_1,
-            status: HTTPResponseStatus(statusCode: answer.status.code),
-            headers: HTTPHeaders(fields)
-        )
+        if close { fields.append(("Connection", "close")) }
+        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status.code), headers: HTTPHeaders(fields))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if needsFlush {
             needsFlush = false
-            context.flush()
+            (raw ?? context).flush()
         }
         context.fireChannelReadComplete()
     }
@@ -200,6 +261,14 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .end = unwrapOutboundIn(data), forwarded > 0 { forwarded -= 1 }
         context.write(data, promise: promise)
     }
+}
+
+/// The first handler of the pipeline (nearest the socket): passes the encoded bytes of every
+/// response through, and gives ``AuthFastPathHandler`` a place to write its own serialised
+/// answers that skips the HTTP/1 encoder.
+final class RawResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 }
 
 /// Hummingbird's HTTP/1 child channel with ``AuthFastPathHandler`` placed between the HTTP/1
@@ -221,6 +290,7 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: .init()
             )
+            try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
             try channel.pipeline.syncOperations.addHandler(AuthFastPathHandler(check: check))
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))

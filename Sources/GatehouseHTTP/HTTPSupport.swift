@@ -1,8 +1,8 @@
 import Foundation
 import GatehouseCore
 import HTTPTypes
-public import GatehouseService
-public import Hummingbird
+import GatehouseService
+import Hummingbird
 
 /// JSON and problem responses, and strict request bodies.
 enum HTTPSupport {
