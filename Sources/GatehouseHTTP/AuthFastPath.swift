@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import GatehouseCore
 import GatehouseService
 import HTTPTypes
@@ -130,6 +135,8 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeAfterAnswer = false
     private var http10KeepAlive = false
     private var needsFlush = false
+    /// `Date:` for answers (RFC 9110 §6.6.1), formatted once per second per connection.
+    private var date = HTTPDate()
 
     init(check: AuthCheck) {
         self.check = check
@@ -178,8 +185,8 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             finish(context: context) { ctx in ctx.write(self.wrapOutboundOut(.end(nil))) }
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: 192)
-        Self.serialise(answer, close: closeAfterAnswer, http10KeepAlive: http10KeepAlive, into: &buffer)
+        var buffer = context.channel.allocator.buffer(capacity: 240)
+        Self.serialise(answer, close: closeAfterAnswer, http10KeepAlive: http10KeepAlive, date: date.now(), into: &buffer)
         finish(context: context) { _ in raw.write(NIOAny(IOData.byteBuffer(buffer))) }
     }
 
@@ -201,7 +208,7 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The answer on the wire. Header values come from a verified token: a user address (no
     /// control characters, `UserID` refuses them), a base64url id and a number; anything else
     /// would answer 401 rather than be written.
-    static func serialise(_ answer: AuthCheck.Answer, close: Bool, http10KeepAlive: Bool, into buffer: inout ByteBuffer) {
+    static func serialise(_ answer: AuthCheck.Answer, close: Bool, http10KeepAlive: Bool, date: String, into buffer: inout ByteBuffer) {
         var answer = answer
         if case .valid(let user, let sid, _) = answer, !(Self.isFieldValue(user) && Self.isFieldValue(sid)) {
             answer = .unauthorized
@@ -227,7 +234,9 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else if http10KeepAlive {
             buffer.writeStaticString("Connection: keep-alive\r\n")
         }
-        buffer.writeStaticString("\r\n")
+        buffer.writeStaticString("Date: ")
+        buffer.writeString(date)
+        buffer.writeStaticString("\r\n\r\n")
     }
 
     private static func isFieldValue(_ text: String) -> Bool {
@@ -260,6 +269,27 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data), forwarded > 0 { forwarded -= 1 }
         context.write(data, promise: promise)
+    }
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for `Date:`, formatted again only when the
+/// second changes.
+struct HTTPDate {
+    private var second: time_t = -1
+    private var text = ""
+
+    mutating func now() -> String {
+        var t = time(nil)
+        guard t != second else { return text }
+        var parts = tm()
+        guard gmtime_r(&t, &parts) != nil else { return text }
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : String(v) }
+        text = "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+        second = t
+        return text
     }
 }
 

@@ -56,6 +56,15 @@ struct AuthFastPathTests {
                 "GET /v1/auth HTTP/1.0\r\nAuthorization: Bearer \(verify)\r\nGatehouse-Session: \(token)\r\n\r\n")
             #expect(old.hasPrefix("HTTP/1.1 204 No Content\r\n"), "\(old)")
             #expect(old.contains("Connection: close\r\n"), "\(old)")
+            // Every answer carries an IMF-fixdate Date (RFC 9110 §6.6.1), like the routed ones.
+            let date = try #require(old.firstMatch(of: /\r\nDate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT\r\n/), "\(old)")
+            let parser = DateFormatter()
+            parser.locale = Locale(identifier: "en_US_POSIX")
+            parser.timeZone = TimeZone(identifier: "GMT")
+            parser.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+            let stamp = String(old[date.range].dropFirst().dropLast().dropFirst("Date: ".count))
+            let when = try #require(parser.date(from: stamp), "\(stamp)")
+            #expect(abs(when.timeIntervalSinceNow) < 60)
             // A wrong scope is 403, an admin key is not a verify key.
             let admin = try await RawHTTP.exchange(port: port,
                 "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(Deployment.keys["admin"]!)\r\nGatehouse-Session: \(token)\r\nConnection: close\r\n\r\n")
