@@ -87,7 +87,7 @@ extension Gatehouse {
         // One round trip: the script checks the code and, on success, records the session and
         // the event and returns the user's epoch, with which the token is signed afterwards.
         let prepared = try prepareSession(user: user, methods: amr, authTime: now, clientIP: clientIP, userAgent: userAgent)
-        let signIn = SignIn(session: prepared, method: method)
+        let signIn = SignIn(session: prepared)
         let epoch: UInt64
         switch method {
         case "totp":
@@ -175,7 +175,6 @@ extension Gatehouse {
     /// A sign-in the code check completes: the session the script records on success.
     struct SignIn: Sendable {
         var session: PreparedSession
-        var method: String
     }
 
     /// Runs the code-check script. The script also writes the attempt's security event
