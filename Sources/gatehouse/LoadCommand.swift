@@ -779,28 +779,10 @@ final class LoadWorker {
             return
         }
         defer { shared.release(pick.index) }
-        let user = shared.users[pick.index]
         let start = monotonicNanos()
         do {
             guard let challenge = try challenge(for: pick.index, kind: .valid, since: start) else { return }
-            // The step may have moved on while login/start ran: stay inside the ±1 window.
-            let step = max(pick.step, loadStep() - 1)
-            shared.markSubmitted(pick.index, step: step)
-            let code = user.code(step: step)
-            let reply = try finish(challenge, code: code, affinity: pick.index)
-            result.kinds[.valid]!.record(ok: reply.status == 200, since: start)
-            switch reply.status {
-            case 200:
-                shared.accepted(pick.index, code: code, step: step, session: reply.sessionToken)
-            case 429:
-                result.skipped["valid_throttled", default: 0] += 1
-                error("valid:429")
-            case 503 where config.tolerateUnavailable:
-                error("valid:unavailable")
-            default:
-                failure("valid_refused")
-                error("valid:\(reply.status)")
-            }
+            try submitValidCode(.valid, index: pick.index, reservedStep: pick.step, challenge: challenge, since: start)
         } catch {
             result.kinds[.valid]!.record(ok: false, since: start)
             transport(.valid, error)
@@ -816,29 +798,36 @@ final class LoadWorker {
             return
         }
         defer { shared.release(pick.index) }
-        let user = shared.users[pick.index]
         let start = monotonicNanos()
         do {
-            let step = max(pick.step, loadStep() - 1)
-            shared.markSubmitted(pick.index, step: step)
-            let code = user.code(step: step)
-            let reply = try finish(pick.challenge, code: code, affinity: pick.index)
-            result.kinds[.check]!.record(ok: reply.status == 200, since: start)
-            switch reply.status {
-            case 200:
-                shared.accepted(pick.index, code: code, step: step, session: reply.sessionToken)
-            case 429:
-                result.skipped["check_throttled", default: 0] += 1
-                error("check:429")
-            case 503 where config.tolerateUnavailable:
-                error("check:unavailable")
-            default:
-                failure("check_refused")
-                error("check:\(reply.status)")
-            }
+            try submitValidCode(.check, index: pick.index, reservedStep: pick.step, challenge: pick.challenge, since: start)
         } catch {
             result.kinds[.check]!.record(ok: false, since: start)
             transport(.check, error)
+        }
+    }
+
+    /// Submits the user's code for the reserved step (or the window's oldest, if time moved on)
+    /// on `challenge` and records the answer under `kind`: only 200 is right; a throttle, or a 503
+    /// with --tolerate-unavailable, is an error; anything else is a refused valid code.
+    func submitValidCode(_ kind: LoadOp, index: Int, reservedStep: Int64, challenge: String, since start: UInt64) throws {
+        // The step may have moved on while login/start ran: stay inside the ±1 window.
+        let step = max(reservedStep, loadStep() - 1)
+        shared.markSubmitted(index, step: step)
+        let code = shared.users[index].code(step: step)
+        let reply = try finish(challenge, code: code, affinity: index)
+        result.kinds[kind]!.record(ok: reply.status == 200, since: start)
+        switch reply.status {
+        case 200:
+            shared.accepted(index, code: code, step: step, session: reply.sessionToken)
+        case 429:
+            result.skipped["\(kind.rawValue)_throttled", default: 0] += 1
+            error("\(kind.rawValue):429")
+        case 503 where config.tolerateUnavailable:
+            error("\(kind.rawValue):unavailable")
+        default:
+            failure("\(kind.rawValue)_refused")
+            error("\(kind.rawValue):\(reply.status)")
         }
     }
 

@@ -15,6 +15,7 @@ struct LoadCommandTests {
             process.arguments = [
                 "load", "--url", d.nodes[0].baseURL.absoluteString, "--url", d.nodes[1].baseURL.absoluteString,
                 "--users", "50", "--concurrency", "8", "--duration", "4", "--json", "--no-progress",
+                "--mix", "auth=60,valid=10,wrong=15,replay=5,check=10",
                 "--admin-key", keys["admin"]!, "--frontend-key", keys["frontend"]!, "--verify-key", keys["verify"]!,
             ]
             let out = Pipe(), err = Pipe()
@@ -34,11 +35,14 @@ struct LoadCommandTests {
             #expect(process.terminationStatus == 0, "exit \(process.terminationStatus): \(String(decoding: output, as: UTF8.self)) \(errors)")
             let report = try #require((try? JSONSerialization.jsonObject(with: output)) as? [String: Any], "not JSON: \(String(decoding: output, as: UTF8.self)) \(errors)")
             let kinds = try #require(report["kinds"] as? [String: Any])
-            for kind in ["auth", "valid", "wrong", "replay"] {
+            for kind in ["auth", "valid", "wrong", "replay", "check"] {
                 let stats = kinds[kind] as? [String: Any]
                 #expect((stats?["count"] as? Int ?? 0) > 0, "no \(kind) operations: \(report)")
                 #expect(stats?["latency_ms"] is [String: Any])
             }
+            // Every check (a valid code on a challenge opened before the run) was accepted.
+            let checks = try #require(kinds["check"] as? [String: Any])
+            #expect(checks["ok"] as? Int == checks["count"] as? Int, "\(checks)")
             #expect(report["correctness_failures"] as? Int == 0, "\(report)")
             #expect((report["throughput"] as? Double ?? 0) > 0)
             #expect(report["passed"] as? Bool == true)
