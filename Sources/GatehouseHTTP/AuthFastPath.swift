@@ -157,10 +157,13 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 closeAfterAnswer = !head.isKeepAlive
                 http10KeepAlive = head.isKeepAlive && head.version.minor == 0
                 let headers = head.headers
+                let session = headers.first(name: "gatehouse-session")
+                // Several Cookie fields are read as one, as HTTPFields does for the responder.
+                let cookie = session == nil ? headers["cookie"].joined(separator: "; ") : ""
                 answer = check.decide(
                     authorization: headers.first(name: "authorization"),
-                    session: headers.first(name: "gatehouse-session"),
-                    cookie: headers.first(name: "cookie")
+                    session: session,
+                    cookie: cookie.isEmpty ? nil : cookie
                 )
             } else {
                 forwarded += 1

@@ -65,6 +65,10 @@ struct AuthFastPathTests {
             let stamp = String(old[date.range].dropFirst().dropLast().dropFirst("Date: ".count))
             let when = try #require(parser.date(from: stamp), "\(stamp)")
             #expect(abs(when.timeIntervalSinceNow) < 60)
+            // The session in a second Cookie field counts, as through the router.
+            let cookies = try await RawHTTP.exchange(port: port,
+                "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(verify)\r\nCookie: a=b\r\nCookie: gatehouse_session=\(token)\r\nConnection: close\r\n\r\n")
+            #expect(cookies.hasPrefix("HTTP/1.1 204 No Content\r\n"), "\(cookies)")
             // A wrong scope is 403, an admin key is not a verify key.
             let admin = try await RawHTTP.exchange(port: port,
                 "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(Deployment.keys["admin"]!)\r\nGatehouse-Session: \(token)\r\nConnection: close\r\n\r\n")
