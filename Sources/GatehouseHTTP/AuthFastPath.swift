@@ -44,9 +44,18 @@ struct AuthCheck: Sendable {
 
     /// Decides from the three headers that matter.
     func decide(authorization: String?, session: String?, cookie: String?) -> Answer {
-        let caller = authorization.flatMap { header in
+        decide(caller: caller(authorization), session: session, cookie: cookie)
+    }
+
+    /// The API key presented in an `Authorization: Bearer` header, if it is a configured one.
+    func caller(_ authorization: String?) -> APIKeyRegistry.Entry? {
+        authorization.flatMap { header in
             header.hasPrefix("Bearer ") ? apiKeys.authenticate(header.dropFirst(7)) : nil
         }
+    }
+
+    /// Decides for an already identified caller.
+    func decide(caller: APIKeyRegistry.Entry?, session: String?, cookie: String?) -> Answer {
         guard let caller, caller.scopes.contains(.verify) else {
             refused.increment()
             return caller == nil ? .unauthorized : .forbidden
@@ -137,6 +146,13 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var needsFlush = false
     /// `Date:` for answers (RFC 9110 §6.6.1), formatted once per second per connection.
     private var date = HTTPDate()
+    /// The last valid `Authorization` value seen on this connection and whose key it is: a
+    /// connection (nginx's upstream keep-alive, a front end's pool) presents the same key on every
+    /// request, so the key's SHA-256 and constant-time lookup run once per connection. The plain
+    /// `==` against it can only tell a client about a value it sent itself on this connection, and
+    /// the configured keys do not change while the node runs.
+    private var knownAuthorization: String?
+    private var knownCaller: APIKeyRegistry.Entry?
 
     init(check: AuthCheck) {
         self.check = check
@@ -160,11 +176,18 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let session = headers.first(name: "gatehouse-session")
                 // Several Cookie fields are read as one, as HTTPFields does for the responder.
                 let cookie = session == nil ? headers["cookie"].joined(separator: "; ") : ""
-                answer = check.decide(
-                    authorization: headers.first(name: "authorization"),
-                    session: session,
-                    cookie: cookie.isEmpty ? nil : cookie
-                )
+                let authorization = headers.first(name: "authorization")
+                let caller: APIKeyRegistry.Entry?
+                if let authorization, authorization == knownAuthorization {
+                    caller = knownCaller
+                } else {
+                    caller = check.caller(authorization)
+                    if caller != nil {
+                        knownAuthorization = authorization
+                        knownCaller = caller
+                    }
+                }
+                answer = check.decide(caller: caller, session: session, cookie: cookie.isEmpty ? nil : cookie)
             } else {
                 forwarded += 1
                 context.fireChannelRead(data)

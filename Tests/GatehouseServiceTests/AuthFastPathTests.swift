@@ -65,14 +65,23 @@ struct AuthFastPathTests {
             let stamp = String(old[date.range].dropFirst().dropLast().dropFirst("Date: ".count))
             let when = try #require(parser.date(from: stamp), "\(stamp)")
             #expect(abs(when.timeIntervalSinceNow) < 60)
+            // Keys change between requests on one connection (the node remembers the last valid
+            // one per connection): each request is judged by its own key.
+            let admin = Deployment.keys["admin"]!
+            let mixed = try await RawHTTP.exchange(port: port,
+                ["Bearer \(verify)", "Bearer \(admin)", "Bearer x\(verify)", "Bearer \(verify)"].enumerated().map { index, value in
+                    "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: \(value)\r\nGatehouse-Session: \(token)\r\n\(index == 3 ? "Connection: close\r\n" : "")\r\n"
+                }.joined())
+            let mixedStatuses = mixed.matches(of: /HTTP\/1\.1 ([0-9]{3})/).map { String($0.output.1) }
+            #expect(mixedStatuses == ["204", "403", "401", "204"], "\(mixed)")
             // The session in a second Cookie field counts, as through the router.
             let cookies = try await RawHTTP.exchange(port: port,
                 "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(verify)\r\nCookie: a=b\r\nCookie: gatehouse_session=\(token)\r\nConnection: close\r\n\r\n")
             #expect(cookies.hasPrefix("HTTP/1.1 204 No Content\r\n"), "\(cookies)")
             // A wrong scope is 403, an admin key is not a verify key.
-            let admin = try await RawHTTP.exchange(port: port,
-                "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(Deployment.keys["admin"]!)\r\nGatehouse-Session: \(token)\r\nConnection: close\r\n\r\n")
-            #expect(admin.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(admin)")
+            let forbidden = try await RawHTTP.exchange(port: port,
+                "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(admin)\r\nGatehouse-Session: \(token)\r\nConnection: close\r\n\r\n")
+            #expect(forbidden.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(forbidden)")
             d.expectLogsClean(of: [token, verify])
         }
     }
