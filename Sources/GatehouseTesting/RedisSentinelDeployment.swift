@@ -112,15 +112,7 @@ public final class RedisSentinelDeployment: Sendable {
         password: String? = nil,
         _ body: (RedisSentinelDeployment) async throws -> T
     ) async throws -> T {
-        let deployment = try await start(masterName: masterName, password: password)
-        do {
-            let result = try await body(deployment)
-            await deployment.cleanup()
-            return result
-        } catch {
-            await deployment.cleanup()
-            throw error
-        }
+        try await scoped(try await start(masterName: masterName, password: password), cleanup: { await $0.cleanup() }, body)
     }
 
     /// SIGKILLs every process and removes every directory.

@@ -195,15 +195,7 @@ public final class RedisServerProcess: Sendable {
         _ options: Options = .init(),
         _ body: (RedisServerProcess) async throws -> T
     ) async throws -> T {
-        let server = try await start(options)
-        do {
-            let result = try await body(server)
-            await server.cleanup()
-            return result
-        } catch {
-            await server.cleanup()
-            throw error
-        }
+        try await scoped(try await start(options), cleanup: { await $0.cleanup() }, body)
     }
 
     /// SIGTERM (after SIGCONT, in case it is paused), then waits up to 10 s for it to exit, then

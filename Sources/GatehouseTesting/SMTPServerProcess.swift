@@ -240,15 +240,7 @@ public final class SMTPServerProcess: Sendable {
         _ options: Options = .init(),
         _ body: (SMTPServerProcess) async throws -> T
     ) async throws -> T {
-        let server = try await start(options)
-        do {
-            let result = try await body(server)
-            await server.cleanup()
-            return result
-        } catch {
-            await server.cleanup()
-            throw error
-        }
+        try await scoped(try await start(options), cleanup: { await $0.cleanup() }, body)
     }
 
     /// SIGTERM (after SIGCONT, in case it is paused), SIGKILL if it has not exited within 5 s.

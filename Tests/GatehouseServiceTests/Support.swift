@@ -42,15 +42,7 @@ final class Deployment: @unchecked Sendable {
     }
 
     static func with<T>(nodes: Int = 1, environment: [String: String] = [:], _ body: (Deployment) async throws -> T) async throws -> T {
-        let deployment = try await start(nodes: nodes, environment: environment)
-        do {
-            let result = try await body(deployment)
-            await deployment.shutdown()
-            return result
-        } catch {
-            await deployment.shutdown()
-            throw error
-        }
+        try await scoped(try await start(nodes: nodes, environment: environment), cleanup: { await $0.shutdown() }, body)
     }
 
     func shutdown() async {
