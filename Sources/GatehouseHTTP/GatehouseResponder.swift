@@ -54,8 +54,8 @@ public struct GatehouseResponder: HTTPResponder {
 
     // MARK: /v1/auth
 
-    /// The same answer as the channel fast path (``AuthFastPathHandler``) gives; requests reach
-    /// here only when the connection has another request in flight in the responder.
+    /// The same answer as the channel fast path (``FastPathHandler``) gives; requests reach
+    /// here only when the connection has another request in flight through Hummingbird.
     func auth(_ request: Request) -> Response {
         let answer = authCheck.decide(request.headers)
         return Response(status: answer.status, headers: answer.headerFields)
@@ -99,9 +99,8 @@ public struct GatehouseResponder: HTTPResponder {
 
         case (.post, "/v1/sessions/verify"):
             try require(.verify, request)
-            struct Body: Decodable { var token: String }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["token"])
-            let claims = try gatehouse.verifySession(body.token)
+            let body = try await HTTPSupport.body(from: &request, allowed: ["token"])
+            let claims = try gatehouse.verifySession(body.string("token"))
             return HTTPSupport.json(.ok, [
                 "user": claims.common.user, "session_id": claims.sessionID,
                 "issued_at": HTTPSupport.time(claims.common.issuedAt), "expires_at": HTTPSupport.time(claims.common.expiresAt),
@@ -109,38 +108,33 @@ public struct GatehouseResponder: HTTPResponder {
             ])
         case (.post, "/v1/sessions/refresh"):
             try require(.frontend, request)
-            struct Body: Decodable { var token: String }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["token"])
-            let session = try await gatehouse.refreshSession(body.token)
+            let body = try await HTTPSupport.body(from: &request, allowed: ["token"])
+            let session = try await gatehouse.refreshSession(body.string("token"))
             return HTTPSupport.json(.ok, ["session": sessionObject(session)])
         case (.post, "/v1/sessions/revoke"):
             try require(.frontend, request)
-            struct Body: Decodable { var token: String }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["token"])
-            try await gatehouse.revokeSession(HTTPSupport.shortString(body.token, field: "token"))
+            let body = try await HTTPSupport.body(from: &request, allowed: ["token"])
+            try await gatehouse.revokeSession(HTTPSupport.shortString(body.string("token"), field: "token"))
             return Response(status: .noContent)
 
         case (.post, "/v1/login/start"):
             try require(.frontend, request)
-            struct Body: Decodable { var user: String; var client_ip: String?; var user_agent: String?; var remember_token: String? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user", "client_ip", "user_agent", "remember_token"])
+            let body = try await HTTPSupport.body(from: &request, allowed: ["user", "client_ip", "user_agent", "remember_token"])
             let result = try await gatehouse.startLogin(
-                user: HTTPSupport.user(body.user), clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent),
-                rememberToken: try body.remember_token.map { (t) throws(ServiceError) in try HTTPSupport.shortString(t, field: "remember_token") }
+                user: HTTPSupport.user(body.string("user")), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")),
+                userAgent: HTTPSupport.userAgent(body.optionalString("user_agent")),
+                rememberToken: body.optionalString("remember_token").map { (t) throws(ServiceError) in try HTTPSupport.shortString(t, field: "remember_token") }
             )
             return HTTPSupport.json(.ok, loginObject(result))
         case (.post, "/v1/login/finish"):
             try require(.frontend, request)
-            struct Body: Decodable {
-                var challenge: String; var method: String; var code: String
-                var remember: Bool?; var client_ip: String?; var user_agent: String?
-            }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["challenge", "method", "code", "remember", "client_ip", "user_agent"])
-            guard ["totp", "email", "backup_code"].contains(body.method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
+            let body = try await HTTPSupport.body(from: &request, allowed: ["challenge", "method", "code", "remember", "client_ip", "user_agent"])
+            let method = try body.string("method")
+            guard ["totp", "email", "backup_code"].contains(method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
             let result = try await gatehouse.finishLogin(
-                challenge: HTTPSupport.shortString(body.challenge, field: "challenge"), method: body.method,
-                code: HTTPSupport.shortString(body.code, field: "code", max: 64), remember: body.remember ?? false,
-                clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
+                challenge: HTTPSupport.shortString(body.string("challenge"), field: "challenge"), method: method,
+                code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64), remember: body.optionalBool("remember") ?? false,
+                clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")), userAgent: HTTPSupport.userAgent(body.optionalString("user_agent"))
             )
             return HTTPSupport.json(.ok, loginObject(result))
 
@@ -149,8 +143,7 @@ public struct GatehouseResponder: HTTPResponder {
             return try await meObject(principal(request).user)
         case (.post, "/v1/me/totp"):
             try require(.frontend, request)
-            struct Body: Decodable {}
-            _ = try await HTTPSupport.body(Body.self, from: &request, allowed: [], emptyAllowed: true)
+            _ = try await HTTPSupport.body(from: &request, allowed: [], emptyAllowed: true)
             let pending = try await gatehouse.startTOTPEnrollment(principal(request))
             return HTTPSupport.json(.ok, [
                 "secret": pending.secret, "otpauth_uri": pending.otpauthURI, "qr_svg": pending.qrSVG,
@@ -158,68 +151,63 @@ public struct GatehouseResponder: HTTPResponder {
             ])
         case (.post, "/v1/me/totp/confirm"):
             try require(.frontend, request)
-            struct Body: Decodable { var code: String; var client_ip: String?; var user_agent: String? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["code", "client_ip", "user_agent"])
+            let body = try await HTTPSupport.body(from: &request, allowed: ["code", "client_ip", "user_agent"])
             let enabled = try await gatehouse.confirmTOTPEnrollment(
-                principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64),
-                clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent)
+                principal(request), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64),
+                clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")), userAgent: HTTPSupport.userAgent(body.optionalString("user_agent"))
             )
             return HTTPSupport.json(.ok, twoStepObject(enabled))
         case (.delete, "/v1/me/two-step"):
             try require(.frontend, request)
-            struct Body: Decodable { var code: String; var client_ip: String? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["code", "client_ip"])
-            try await gatehouse.disableTwoStep(principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip))
+            let body = try await HTTPSupport.body(from: &request, allowed: ["code", "client_ip"])
+            try await gatehouse.disableTwoStep(principal(request), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")))
             return Response(status: .noContent)
 
         case (.put, "/v1/me/recovery-email"):
             try require(.frontend, request)
-            struct Body: Decodable { var email: String }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["email"])
-            let expires = try await gatehouse.setRecoveryEmail(principal(request), address: HTTPSupport.shortString(body.email, field: "email", max: 254))
-            return HTTPSupport.json(.accepted, ["sent_to": Gatehouse.maskAddress(body.email.lowercased()), "expires_at": HTTPSupport.time(expires)])
+            let body = try await HTTPSupport.body(from: &request, allowed: ["email"])
+            let email = try body.string("email")
+            let expires = try await gatehouse.setRecoveryEmail(principal(request), address: HTTPSupport.shortString(email, field: "email", max: 254))
+            return HTTPSupport.json(.accepted, ["sent_to": Gatehouse.maskAddress(email.lowercased()), "expires_at": HTTPSupport.time(expires)])
         case (.post, "/v1/me/recovery-email/confirm"):
             try require(.frontend, request)
-            struct Body: Decodable { var code: String; var client_ip: String? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["code", "client_ip"])
+            let body = try await HTTPSupport.body(from: &request, allowed: ["code", "client_ip"])
             let address = try await gatehouse.confirmRecoveryEmail(
-                principal(request), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip)
+                principal(request), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip"))
             )
             return HTTPSupport.json(.ok, ["recovery_email": ["address": address, "verified": true]])
         case (.post, "/v1/me/two-step"):
             try require(.frontend, request)
-            struct Body: Decodable { var method: String; var client_ip: String?; var user_agent: String? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["method", "client_ip", "user_agent"])
-            guard body.method == "email" else {
+            let body = try await HTTPSupport.body(from: &request, allowed: ["method", "client_ip", "user_agent"])
+            guard try body.string("method") == "email" else {
                 throw HTTPSupport.invalid("method must be email (authenticator apps enrol through POST /v1/me/totp)")
             }
-            let enabled = try await gatehouse.enableEmailTwoStep(principal(request), clientIP: HTTPSupport.clientIP(body.client_ip), userAgent: HTTPSupport.userAgent(body.user_agent))
+            let enabled = try await gatehouse.enableEmailTwoStep(
+                principal(request), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")), userAgent: HTTPSupport.userAgent(body.optionalString("user_agent"))
+            )
             return HTTPSupport.json(.ok, twoStepObject(enabled))
         case (.post, "/v1/login/email-code"):
             try require(.frontend, request)
-            struct Body: Decodable { var challenge: String }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["challenge"])
-            let sent = try await gatehouse.sendLoginCode(challenge: HTTPSupport.shortString(body.challenge, field: "challenge"))
+            let body = try await HTTPSupport.body(from: &request, allowed: ["challenge"])
+            let sent = try await gatehouse.sendLoginCode(challenge: HTTPSupport.shortString(body.string("challenge"), field: "challenge"))
             return HTTPSupport.json(.accepted, ["sent_to": sent.sentTo, "expires_at": HTTPSupport.time(sent.expiresAt)])
         case (.post, "/v1/recovery/start"):
             try require(.frontend, request)
-            struct Body: Decodable { var user: String }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user"])
-            gatehouse.startRecovery(user: try HTTPSupport.user(body.user))
+            let body = try await HTTPSupport.body(from: &request, allowed: ["user"])
+            gatehouse.startRecovery(user: try HTTPSupport.user(body.string("user")))
             return Response(status: .accepted)
         case (.post, "/v1/recovery/finish"):
             try require(.frontend, request)
-            struct Body: Decodable { var user: String; var code: String; var client_ip: String? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user", "code", "client_ip"])
+            let body = try await HTTPSupport.body(from: &request, allowed: ["user", "code", "client_ip"])
             let reset = try await gatehouse.finishRecovery(
-                user: HTTPSupport.user(body.user), code: HTTPSupport.shortString(body.code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.client_ip)
+                user: HTTPSupport.user(body.string("user")), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64),
+                clientIP: HTTPSupport.clientIP(body.optionalString("client_ip"))
             )
             return HTTPSupport.json(.ok, ["reset_token": reset.token, "expires_at": HTTPSupport.time(reset.expiresAt)])
         case (.post, "/v1/recovery/consume"):
             try require(.frontend, request)
-            struct Body: Decodable { var reset_token: String }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["reset_token"])
-            let user = try await gatehouse.consumeReset(HTTPSupport.shortString(body.reset_token, field: "reset_token"))
+            let body = try await HTTPSupport.body(from: &request, allowed: ["reset_token"])
+            let user = try await gatehouse.consumeReset(HTTPSupport.shortString(body.string("reset_token"), field: "reset_token"))
             return HTTPSupport.json(.ok, ["user": user.value])
         case (.post, "/v1/me/backup-codes"):
             try require(.frontend, request)
@@ -231,11 +219,10 @@ public struct GatehouseResponder: HTTPResponder {
             return HTTPSupport.json(.ok, ["app_passwords": list.map(appPasswordObject)])
         case (.post, "/v1/me/app-passwords"):
             try require(.frontend, request)
-            struct Body: Decodable { var label: String; var services: [String]? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["label", "services"])
-            let label = body.label.trimmingCharacters(in: .whitespaces)
+            let body = try await HTTPSupport.body(from: &request, allowed: ["label", "services"])
+            let label = try body.string("label").trimmingCharacters(in: .whitespaces)
             guard (1...64).contains(label.count), !label.contains(where: \.isNewline) else { throw HTTPSupport.invalid("label must be 1 to 64 characters on one line") }
-            let services = body.services ?? Gatehouse.mailServices
+            let services = try body.optionalStrings("services") ?? Gatehouse.mailServices
             guard !services.isEmpty, Set(services).count == services.count, services.allSatisfy(Gatehouse.mailServices.contains) else {
                 throw HTTPSupport.invalid("services must be a non-empty list of imap, pop3, smtp")
             }
@@ -277,17 +264,17 @@ public struct GatehouseResponder: HTTPResponder {
             return Response(status: .noContent)
         case (.post, "/v1/mail/authenticate"):
             try require(.mail, request)
-            struct Body: Decodable { var user: String; var password: String; var service: String; var client_ip: String? }
-            let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["user", "password", "service", "client_ip"])
-            guard Gatehouse.mailServices.contains(body.service) else { throw HTTPSupport.invalid("service must be imap, pop3 or smtp") }
+            let body = try await HTTPSupport.body(from: &request, allowed: ["user", "password", "service", "client_ip"])
+            let service = try body.string("service")
+            guard Gatehouse.mailServices.contains(service) else { throw HTTPSupport.invalid("service must be imap, pop3 or smtp") }
             let result = try await gatehouse.mailAuthenticate(
-                user: HTTPSupport.user(body.user), password: HTTPSupport.shortString(body.password, field: "password", max: 1024),
-                service: body.service, clientIP: HTTPSupport.clientIP(body.client_ip)
+                user: HTTPSupport.user(body.string("user")), password: HTTPSupport.shortString(body.string("password"), field: "password", max: 1024),
+                service: service, clientIP: HTTPSupport.clientIP(body.optionalString("client_ip"))
             )
             switch result {
             case .ok(let id): return HTTPSupport.json(.ok, ["result": "ok", "app_password_id": id])
             case .usePrimary: return HTTPSupport.json(.ok, ["result": "use_primary"])
-            case .denied: return HTTPSupport.problem(ServiceError(.denied, "the password is not an app password of this user for \(body.service)"))
+            case .denied: return HTTPSupport.problem(ServiceError(.denied, "the password is not an app password of this user for \(service)"))
             }
         case (.post, "/v1/users/import"):
             try require(.admin, request)
@@ -319,26 +306,22 @@ public struct GatehouseResponder: HTTPResponder {
             case .get:
                 return HTTPSupport.json(.ok, policyObject(domain, gatehouse.policy(of: domain)))
             case .put:
-                struct Body: Decodable {
-                    var mode: DomainPolicy.Mode; var methods: [DomainPolicy.Method]?
-                    var remember_device_days: Int?; var session_hours: Int?; var app_password_reveal: Bool?
-                }
-                let body = try await HTTPSupport.body(Body.self, from: &request, allowed: ["mode", "methods", "remember_device_days", "session_hours", "app_password_reveal"])
+                let body = try await HTTPSupport.body(from: &request, allowed: ["mode", "methods", "remember_device_days", "session_hours", "app_password_reveal"])
                 var policy = gatehouse.policy(of: domain)
-                policy.mode = body.mode
-                if let m = body.methods {
+                policy.mode = try body.option("mode", DomainPolicy.Mode.self)
+                if let m = try body.optionalOptions("methods", DomainPolicy.Method.self) {
                     guard !m.isEmpty, Set(m).count == m.count else { throw HTTPSupport.invalid("methods must be a non-empty list without repeats") }
                     policy.methods = m
                 }
-                if let d = body.remember_device_days {
+                if let d = try body.optionalInt("remember_device_days") {
                     guard DomainPolicy.rememberDeviceDaysRange.contains(d) else { throw HTTPSupport.invalid("remember_device_days must be 0...365") }
                     policy.rememberDeviceDays = d
                 }
-                if let h = body.session_hours {
+                if let h = try body.optionalInt("session_hours") {
                     guard DomainPolicy.sessionHoursRange.contains(h) else { throw HTTPSupport.invalid("session_hours must be 1...168") }
                     policy.sessionHours = h
                 }
-                if let r = body.app_password_reveal { policy.appPasswordReveal = r }
+                if let r = try body.optionalBool("app_password_reveal") { policy.appPasswordReveal = r }
                 try await gatehouse.setPolicy(policy, for: domain)
                 return HTTPSupport.json(.ok, policyObject(domain, policy))
             default:

@@ -36,8 +36,9 @@ public enum GatehouseServer {
         let listen = configuration.listen
         let app = Application(
             responder: responder,
-            // `GET /v1/auth` is answered in the channel pipeline (see AuthFastPathHandler).
-            server: .gatehouse(check: responder.authCheck),
+            // Requests are answered from the channel pipeline (see FastPathHandler); Hummingbird
+            // takes the import's streamed body and requests pipelined behind one of those.
+            server: .gatehouse(responder),
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil),
             services: [gatehouse, reloader],
             onServerRunning: { channel in

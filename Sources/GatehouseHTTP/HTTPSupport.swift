@@ -61,34 +61,23 @@ enum HTTPSupport {
 
     static func invalid(_ detail: String) -> ServiceError { ServiceError(.invalidRequest, detail) }
 
-    /// Reads a JSON object body of at most 64 KiB whose members are all in `allowed`, then decodes
-    /// it with JSONDecoder (strict about types). Anything else is `400 invalid_request`.
-    static func body<T: Decodable>(_ type: T.Type, from request: inout Request, allowed: Set<String>, emptyAllowed: Bool = false) async throws(ServiceError) -> T {
+    /// Reads a JSON object body of at most 64 KiB whose members are all in `allowed` (each at most
+    /// once); its members are then read by type with ``RequestFields``. Anything else is
+    /// `400 invalid_request`. An empty body counts as `{}` when `emptyAllowed`.
+    static func body(from request: inout Request, allowed: Set<String>, emptyAllowed: Bool = false) async throws(ServiceError) -> RequestFields {
         let buffer: ByteBuffer
         do { buffer = try await request.collectBody(upTo: maximumBodyBytes) } catch {
             throw invalid("the body is larger than 64 KiB")
         }
-        var data = Data(buffer.readableBytesView)
-        if data.isEmpty, emptyAllowed { data = Data("{}".utf8) }
-        // One parse: `Strict` reads the member names first (refusing unknown ones), then decodes
-        // `T` from the same decoder. Same answers as checking the object, then the members, then
-        // the types.
-        let decoder = JSONDecoder()
-        decoder.userInfo[Strict<T>.allowedKey] = allowed
-        do { return try decoder.decode(Strict<T>.self, from: data).value } catch let error as UnknownMember {
-            throw invalid("unknown field '\(error.name)'")
-        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
-            throw invalid("the body must be a JSON object")
-        } catch DecodingError.dataCorrupted {
-            throw invalid("the body must be a JSON object")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw invalid("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw invalid("field '\(key.stringValue)' is required")
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw invalid("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must not be null")
-        } catch {
-            throw invalid("the body does not match the expected fields")
+        if buffer.readableBytes == 0, emptyAllowed { return RequestFields(members: [:]) }
+        let members: Result<[String: JSONValue], JSONObjectReader.Failure> = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(JSONObjectReader.Failure) in try JSONObjectReader.members(bytes, allowed: allowed) }
+        }
+        switch members {
+        case .success(let members): return RequestFields(members: members)
+        case .failure(.unknownMember(let name)): throw invalid("unknown field '\(name)'")
+        case .failure(.duplicateMember(let name)): throw invalid("field '\(name)' appears more than once")
+        case .failure(.malformed), .failure(.notObject): throw invalid("the body must be a JSON object")
         }
     }
 
@@ -119,30 +108,81 @@ enum HTTPSupport {
     }
 }
 
-private struct UnknownMember: Error {
-    let name: String
-}
+/// The members of a request body, read by type. A member that is absent or `null` is nil for the
+/// optional readers; the required readers refuse both.
+struct RequestFields {
+    let members: [String: JSONValue]
 
-/// A request body: a JSON object whose members are all allowed (the decoder's
-/// `userInfo[allowedKey]`), decoded as `T`.
-private struct Strict<T: Decodable>: Decodable {
-    static var allowedKey: CodingUserInfoKey { CodingUserInfoKey(rawValue: "gatehouse.allowed")! }
-
-    struct Name: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
+    func string(_ name: String) throws(ServiceError) -> String {
+        guard let value = try optionalString(name) else { throw missing(name) }
+        return value
     }
 
-    let value: T
-
-    init(from decoder: any Decoder) throws {
-        let names = try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue)
-        let allowed = decoder.userInfo[Self.allowedKey] as? Set<String> ?? []
-        if let unknown = names.sorted().first(where: { !allowed.contains($0) }) {
-            throw UnknownMember(name: unknown)
+    func optionalString(_ name: String) throws(ServiceError) -> String? {
+        switch members[name] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw wrongType(name)
         }
-        value = try T(from: decoder)
     }
+
+    func optionalBool(_ name: String) throws(ServiceError) -> Bool? {
+        switch members[name] {
+        case nil, .null?: return nil
+        case .bool(let flag)?: return flag
+        default: throw wrongType(name)
+        }
+    }
+
+    func optionalInt(_ name: String) throws(ServiceError) -> Int? {
+        switch members[name] {
+        case nil, .null?: return nil
+        case .integer(let number)?: return Int(number)
+        default: throw wrongType(name)
+        }
+    }
+
+    /// A list of strings.
+    func optionalStrings(_ name: String) throws(ServiceError) -> [String]? {
+        switch members[name] {
+        case nil, .null?: return nil
+        case .array(let elements)?:
+            var strings: [String] = []
+            strings.reserveCapacity(elements.count)
+            for element in elements {
+                guard case .string(let text) = element else { throw HTTPSupport.invalid("field '\(name)' must be a list of strings") }
+                strings.append(text)
+            }
+            return strings
+        default: throw HTTPSupport.invalid("field '\(name)' must be a list of strings")
+        }
+    }
+
+    /// A string that must be one of an enumeration's raw values.
+    func option<T: RawRepresentable & CaseIterable>(_ name: String, _ type: T.Type) throws(ServiceError) -> T where T.RawValue == String {
+        let text = try string(name)
+        guard let value = T(rawValue: text) else { throw invalidOption(name, type) }
+        return value
+    }
+
+    /// A list of an enumeration's raw values.
+    func optionalOptions<T: RawRepresentable & CaseIterable>(_ name: String, _ type: T.Type) throws(ServiceError) -> [T]? where T.RawValue == String {
+        guard let strings = try optionalStrings(name) else { return nil }
+        var values: [T] = []
+        for text in strings {
+            guard let value = T(rawValue: text) else { throw invalidOption(name, type) }
+            values.append(value)
+        }
+        return values
+    }
+
+    private func invalidOption<T: RawRepresentable & CaseIterable>(_ name: String, _ type: T.Type) -> ServiceError where T.RawValue == String {
+        HTTPSupport.invalid("field '\(name)' must be one of \(T.allCases.map { $0.rawValue }.joined(separator: ", "))")
+    }
+
+    private func missing(_ name: String) -> ServiceError {
+        members[name] == .null ? HTTPSupport.invalid("field '\(name)' must not be null") : HTTPSupport.invalid("field '\(name)' is required")
+    }
+
+    private func wrongType(_ name: String) -> ServiceError { HTTPSupport.invalid("field '\(name)' has the wrong type") }
 }

@@ -12,6 +12,8 @@ struct BadInputTests {
         var path: String
         var body: String?
         var key = "frontend"
+        /// The problem's `detail`, where the test pins it.
+        var detail: String? = nil
         var testDescription: String { "\(method) \(path) \(body?.prefix(40) ?? "")" }
     }
 
@@ -23,23 +25,31 @@ struct BadInputTests {
         Case(method: "POST", path: "/v1/login/start", body: "[]"),
         Case(method: "POST", path: "/v1/login/start", body: "{}"),
         Case(method: "POST", path: "/v1/login/start", body: "{\"user\":5}"),
-        Case(method: "POST", path: "/v1/login/start", body: "{\"user\":null}"),
+        Case(method: "POST", path: "/v1/login/start", body: "{\"user\":null}", detail: "field 'user' must not be null"),
         Case(method: "POST", path: "/v1/login/start", body: "{\"user\":\"no-at-sign\"}"),
         Case(method: "POST", path: "/v1/login/start", body: "{\"user\":\"a@b{c}.org\"}"),
-        Case(method: "POST", path: "/v1/login/start", body: "{\"user\":\"a@example.org\",\"admin\":true}"),
+        Case(method: "POST", path: "/v1/login/start", body: "{\"user\":\"a@example.org\",\"admin\":true}", detail: "unknown field 'admin'"),
         Case(method: "POST", path: "/v1/login/start", body: "{\"user\":\"a@example.org\",\"client_ip\":\"999.1.1.1\"}"),
         Case(method: "POST", path: "/v1/login/start", body: huge),
         Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"sms\",\"code\":\"123456\"}"),
         Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"totp\",\"code\":123456}"),
-        Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"totp\"}"),
+        Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"totp\"}", detail: "field 'code' is required"),
+        Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"totp\",\"code\":\"1\",\"code\":\"2\"}", detail: "field 'code' appears more than once"),
+        Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"totp\",\"\\u0063ode\":\"123456\"}"),
+        Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"totp\",\"code\":\"123456\",\"remember\":\"yes\"}", detail: "field 'remember' has the wrong type"),
+        Case(method: "POST", path: "/v1/login/finish", body: "{\"challenge\":\"x\",\"method\":\"totp\",\"code\":\"123456\"} {}"),
+        Case(method: "POST", path: "/v1/login/start", body: "{\"user\":\"a@example.org\",\"client_ip\":" + String(repeating: "[", count: 40) + "}"),
         Case(method: "POST", path: "/v1/sessions/verify", body: "{\"token\":[]}", key: "verify"),
         Case(method: "POST", path: "/v1/sessions/refresh", body: "{\"tok\":\"x\"}"),
         Case(method: "POST", path: "/v1/sessions/revoke", body: "{}"),
-        Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"sometimes\"}", key: "admin"),
+        Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"sometimes\"}", key: "admin", detail: "field 'mode' must be one of disabled, optional, enforced"),
         Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"enforced\",\"session_hours\":0}", key: "admin"),
         Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"enforced\",\"methods\":[\"sms\"]}", key: "admin"),
         Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"enforced\",\"remember_device_days\":\"30\"}", key: "admin"),
         Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"enforced\",\"methods\":[]}", key: "admin"),
+        Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"enforced\",\"session_hours\":1.5}", key: "admin"),
+        Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"enforced\",\"session_hours\":99999999999999999999}", key: "admin"),
+        Case(method: "PUT", path: "/v1/domains/example.org/policy", body: "{\"mode\":\"enforced\",\"methods\":[\"totp\",1]}", key: "admin"),
         Case(method: "PUT", path: "/v1/domains/exa_mple..org/policy", body: "{\"mode\":\"enforced\"}", key: "admin"),
         Case(method: "GET", path: "/v1/users/not-an-email", body: nil, key: "admin"),
         Case(method: "POST", path: "/v1/users/x%7Bevil%7D@example.org/unlock", body: nil, key: "admin"),
@@ -55,6 +65,7 @@ struct BadInputTests {
                 #expect(reply.code == "invalid_request", "\(c.testDescription)")
                 #expect(reply.headers["content-type"] == "application/problem+json")
                 for field in ["type", "title", "status", "detail", "code"] { #expect(reply[field] != nil, "\(field) missing") }
+                if let detail = c.detail { #expect(reply["detail"] as? String == detail, "\(c.testDescription)") }
             }
             let after = try await d.client.send(["DBSIZE"]).integer ?? -2
             #expect(before == after, "bad input wrote to Redis")

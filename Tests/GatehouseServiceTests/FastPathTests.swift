@@ -6,11 +6,13 @@ import Testing
 import Glibc
 #endif
 
-/// `GET /v1/auth` is answered inside the channel pipeline, past Hummingbird (issue 6): these
-/// check over raw sockets that the fast path keeps HTTP/1.1's rules — answers in request order
-/// when requests are pipelined behind a slow one, keep-alive and `Connection: close`, HTTP/1.0.
-@Suite("GET /v1/auth fast path on the wire", .timeLimit(.minutes(2)))
-struct AuthFastPathTests {
+/// Requests are answered inside the channel pipeline, past Hummingbird's request machinery
+/// (issue 6): `GET /v1/auth` synchronously, the rest directly through the same responder. These
+/// check over raw sockets that the fast paths keep HTTP/1.1's rules — answers in request order
+/// when requests are pipelined (behind a slow one, behind one that Hummingbird takes), keep-alive
+/// and `Connection: close`, HTTP/1.0, chunked and oversized bodies.
+@Suite("Channel fast paths on the wire", .timeLimit(.minutes(2)))
+struct FastPathTests {
     @Test("pipelined requests are answered in order, the fast one behind a routed one")
     func pipelinedOrder() async throws {
         try await Deployment.with { d in
@@ -84,6 +86,112 @@ struct AuthFastPathTests {
             #expect(forbidden.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(forbidden)")
             d.expectLogsClean(of: [token, verify])
         }
+    }
+}
+
+extension FastPathTests {
+    @Test("direct answers: pipelined in order with requests Hummingbird takes (the import), status lines, headers and lengths")
+    func directPipelining() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            let token = try await d.signIn(user, secret: secret)
+            let admin = Deployment.keys["admin"]!, frontend = Deployment.keys["frontend"]!, verify = Deployment.keys["verify"]!
+            let newUser = "piped-\(UUID().uuidString.prefix(8).lowercased())@example.org"
+            func post(_ path: String, _ key: String, _ body: String, close: Bool = false) -> String {
+                "POST \(path) HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+            }
+            let port = d.node.baseURL.port!
+            // Direct requests first: each one behind a direct one waits for it (held, then
+            // replayed), the fast /v1/auth too; then the import, which goes to Hummingbird
+            // (streamed body), and a request behind it, which must wait for its answer.
+            let text = try await RawHTTP.exchange(port: port,
+                post("/v1/login/start", frontend, "{\"user\":\"\(user)\"}")
+                + "GET /v1/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(verify)\r\n\r\n"
+                + post("/v1/sessions/verify", verify, "{\"token\":\"\(token)\"}")
+                + post("/v1/sessions/verify", verify, "{\"token\":1}")
+                + "DELETE /v1/me/devices HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(frontend)\r\nGatehouse-Session: \(token)\r\n\r\n"
+                + post("/v1/users/import", admin, "{\"user\":\"\(newUser)\",\"totp_secret\":\"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"}\n")
+                + post("/v1/login/start", frontend, "{\"user\":\"\(newUser)\"}")
+                + "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            let answers = try Self.answers(text)
+            #expect(answers.map(\.status) == [200, 401, 200, 400, 204, 200, 200, 200], "\(text)")
+            guard answers.count == 8 else { return }
+            #expect(answers[0].body.contains("\"status\":\"second_step\""), "\(answers[0].body)")
+            #expect(answers[2].body.contains("\"user\":\"\(user)\""), "\(answers[2].body)")
+            #expect(answers[3].headers["content-type"] == "application/problem+json")
+            #expect(answers[3].body.contains("\"code\":\"invalid_request\""), "\(answers[3].body)")
+            #expect(answers[5].body.contains("\"imported\":1"), "\(answers[5].body)")
+            // login/start for the user imported just before: the import was answered first.
+            #expect(answers[6].body.contains("\"status\":\"second_step\""), "\(answers[6].body)")
+            for answer in answers where answer.status != 204 {
+                #expect(answer.headers["content-length"] == String(answer.body.utf8.count), "\(answer)")
+            }
+            #expect(answers[4].headers["content-length"] == nil && answers[4].body.isEmpty, "a 204 has no body: \(answers[4])")
+            for answer in answers { #expect(answer.headers["date"]?.hasSuffix(" GMT") == true, "\(answer)") }
+            #expect(answers[2].headers["cache-control"] == "no-store")
+            d.expectLogsClean(of: [token, secret, admin, frontend, verify])
+        }
+    }
+
+    @Test("direct answers: chunked and oversized bodies, HTTP/1.0, the connection survives a 400")
+    func directBodies() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            let token = try await d.signIn(user, secret: secret)
+            let verify = Deployment.keys["verify"]!, frontend = Deployment.keys["frontend"]!
+            let port = d.node.baseURL.port!
+            // A chunked body in two chunks, then a body over 64 KiB (400, nothing else read
+            // into it), then a normal request on the same connection.
+            let first = "{\"token\":\"", second = "\(token)\"}"
+            let huge = "{\"user\":\"" + String(repeating: "a", count: 70_000) + "@example.org\"}"
+            let text = try await RawHTTP.exchange(port: port,
+                "POST /v1/sessions/verify HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(verify)\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + String(first.utf8.count, radix: 16) + "\r\n" + first + "\r\n" + String(second.utf8.count, radix: 16) + "\r\n" + second + "\r\n0\r\n\r\n"
+                + "POST /v1/login/start HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(frontend)\r\nContent-Length: \(huge.utf8.count)\r\n\r\n" + huge
+                + "POST /v1/sessions/verify HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(verify)\r\nContent-Length: \(first.utf8.count + second.utf8.count)\r\nConnection: close\r\n\r\n" + first + second)
+            let answers = try Self.answers(text)
+            #expect(answers.map(\.status) == [200, 400, 200], "\(text.prefix(2000))")
+            guard answers.count == 3 else { return }
+            #expect(answers[0].body.contains("\"user\":\"\(user)\""))
+            #expect(answers[1].body.contains("larger than 64 KiB"), "\(answers[1].body)")
+            #expect(answers[2].headers["connection"] == "close", "\(answers[2])")
+            // HTTP/1.0: answered with Connection: close and closed (the exchange ends on close).
+            let old = try await RawHTTP.exchange(port: port,
+                "POST /v1/sessions/verify HTTP/1.0\r\nAuthorization: Bearer \(verify)\r\nContent-Length: \(first.utf8.count + second.utf8.count)\r\n\r\n" + first + second)
+            let oldAnswers = try Self.answers(old)
+            #expect(oldAnswers.map(\.status) == [200] && oldAnswers.first?.headers["connection"] == "close", "\(old)")
+            d.expectLogsClean(of: [token, secret, verify, frontend])
+        }
+    }
+
+    struct Answer: CustomStringConvertible {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+        var description: String { "\(status) \(headers) \(body.prefix(300))" }
+    }
+
+    /// Splits a stream of HTTP/1.1 answers by their Content-Length (none: no body).
+    static func answers(_ text: String) throws -> [Answer] {
+        var answers: [Answer] = []
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            guard let end = rest.range(of: "\r\n\r\n") else { throw RawHTTP.Failure(description: "no end of head in \(rest.prefix(200))") }
+            let lines = rest[..<end.lowerBound].components(separatedBy: "\r\n")
+            let parts = lines[0].split(separator: " ", maxSplits: 2)
+            guard parts.count >= 2, parts[0] == "HTTP/1.1", let status = Int(parts[1]) else { throw RawHTTP.Failure(description: "bad status line \(lines[0])") }
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { throw RawHTTP.Failure(description: "bad header \(line)") }
+                headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...].drop(while: { $0 == " " }))
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            let bodyBytes = rest[end.upperBound...].utf8.prefix(length)
+            answers.append(Answer(status: status, headers: headers, body: String(decoding: bodyBytes, as: UTF8.self)))
+            rest = Substring(rest[end.upperBound...].utf8.dropFirst(length))
+        }
+        return answers
     }
 }
 
