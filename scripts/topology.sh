@@ -61,7 +61,8 @@ wait_for 10 redis-cli -p "$redis_port" ping || { echo "topology: redis did not s
 # Shared keys.
 [ -f "$dir/keyring.json" ] || "$bin" keys create --file "$dir/keyring.json" >/dev/null
 [ -f "$dir/data-key.json" ] || "$bin" data-key create --file "$dir/data-key.json" >/dev/null
-rand() { head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
+# A letter first: a key starting with "-" would read as an option on a command line.
+rand() { printf 'k%s' "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"; }
 admin_key=$(rand); frontend_key=$(rand); verify_key=$(rand); mail_key=$(rand)
 api_keys="admin:admin:$admin_key,frontend:frontend:$frontend_key,verify:verify:$verify_key,mail:mail:$mail_key"
 
