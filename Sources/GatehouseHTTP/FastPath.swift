@@ -155,9 +155,16 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var direct: (head: HTTPRequestHead, body: ByteBuffer)?
     /// A direct request is being answered; what arrives meanwhile waits in `held`.
     private var busy = false
-    private var held: [Held] = []
-    /// A `read` asked for while busy, passed on when the answer is out.
+    private var held = CircularBuffer<Held>()
+    /// A `read` asked for while busy or while the socket cannot take more output (a client
+    /// that sends requests but does not read answers), passed on when that ends.
     private var readHeld = false
+    /// An answer with `Connection: close` went out: nothing more is read or answered.
+    private var closing = false
+    /// Direct requests whose task has not come back to the event loop yet (a graceful shutdown
+    /// waits for them: ``whenIdle()``), and who waits.
+    private var tasksInFlight = 0
+    private var idleWaiters: [EventLoopPromise<Void>] = []
     private var closeAfterAnswer = false
     private var http10KeepAlive = false
     private var needsFlush = false
@@ -195,6 +202,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After a `Connection: close` answer, whatever else was sent is not looked at (RFC 9112 §9.6).
+        if closing { return }
         if busy {
             held.append(.read(data))
             return
@@ -292,6 +301,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// to `channelReadComplete` (several pipelined answers go out in one system call).
     private func finish(context: ChannelHandlerContext, flushNow: Bool = false, _ write: (ChannelHandlerContext) -> EventLoopFuture<Void>) {
         if closeAfterAnswer {
+            closing = true
+            held.removeAll()
             let channel = context.channel
             let written = write(raw ?? context)
             (raw ?? context).flush()
@@ -313,6 +324,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Hands the request to the responder in a task; the answer comes back to the event loop.
     private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         busy = true
+        tasksInFlight += 1
         // The conversion leaves the first Host field out: it is the request's authority.
         let fields = HTTPFields(head.headers, splitCookie: false)
         let authority = head.headers.first(name: "host")
@@ -345,7 +357,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// On the event loop: writes the direct answer, then replays what arrived meanwhile.
     private func answered(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, close: Bool, http10KeepAlive: Bool, context: ChannelHandlerContext) {
         busy = false
-        guard context.channel.isActive else {
+        tasksInFlight -= 1
+        if tasksInFlight == 0 {
+            for waiter in idleWaiters { waiter.succeed() }
+            idleWaiters.removeAll()
+        }
+        guard context.channel.isActive, !closing else {
             held.removeAll()
             return
         }
@@ -364,25 +381,51 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             finish(context: context, flushNow: true) { ctx in ctx.write(self.wrapOutboundOut(.end(nil))) }
         }
-        if close {
-            held.removeAll()
-            return
-        }
+        if close { return }
         replayHeld(context: context)
+    }
+
+    /// Succeeds on the event loop once no direct request's task is running: a connection's
+    /// handling ends only then, so a graceful shutdown does not stop the service under a task
+    /// whose client went away.
+    func whenIdle(_ loop: any EventLoop) -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        guard tasksInFlight > 0 else { return loop.makeSucceededVoidFuture() }
+        let promise = loop.makePromise(of: Void.self)
+        idleWaiters.append(promise)
+        return promise.futureResult
     }
 
     private func replayHeld(context: ChannelHandlerContext) {
         var replayed = false
-        while !busy, !held.isEmpty {
+        while !busy, !closing, context.channel.isActive, !held.isEmpty {
             replayed = true
             switch held.removeFirst() {
-            case .read(let data): channelRead(context: context, data: data)
-            case .error(let error): context.fireErrorCaught(error)
-            case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .read(let data):
+                channelRead(context: context, data: data)
+            case .error(let error):
+                flushAnswers(context: context)
+                context.fireErrorCaught(error)
+            case .event(let event):
+                // Answers written so far go out before an event that may close the connection.
+                flushAnswers(context: context)
+                context.fireUserInboundEventTriggered(event)
             }
         }
+        if !context.channel.isActive { held.removeAll() }
         if replayed { channelReadComplete(context: context) }
-        if !busy, readHeld {
+        resumeReading(context: context)
+    }
+
+    private func flushAnswers(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            (raw ?? context).flush()
+        }
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        if readHeld, !busy, context.channel.isWritable {
             readHeld = false
             context.read()
         }
@@ -394,7 +437,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         buffer.writeStaticString("HTTP/1.1 ")
         buffer.writeString(String(status.code))
         buffer.writeStaticString(" ")
-        buffer.writeString(status.reasonPhrase)
+        // `Status(code:)` has no phrase; the standard one, as NIO's encoder writes it.
+        buffer.writeString(status.reasonPhrase.isEmpty ? HTTPResponseStatus(statusCode: status.code).reasonPhrase : status.reasonPhrase)
         buffer.writeStaticString("\r\n")
         for field in headers where isFieldValue(field.value, tab: true) {
             switch field.name {
@@ -478,12 +522,19 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        // Backpressure while a direct answer is pending: the socket is read again after it.
-        if busy {
+        // Backpressure: no more requests are read while a direct answer is pending or while the
+        // socket takes no more output (answers written here bypass Hummingbird's writer, which
+        // would wait for writability).
+        if busy || !context.channel.isWritable {
             readHeld = true
         } else {
             context.read()
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        resumeReading(context: context)
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -493,7 +544,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // A graceful shutdown closes idle connections; one with a direct request being read or
         // answered is not idle (the handlers after this one never saw that request).
-        if busy || (direct != nil && event is ChannelShouldQuiesceEvent) {
+        if busy || ((direct != nil || answer != nil) && event is ChannelShouldQuiesceEvent) {
             held.append(.event(event))
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -501,10 +552,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            (raw ?? context).flush()
-        }
+        flushAnswers(context: context)
         context.fireChannelReadComplete()
     }
 
@@ -572,7 +620,12 @@ final class RawResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
 /// that conversion, which was a third of the `/v1/auth` fast path's cost). Everything else is as in
 /// `HTTP1Channel`: the same decoder limits, the connection state handler, and `handleHTTP`.
 struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
-    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+    /// The async channel Hummingbird reads, and the fast path (to wait for its tasks).
+    struct Value: ServerChildChannelValue {
+        let asyncChannel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+        let fastPath: NIOLoopBound<FastPathHandler>
+        var channel: any Channel { asyncChannel.channel }
+    }
 
     let responder: HTTPChannelHandler.Responder
     let gatehouse: GatehouseResponder
@@ -586,16 +639,23 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: .init()
             )
+            let fastPath = FastPathHandler(responder: gatehouse, logger: logger)
             try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
-            try channel.pipeline.syncOperations.addHandler(FastPathHandler(responder: gatehouse, logger: logger))
+            try channel.pipeline.syncOperations.addHandler(fastPath)
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
-            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            return Value(asyncChannel: asyncChannel, fastPath: NIOLoopBound(fastPath, eventLoop: channel.eventLoop))
         }
     }
 
-    func handle(value asyncChannel: Value, logger: Logger) async {
-        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    func handle(value: Value, logger: Logger) async {
+        await handleHTTP(asyncChannel: value.asyncChannel, logger: logger)
+        // Hummingbird's part of the connection is over; a direct request's task may still run
+        // (its client went away): the connection is done when that task is.
+        let fastPath = value.fastPath
+        try? await fastPath.eventLoop.flatSubmit { fastPath.value.whenIdle(fastPath.eventLoop) }.get()
     }
 }
 

@@ -120,21 +120,26 @@ public struct GatehouseResponder: HTTPResponder {
         case (.post, "/v1/login/start"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["user", "client_ip", "user_agent", "remember_token"])
+            // Members are read by type first, in order, then checked (so a wrong type is reported
+            // before a bad value, whichever member comes first).
+            let user = try body.string("user"), clientIP = try body.optionalString("client_ip")
+            let userAgent = try body.optionalString("user_agent"), rememberToken = try body.optionalString("remember_token")
             let result = try await gatehouse.startLogin(
-                user: HTTPSupport.user(body.string("user")), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")),
-                userAgent: HTTPSupport.userAgent(body.optionalString("user_agent")),
-                rememberToken: body.optionalString("remember_token").map { (t) throws(ServiceError) in try HTTPSupport.shortString(t, field: "remember_token") }
+                user: HTTPSupport.user(user), clientIP: HTTPSupport.clientIP(clientIP), userAgent: HTTPSupport.userAgent(userAgent),
+                rememberToken: rememberToken.map { (t) throws(ServiceError) in try HTTPSupport.shortString(t, field: "remember_token") }
             )
             return HTTPSupport.json(.ok, loginObject(result))
         case (.post, "/v1/login/finish"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["challenge", "method", "code", "remember", "client_ip", "user_agent"])
-            let method = try body.string("method")
+            let challenge = try body.string("challenge"), method = try body.string("method"), code = try body.string("code")
+            let remember = try body.optionalBool("remember"), clientIP = try body.optionalString("client_ip")
+            let userAgent = try body.optionalString("user_agent")
             guard ["totp", "email", "backup_code"].contains(method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
             let result = try await gatehouse.finishLogin(
-                challenge: HTTPSupport.shortString(body.string("challenge"), field: "challenge"), method: method,
-                code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64), remember: body.optionalBool("remember") ?? false,
-                clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")), userAgent: HTTPSupport.userAgent(body.optionalString("user_agent"))
+                challenge: HTTPSupport.shortString(challenge, field: "challenge"), method: method,
+                code: HTTPSupport.shortString(code, field: "code", max: 64), remember: remember ?? false,
+                clientIP: HTTPSupport.clientIP(clientIP), userAgent: HTTPSupport.userAgent(userAgent)
             )
             return HTTPSupport.json(.ok, loginObject(result))
 
@@ -152,15 +157,17 @@ public struct GatehouseResponder: HTTPResponder {
         case (.post, "/v1/me/totp/confirm"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["code", "client_ip", "user_agent"])
+            let code = try body.string("code"), clientIP = try body.optionalString("client_ip"), userAgent = try body.optionalString("user_agent")
             let enabled = try await gatehouse.confirmTOTPEnrollment(
-                principal(request), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64),
-                clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")), userAgent: HTTPSupport.userAgent(body.optionalString("user_agent"))
+                principal(request), code: HTTPSupport.shortString(code, field: "code", max: 64),
+                clientIP: HTTPSupport.clientIP(clientIP), userAgent: HTTPSupport.userAgent(userAgent)
             )
             return HTTPSupport.json(.ok, twoStepObject(enabled))
         case (.delete, "/v1/me/two-step"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["code", "client_ip"])
-            try await gatehouse.disableTwoStep(principal(request), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")))
+            let code = try body.string("code"), clientIP = try body.optionalString("client_ip")
+            try await gatehouse.disableTwoStep(principal(request), code: HTTPSupport.shortString(code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(clientIP))
             return Response(status: .noContent)
 
         case (.put, "/v1/me/recovery-email"):
@@ -172,18 +179,20 @@ public struct GatehouseResponder: HTTPResponder {
         case (.post, "/v1/me/recovery-email/confirm"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["code", "client_ip"])
+            let code = try body.string("code"), clientIP = try body.optionalString("client_ip")
             let address = try await gatehouse.confirmRecoveryEmail(
-                principal(request), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip"))
+                principal(request), code: HTTPSupport.shortString(code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(clientIP)
             )
             return HTTPSupport.json(.ok, ["recovery_email": ["address": address, "verified": true]])
         case (.post, "/v1/me/two-step"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["method", "client_ip", "user_agent"])
-            guard try body.string("method") == "email" else {
+            let method = try body.string("method"), clientIP = try body.optionalString("client_ip"), userAgent = try body.optionalString("user_agent")
+            guard method == "email" else {
                 throw HTTPSupport.invalid("method must be email (authenticator apps enrol through POST /v1/me/totp)")
             }
             let enabled = try await gatehouse.enableEmailTwoStep(
-                principal(request), clientIP: HTTPSupport.clientIP(body.optionalString("client_ip")), userAgent: HTTPSupport.userAgent(body.optionalString("user_agent"))
+                principal(request), clientIP: HTTPSupport.clientIP(clientIP), userAgent: HTTPSupport.userAgent(userAgent)
             )
             return HTTPSupport.json(.ok, twoStepObject(enabled))
         case (.post, "/v1/login/email-code"):
@@ -199,9 +208,9 @@ public struct GatehouseResponder: HTTPResponder {
         case (.post, "/v1/recovery/finish"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["user", "code", "client_ip"])
+            let user = try body.string("user"), code = try body.string("code"), clientIP = try body.optionalString("client_ip")
             let reset = try await gatehouse.finishRecovery(
-                user: HTTPSupport.user(body.string("user")), code: HTTPSupport.shortString(body.string("code"), field: "code", max: 64),
-                clientIP: HTTPSupport.clientIP(body.optionalString("client_ip"))
+                user: HTTPSupport.user(user), code: HTTPSupport.shortString(code, field: "code", max: 64), clientIP: HTTPSupport.clientIP(clientIP)
             )
             return HTTPSupport.json(.ok, ["reset_token": reset.token, "expires_at": HTTPSupport.time(reset.expiresAt)])
         case (.post, "/v1/recovery/consume"):
@@ -220,9 +229,10 @@ public struct GatehouseResponder: HTTPResponder {
         case (.post, "/v1/me/app-passwords"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["label", "services"])
-            let label = try body.string("label").trimmingCharacters(in: .whitespaces)
+            let rawLabel = try body.string("label"), requested = try body.optionalStrings("services")
+            let label = rawLabel.trimmingCharacters(in: .whitespaces)
             guard (1...64).contains(label.count), !label.contains(where: \.isNewline) else { throw HTTPSupport.invalid("label must be 1 to 64 characters on one line") }
-            let services = try body.optionalStrings("services") ?? Gatehouse.mailServices
+            let services = requested ?? Gatehouse.mailServices
             guard !services.isEmpty, Set(services).count == services.count, services.allSatisfy(Gatehouse.mailServices.contains) else {
                 throw HTTPSupport.invalid("services must be a non-empty list of imap, pop3, smtp")
             }
@@ -265,11 +275,12 @@ public struct GatehouseResponder: HTTPResponder {
         case (.post, "/v1/mail/authenticate"):
             try require(.mail, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["user", "password", "service", "client_ip"])
-            let service = try body.string("service")
+            let user = try body.string("user"), password = try body.string("password"), service = try body.string("service")
+            let clientIP = try body.optionalString("client_ip")
             guard Gatehouse.mailServices.contains(service) else { throw HTTPSupport.invalid("service must be imap, pop3 or smtp") }
             let result = try await gatehouse.mailAuthenticate(
-                user: HTTPSupport.user(body.string("user")), password: HTTPSupport.shortString(body.string("password"), field: "password", max: 1024),
-                service: service, clientIP: HTTPSupport.clientIP(body.optionalString("client_ip"))
+                user: HTTPSupport.user(user), password: HTTPSupport.shortString(password, field: "password", max: 1024),
+                service: service, clientIP: HTTPSupport.clientIP(clientIP)
             )
             switch result {
             case .ok(let id): return HTTPSupport.json(.ok, ["result": "ok", "app_password_id": id])
@@ -307,21 +318,24 @@ public struct GatehouseResponder: HTTPResponder {
                 return HTTPSupport.json(.ok, policyObject(domain, gatehouse.policy(of: domain)))
             case .put:
                 let body = try await HTTPSupport.body(from: &request, allowed: ["mode", "methods", "remember_device_days", "session_hours", "app_password_reveal"])
+                let mode = try body.option("mode", DomainPolicy.Mode.self), methods = try body.optionalOptions("methods", DomainPolicy.Method.self)
+                let days = try body.optionalInt("remember_device_days"), hours = try body.optionalInt("session_hours")
+                let reveal = try body.optionalBool("app_password_reveal")
                 var policy = gatehouse.policy(of: domain)
-                policy.mode = try body.option("mode", DomainPolicy.Mode.self)
-                if let m = try body.optionalOptions("methods", DomainPolicy.Method.self) {
+                policy.mode = mode
+                if let m = methods {
                     guard !m.isEmpty, Set(m).count == m.count else { throw HTTPSupport.invalid("methods must be a non-empty list without repeats") }
                     policy.methods = m
                 }
-                if let d = try body.optionalInt("remember_device_days") {
+                if let d = days {
                     guard DomainPolicy.rememberDeviceDaysRange.contains(d) else { throw HTTPSupport.invalid("remember_device_days must be 0...365") }
                     policy.rememberDeviceDays = d
                 }
-                if let h = try body.optionalInt("session_hours") {
+                if let h = hours {
                     guard DomainPolicy.sessionHoursRange.contains(h) else { throw HTTPSupport.invalid("session_hours must be 1...168") }
                     policy.sessionHours = h
                 }
-                if let r = try body.optionalBool("app_password_reveal") { policy.appPasswordReveal = r }
+                if let r = reveal { policy.appPasswordReveal = r }
                 try await gatehouse.setPolicy(policy, for: domain)
                 return HTTPSupport.json(.ok, policyObject(domain, policy))
             default:

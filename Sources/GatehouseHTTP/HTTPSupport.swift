@@ -76,7 +76,7 @@ enum HTTPSupport {
         switch members {
         case .success(let members): return RequestFields(members: members)
         case .failure(.unknownMember(let name)): throw invalid("unknown field '\(name)'")
-        case .failure(.duplicateMember(let name)): throw invalid("field '\(name)' appears more than once")
+        case .failure(.duplicateMember(let name)): throw invalid("member '\(name)' appears more than once")
         case .failure(.malformed), .failure(.notObject): throw invalid("the body must be a JSON object")
         }
     }

@@ -12,7 +12,7 @@ struct JSONObjectReaderTests {
 
     @Test("every kind of value, escapes decoded, whitespace allowed")
     func values() throws {
-        let text = " {\"a\" : \"x\\\"y\\\\z\\n\\u00e9\\ud83d\\ude00/\", \"b\":-42,\"c\":true,\"d\":null,\n\"e\":[\"p\",1,false,[]],\"f\":{\"k\":0},\"g\":1.5e3}\t"
+        let text = " {\"a\" : \"x\\\"y\\\\z\\n\\u00e9\\ud83d\\ude00/\", \"b\":-42,\"c\":true,\"d\":null,\n\"e\":[\"p\",1,false,[]],\"f\":{\"k\":0},\"g\":1.5e-1}\t"
         let members = try Self.members(text).get()
         #expect(members["a"] == .string("x\"y\\z\né😀/"))
         #expect(members["b"] == .integer(-42))
@@ -30,8 +30,13 @@ struct JSONObjectReaderTests {
         #expect(try Self.members("{\"a\":-9223372036854775808}").get()["a"] == .integer(.min))
         #expect(try Self.members("{\"a\":9223372036854775808}").get()["a"] == .number)
         #expect(try Self.members("{\"a\":99999999999999999999}").get()["a"] == .number)
-        #expect(try Self.members("{\"a\":1.0}").get()["a"] == .number)
-        #expect(try Self.members("{\"a\":1E2}").get()["a"] == .number)
+        // One number type in JSON: whole values written with a fraction or exponent are integers.
+        #expect(try Self.members("{\"a\":1.0}").get()["a"] == .integer(1))
+        #expect(try Self.members("{\"a\":1E2}").get()["a"] == .integer(100))
+        #expect(try Self.members("{\"a\":-2.50e1}").get()["a"] == .integer(-25))
+        #expect(try Self.members("{\"a\":1.5}").get()["a"] == .number)
+        #expect(try Self.members("{\"a\":1e400}").get()["a"] == .number)
+        #expect(try Self.members("{\"a\":1e300}").get()["a"] == .number)
         #expect(try Self.members("{\"a\":-0}").get()["a"] == .integer(0))
     }
 
@@ -44,6 +49,14 @@ struct JSONObjectReaderTests {
     ])
     func malformed(text: String) {
         #expect(Self.members(text) == .failure(.malformed), "\(text)")
+    }
+
+    @Test("member names are ASCII: a look-alike that Swift compares equal is refused")
+    func asciiNames() {
+        // U+212A KELVIN SIGN is canonically equivalent to "K" for Swift's String ==.
+        #expect(Self.members("{\"\u{212A}\":1}", allowed: ["K"]) == .failure(.malformed))
+        #expect(Self.members("{\"é\":1}", allowed: ["é"]) == .failure(.malformed))
+        #expect(Self.members("{\"a\":\"é\u{212A}\"}").map { $0["a"] } == .success(.string("é\u{212A}")))
     }
 
     @Test("invalid UTF-8 in a string or a name is refused")

@@ -165,6 +165,37 @@ extension FastPathTests {
         }
     }
 
+    @Test("nothing after a Connection: close answer is answered; a graceful shutdown (SIGTERM) waits for a direct answer in flight")
+    func closeAndShutdown() async throws {
+        try await Deployment.with { d in
+            let frontend = Deployment.keys["frontend"]!
+            let port = d.node.baseURL.port!
+            // RFC 9112 §9.6: the server reads nothing after a request with Connection: close.
+            let afterAuth = try await RawHTTP.exchange(port: port,
+                "GET /v1/auth HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try Self.answers(afterAuth).map(\.status) == [401], "\(afterAuth)")
+            let afterDirect = try await RawHTTP.exchange(port: port,
+                "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /v1/auth HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try Self.answers(afterDirect).map(\.status) == [200], "\(afterDirect)")
+
+            // A login/start held up by a paused Redis (it answers 503 at the command timeout),
+            // and SIGTERM while it waits: the connection is not closed under it.
+            let (user, _) = try await d.enrolledUser()
+            try d.redis.pause()
+            let body = "{\"user\":\"\(user)\"}"
+            async let pending = RawHTTP.exchange(port: port,
+                "POST /v1/login/start HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(frontend)\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            try await Task.sleep(for: .milliseconds(500))
+            let node = d.node
+            let stopping = Thread { node.stop() }  // SIGTERM, then waits for the exit (blocking)
+            stopping.start()
+            let text = try await pending
+            try d.redis.resume()
+            let answers = try Self.answers(text)
+            #expect(answers.count == 1 && [200, 503].contains(answers.first?.status ?? 0), "no answer before the close: \(text)")
+        }
+    }
+
     struct Answer: CustomStringConvertible {
         var status: Int
         var headers: [String: String]

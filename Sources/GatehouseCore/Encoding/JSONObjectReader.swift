@@ -1,7 +1,8 @@
 /// A parsed JSON value, as read by ``JSONObjectReader``.
 public enum JSONValue: Sendable, Equatable {
     case string(String)
-    /// A number without fraction or exponent that fits in 64 bits.
+    /// A whole number that fits in 64 bits: `12`, and also `12.0` or `1.2e1` (JSON has one number
+    /// type; these are the same number) when exact in a Double (at most 2^53 in magnitude).
     case integer(Int64)
     /// Any other number (its value is not kept: no request member is a fraction).
     case number
@@ -18,7 +19,8 @@ public enum JSONValue: Sendable, Equatable {
 /// it silently keeps the last of two members with one name. This reader makes one pass over the
 /// bytes with ``StrictJSONScanner`` and is stricter where a request never needs leniency:
 /// - a member name may appear once (`{"code":"1","code":"2"}` is refused, not resolved);
-/// - member names may not contain escapes (so `"\u0063ode"` cannot pose as `code`);
+/// - member names are ASCII without escapes (so neither `"\u0063ode"` nor a Unicode look-alike
+///   that Swift's `String` comparison treats as equal can pose as `code`);
 /// - nesting is at most ``maximumDepth`` deep;
 /// - strings are valid UTF-8 without raw control characters, escapes (surrogate pairs included)
 ///   decoded.
@@ -73,8 +75,10 @@ extension StrictJSONScanner {
             if consume(UInt8(ascii: "}")) { return .object(members) }
             repeat {
                 guard let raw = memberName() else { throw .malformed }
-                // Names carry no escapes (memberName refuses them) and are checked as UTF-8.
-                guard let name = String(validating: raw, as: UTF8.self), consume(UInt8(ascii: ":")) else { throw .malformed }
+                // Names carry no escapes (memberName refuses them) and are ASCII: compared as
+                // Strings, canonically equivalent names would otherwise be one name.
+                guard StrictJSONScanner.isASCII(raw), consume(UInt8(ascii: ":")) else { throw .malformed }
+                let name = String(decoding: raw, as: UTF8.self)
                 let member = try value(depth: depth + 1)
                 guard members.updateValue(member, forKey: name) == nil else { throw .duplicateMember(name) }
             } while consume(UInt8(ascii: ","))
@@ -115,6 +119,7 @@ extension StrictJSONScanner {
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
     private mutating func number() throws(JSONObjectReader.Failure) -> JSONValue {
+        let start = index
         let negative = bytes[index] == UInt8(ascii: "-")
         if negative { index += 1 }
         func digits(_ s: inout StrictJSONScanner) -> Int {
@@ -137,7 +142,14 @@ extension StrictJSONScanner {
             guard digits(&self) > 0 else { throw .malformed }
             integral = false
         }
-        guard integral, intDigits <= 19 else { return .number }
+        guard integral else {
+            // A fraction or exponent: whole and exact in a Double, it is an integer.
+            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            guard let value = Double(text), value.isFinite, value == value.rounded(.towardZero),
+                  abs(value) <= 9_007_199_254_740_992 else { return .number }
+            return .integer(Int64(value))
+        }
+        guard intDigits <= 19 else { return .number }
         var magnitude: UInt64 = 0
         for i in intStart..<intStart + intDigits { magnitude = magnitude * 10 + UInt64(bytes[i] - UInt8(ascii: "0")) }
         if negative {
