@@ -456,14 +456,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeString(String(body.readableBytes))
             buffer.writeStaticString("\r\n")
         }
-        if close {
-            buffer.writeStaticString("Connection: close\r\n")
-        } else if http10KeepAlive {
-            buffer.writeStaticString("Connection: keep-alive\r\n")
-        }
-        buffer.writeStaticString("Date: ")
-        buffer.writeString(date)
-        buffer.writeStaticString("\r\n\r\n")
+        writeEndOfHead(close: close, http10KeepAlive: http10KeepAlive, date: date, into: &buffer)
         if bodyAllowed { buffer.writeImmutableBuffer(body) }
     }
 
@@ -491,6 +484,11 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .unavailable:
             buffer.writeStaticString("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n")
         }
+        writeEndOfHead(close: close, http10KeepAlive: http10KeepAlive, date: date, into: &buffer)
+    }
+
+    /// `Connection` (when it says something HTTP/1.1 does not assume), `Date`, and the empty line.
+    private static func writeEndOfHead(close: Bool, http10KeepAlive: Bool, date: String, into buffer: inout ByteBuffer) {
         if close {
             buffer.writeStaticString("Connection: close\r\n")
         } else if http10KeepAlive {
