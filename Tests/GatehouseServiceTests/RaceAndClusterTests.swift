@@ -8,6 +8,28 @@ import Testing
 /// changes reaching every node, and Redis going away.
 @Suite("Races, nodes and faults", .timeLimit(.minutes(5)))
 struct RaceAndClusterTests {
+    @Test("GATEHOUSE_REDIS_CONNECTIONS: a node opens that many command connections (default 1); out of range refuses to start")
+    func redisConnections() async throws {
+        func gatehouseConnections(_ d: Deployment) async throws -> Int {
+            let list = try await d.client.send(["CLIENT", "LIST"]).string ?? ""
+            return list.split(separator: "\n").filter { $0.contains(" name=gatehouse ") }.count
+        }
+        // The revocation feed's connection comes on top of the command connections.
+        let byDefault = try await Deployment.with { d in try await gatehouseConnections(d) }
+        let three = try await Deployment.with(environment: ["GATEHOUSE_REDIS_CONNECTIONS": "3"]) { d in
+            let (user, secret) = try await d.enrolledUser()
+            _ = try await d.signIn(user, secret: secret)  // works over three connections
+            return try await gatehouseConnections(d)
+        }
+        #expect(byDefault >= 2 && three - byDefault == 2, "default \(byDefault), with 3: \(three)")
+        do {
+            try await Deployment.with(environment: ["GATEHOUSE_REDIS_CONNECTIONS": "0"]) { _ in }
+            Issue.record("a node started with GATEHOUSE_REDIS_CONNECTIONS=0")
+        } catch {
+            #expect("\(error)".contains("GATEHOUSE_REDIS_CONNECTIONS must be 1 to 16"), "\(error)")
+        }
+    }
+
     @Test("1,000 concurrent wrong guesses against one user, across two nodes: at most the allowed number are evaluated")
     func wrongGuessRace() async throws {
         try await Deployment.with(nodes: 2) { d in

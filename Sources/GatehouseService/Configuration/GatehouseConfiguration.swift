@@ -76,6 +76,11 @@ public struct GatehouseConfiguration: Sendable {
     public var issuer = "Gatehouse"
     /// Redis key prefix.
     public var redisPrefix = "gh"
+    /// Connections to Redis for commands (the revocation feed has its own). Each is pipelined
+    /// and served by an I/O thread of its own; one batches best (on 2 cores it costs about 15%
+    /// less node CPU per sign-in than two, benchmarks/RESULTS.md); more only help a node with
+    /// cores to spare whose one I/O thread is saturated.
+    public var redisConnections = 1
     /// With the revocation feed down, sessions keep verifying this long, then `/v1/auth` is 503.
     public var revocationGraceSeconds = 120
     public var throttle = Throttle()
@@ -123,6 +128,7 @@ public struct GatehouseConfiguration: Sendable {
         "GATEHOUSE_LISTEN", "GATEHOUSE_STATE_DIR", "GATEHOUSE_REDIS_URL", "GATEHOUSE_KEYRING_FILE", "GATEHOUSE_DATA_KEY_FILE",
         "GATEHOUSE_API_KEYS", "GATEHOUSE_API_KEYS_FILE", "GATEHOUSE_SMTP_URL", "GATEHOUSE_MAIL_FROM", "GATEHOUSE_ISSUER",
         "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
+        "GATEHOUSE_REDIS_CONNECTIONS",
     ]
 
     mutating func apply(environment env: [String: String]) throws(ServiceError) {
@@ -141,6 +147,10 @@ public struct GatehouseConfiguration: Sendable {
         if let v = env["GATEHOUSE_REDIS_PREFIX"], !v.isEmpty {
             guard !v.contains("{"), !v.contains("}") else { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_PREFIX must not contain braces") }
             redisPrefix = v
+        }
+        if let v = env["GATEHOUSE_REDIS_CONNECTIONS"] {
+            guard let n = Int(v), (1...16).contains(n) else { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_CONNECTIONS must be 1 to 16") }
+            redisConnections = n
         }
         if let v = env["GATEHOUSE_REVOCATION_GRACE_SECONDS"] {
             guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_REVOCATION_GRACE_SECONDS must be a non-negative integer") }

@@ -36,7 +36,7 @@ public final class Gatehouse: Sendable, Service {
         let url: RedisURL
         do { url = try RedisURL(redisURL) } catch { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_URL: \(error.message)") }
         var redisConfiguration = RedisConfiguration(url: url)
-        redisConfiguration.poolSize = 2
+        redisConfiguration.poolSize = configuration.redisConnections
         redisConfiguration.connectTimeout = .seconds(1)
         redisConfiguration.commandTimeout = .seconds(2)
         redisConfiguration.clientName = "gatehouse"
