@@ -258,6 +258,9 @@ final class LoadConnection {
     let endpoint: LoadEndpoint
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
+    /// The request being sent, and the receive chunk: allocated once per connection.
+    private var outgoing: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 16 * 1024)
     private static let maximumBody = 16 << 20
 
     init(_ endpoint: LoadEndpoint) { self.endpoint = endpoint }
@@ -270,21 +273,28 @@ final class LoadConnection {
     }
 
     func request(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]? = nil, contentType: String = "application/json") throws -> Response {
-        var head = "\(method) \(endpoint.basePath)\(path) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if let body {
-            head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
-        } else if method != "GET" {
-            head += "Content-Length: 0\r\n"
+        // Written into one reused buffer: the generator shares the machine with the node.
+        outgoing.removeAll(keepingCapacity: true)
+        func line(_ parts: String...) {
+            for part in parts { outgoing.append(contentsOf: part.utf8) }
+            outgoing.append(contentsOf: [13, 10])
         }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
-        if let body { bytes += body }
+        line(method, " ", endpoint.basePath, path, " HTTP/1.1")
+        line("Host: ", endpoint.hostHeader)
+        for (name, value) in headers { line(name, ": ", value) }
+        if let body {
+            line("Content-Type: ", contentType)
+            line("Content-Length: ", String(body.count))
+        } else if method != "GET" {
+            line("Content-Length: 0")
+        }
+        line()
+        if let body { outgoing.append(contentsOf: body) }
         for attempt in 0..<2 {
             let reused = fd >= 0
             do {
                 if fd < 0 { try connect() }
-                try sendAll(bytes)
+                try sendAll(outgoing)
                 return try readResponse(method: method)
             } catch let error as LoadHTTPError {
                 close()
@@ -333,7 +343,6 @@ final class LoadConnection {
 
     /// Reads more bytes into `buffer`; returns false at end of stream.
     private func fill() throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress!, $0.count, 0) }
             if n > 0 {
@@ -695,7 +704,17 @@ final class LoadWorker {
         }
         var all = [("Authorization", "Bearer \(key)")]
         all += headers
-        let body = json.map { pairs in Array(("{" + pairs.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}").utf8) }
+        let body = json.map { pairs in
+            var bytes: [UInt8] = [UInt8(ascii: "{")]
+            for (index, (name, value)) in pairs.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                appendJSONString(name, to: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                appendJSONString(value, to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "}"))
+            return bytes
+        }
         return try connection.request(method, path, headers: all, body: body)
     }
 
@@ -888,20 +907,24 @@ final class LoadWorker {
 }
 
 func jsonString(_ text: String) -> String {
-    // Nearly every value needs no escape: quote it as is.
-    if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-        return "\"" + text + "\""
-    }
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
+    var bytes: [UInt8] = []
+    appendJSONString(text, to: &bytes)
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+private let hexDigits = Array("0123456789abcdef".utf8)
+
+/// `text` as a JSON string: quotes, backslashes and control characters escaped.
+func appendJSONString(_ text: String, to bytes: inout [UInt8]) {
+    bytes.append(UInt8(ascii: "\""))
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), byte])
+        case 0..<0x20: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+        default: bytes.append(byte)
         }
     }
-    return out + "\""
+    bytes.append(UInt8(ascii: "\""))
 }
 
 // MARK: - Runner
