@@ -10,6 +10,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import Metrics
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -155,7 +156,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var direct: (head: HTTPRequestHead, body: ByteBuffer)?
     /// A direct request is being answered; what arrives meanwhile waits in `held`.
     private var busy = false
-    private var held = CircularBuffer<Held>()
+    /// (An array: empty, it allocates nothing, and a connection is set up per nginx upstream
+    /// connection. It holds at most the parts of one read.)
+    private var held: [Held] = []
     /// A `read` asked for while busy or while the socket cannot take more output (a client
     /// that sends requests but does not read answers), passed on when that ends.
     private var readHeld = false
@@ -164,6 +167,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Direct requests whose task has not come back to the event loop yet (a graceful shutdown
     /// waits for them: ``whenIdle()``), and who waits.
     private var tasksInFlight = 0
+    /// The same count, readable off the event loop (``GatehouseHTTP1Channel/handle(value:logger:)``
+    /// waits only when it is not zero).
+    let tasksRunning = TaskCounter()
     private var idleWaiters: [EventLoopPromise<Void>] = []
     private var closeAfterAnswer = false
     private var http10KeepAlive = false
@@ -325,6 +331,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         busy = true
         tasksInFlight += 1
+        tasksRunning.value.add(1, ordering: .releasing)
         // The conversion leaves the first Host field out: it is the request's authority.
         let fields = HTTPFields(head.headers, splitCookie: false)
         let authority = head.headers.first(name: "host")
@@ -358,6 +365,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func answered(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, close: Bool, http10KeepAlive: Bool, context: ChannelHandlerContext) {
         busy = false
         tasksInFlight -= 1
+        tasksRunning.value.subtract(1, ordering: .releasing)
         if tasksInFlight == 0 {
             for waiter in idleWaiters { waiter.succeed() }
             idleWaiters.removeAll()
@@ -398,9 +406,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func replayHeld(context: ChannelHandlerContext) {
         var replayed = false
-        while !busy, !closing, context.channel.isActive, !held.isEmpty {
+        // Taken out whole; whatever a replayed request leaves (it went direct again) goes back.
+        var pending = held[...]
+        held.removeAll()
+        while !busy, !closing, context.channel.isActive, let item = pending.popFirst() {
             replayed = true
-            switch held.removeFirst() {
+            switch item {
             case .read(let data):
                 channelRead(context: context, data: data)
             case .error(let error):
@@ -412,7 +423,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.fireUserInboundEventTriggered(event)
             }
         }
-        if !context.channel.isActive { held.removeAll() }
+        held = context.channel.isActive && !closing ? Array(pending) + held : []
         if replayed { channelReadComplete(context: context) }
         resumeReading(context: context)
     }
@@ -560,6 +571,11 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// A count shared between the event loop and the connection's async handling.
+final class TaskCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
 /// Collects a response body written through Hummingbird's `ResponseBodyWriter`.
 private struct BodyCollector {
     final class Box: @unchecked Sendable {
@@ -622,6 +638,8 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     struct Value: ServerChildChannelValue {
         let asyncChannel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
         let fastPath: NIOLoopBound<FastPathHandler>
+        /// The fast path's count of running direct tasks (no hop to the loop to read it).
+        let tasksRunning: TaskCounter
         var channel: any Channel { asyncChannel.channel }
     }
 
@@ -644,7 +662,7 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
-            return Value(asyncChannel: asyncChannel, fastPath: NIOLoopBound(fastPath, eventLoop: channel.eventLoop))
+            return Value(asyncChannel: asyncChannel, fastPath: NIOLoopBound(fastPath, eventLoop: channel.eventLoop), tasksRunning: fastPath.tasksRunning)
         }
     }
 
@@ -653,6 +671,7 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         // Hummingbird's part of the connection is over; a direct request's task may still run
         // (its client went away): the connection is done when that task is.
         let fastPath = value.fastPath
+        guard value.tasksRunning.value.load(ordering: .acquiring) > 0 else { return }
         try? await fastPath.eventLoop.flatSubmit { fastPath.value.whenIdle(fastPath.eventLoop) }.get()
     }
 }
