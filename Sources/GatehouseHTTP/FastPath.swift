@@ -622,7 +622,7 @@ struct HTTPDate {
 }
 
 /// The first handler of the pipeline (nearest the socket): passes the encoded bytes of every
-/// response through, and gives ``AuthFastPathHandler`` a place to write its own serialised
+/// response through, and gives ``FastPathHandler`` a place to write its own serialised
 /// answers that skips the HTTP/1 encoder.
 final class RawResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = IOData
