@@ -165,10 +165,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An answer with `Connection: close` went out: nothing more is read or answered.
     private var closing = false
     /// Direct requests whose task has not come back to the event loop yet (a graceful shutdown
-    /// waits for them: ``whenIdle()``), and who waits.
-    private var tasksInFlight = 0
-    /// The same count, readable off the event loop (``GatehouseHTTP1Channel/handle(value:logger:)``
-    /// waits only when it is not zero).
+    /// waits for them: ``whenIdle(_:)``), readable off the loop too
+    /// (``GatehouseHTTP1Channel/handle(value:logger:)`` waits only when it is not zero); and who
+    /// waits.
     let tasksRunning = TaskCounter()
     private var idleWaiters: [EventLoopPromise<Void>] = []
     private var closeAfterAnswer = false
@@ -225,7 +224,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 answer = authAnswer(head.headers)
             } else if Self.goesDirect(head) {
                 readConnection(head)
-                direct = (head, context.channel.allocator.buffer(capacity: 0))
+                direct = (head, ByteBuffer())
             } else {
                 forward(context: context, data)
             }
@@ -237,7 +236,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             let room = Self.bodyLimit - direct!.body.readableBytes
             if room > 0, let part = chunk.readSlice(length: min(room, chunk.readableBytes)) {
-                direct!.body.writeImmutableBuffer(part)
+                // A body in one part (the usual case) is kept as the decoder's slice, not copied.
+                if direct!.body.readableBytes == 0 { direct!.body = part } else { direct!.body.writeImmutableBuffer(part) }
             }
         case .end:
             if let answer {
@@ -330,7 +330,6 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Hands the request to the responder in a task; the answer comes back to the event loop.
     private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         busy = true
-        tasksInFlight += 1
         tasksRunning.value.add(1, ordering: .releasing)
         // The conversion leaves the first Host field out: it is the request's authority.
         let fields = HTTPFields(head.headers, splitCookie: false)
@@ -364,9 +363,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// On the event loop: writes the direct answer, then replays what arrived meanwhile.
     private func answered(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, close: Bool, http10KeepAlive: Bool, context: ChannelHandlerContext) {
         busy = false
-        tasksInFlight -= 1
-        tasksRunning.value.subtract(1, ordering: .releasing)
-        if tasksInFlight == 0 {
+        if tasksRunning.value.subtract(1, ordering: .releasing).newValue == 0 {
             for waiter in idleWaiters { waiter.succeed() }
             idleWaiters.removeAll()
         }
@@ -383,7 +380,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             // No raw writer: through the encoder, as one head and one body.
             var head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code), headers: HTTPHeaders(headers))
-            head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+            if Self.mayHaveBody(status) { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes)) }
             if close { head.headers.replaceOrAdd(name: "Connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -398,7 +395,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// whose client went away.
     func whenIdle(_ loop: any EventLoop) -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
-        guard tasksInFlight > 0 else { return loop.makeSucceededVoidFuture() }
+        guard tasksRunning.value.load(ordering: .acquiring) > 0 else { return loop.makeSucceededVoidFuture() }
         let promise = loop.makePromise(of: Void.self)
         idleWaiters.append(promise)
         return promise.futureResult
@@ -442,6 +439,11 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Whether an answer with this status carries a body and `Content-Length` (not 1xx, 204, 304).
+    static func mayHaveBody(_ status: HTTPResponse.Status) -> Bool {
+        status.code >= 200 && status.code != 204 && status.code != 304
+    }
+
     /// A direct answer on the wire. Header values with control characters (none of the
     /// responder's) are dropped rather than written.
     static func serialise(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, close: Bool, http10KeepAlive: Bool, date: String, into buffer: inout ByteBuffer) {
@@ -461,7 +463,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeString(field.value)
             buffer.writeStaticString("\r\n")
         }
-        let bodyAllowed = status.code >= 200 && status.code != 204 && status.code != 304
+        let bodyAllowed = mayHaveBody(status)
         if bodyAllowed {
             buffer.writeStaticString("Content-Length: ")
             buffer.writeString(String(body.readableBytes))
