@@ -63,10 +63,7 @@ public struct GatehouseResponder: HTTPResponder {
 
     // MARK: Callers and tokens
 
-    func caller(_ request: Request) -> APIKeyRegistry.Entry? {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
-        return apiKeys.authenticate(header.dropFirst(7))
-    }
+    func caller(_ request: Request) -> APIKeyRegistry.Entry? { authCheck.caller(request.headers[.authorization]) }
 
     func require(_ scope: APIKeyConfiguration.Scope, _ request: Request) throws(ServiceError) {
         guard let caller = caller(request) else { throw ServiceError(.unauthorized, "an API key is required: Authorization: Bearer <key>") }

@@ -362,15 +362,7 @@ private final class SentinelProcess: Sendable {
     }
 
     private var isRunning: Bool {
-        self.child.withLock { child in
-            guard let pid = child else { return false }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                child = nil
-                return false
-            }
-            return true
-        }
+        self.child.withLock { runningPID(&$0) } != nil
     }
 
     /// SIGKILL, reap, remove the directory.

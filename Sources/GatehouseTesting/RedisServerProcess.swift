@@ -144,16 +144,7 @@ public final class RedisServerProcess: Sendable {
 
     /// The server's process id while it runs.
     public var pid: Int32? {
-        self.child.withLock { child in
-            guard let pid = child else { return nil }
-            // Reap it if it has exited, so a dead server is never mistaken for a running one.
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                child = nil
-                return nil
-            }
-            return pid
-        }
+        self.child.withLock { runningPID(&$0) }
     }
 
     /// Starts a server on a free loopback port in a new temporary directory and waits until it

@@ -127,15 +127,7 @@ public final class SMTPServerProcess: Sendable {
 
     /// The server's process id while it runs.
     public var pid: Int32? {
-        self.child.withLock { child in
-            guard let pid = child else { return nil }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                child = nil
-                return nil
-            }
-            return pid
-        }
+        self.child.withLock { runningPID(&$0) }
     }
 
     /// The messages accepted so far, in the order received.

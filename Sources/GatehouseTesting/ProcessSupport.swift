@@ -5,6 +5,7 @@ import Glibc
 #endif
 
 /// TCP on 127.0.0.1 for test helpers: a port to give a server, and a blocking connected socket.
+/// (This file also holds the child-process helper the server wrappers share.)
 public enum Loopback {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -61,4 +62,16 @@ public enum Loopback {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         return address
     }
+}
+
+/// The child's pid while it runs. Once it has exited it is reaped and forgotten, so a dead
+/// server is never mistaken for a running one.
+func runningPID(_ child: inout pid_t?) -> pid_t? {
+    guard let pid = child else { return nil }
+    var status: Int32 = 0
+    if waitpid(pid, &status, WNOHANG) == pid {
+        child = nil
+        return nil
+    }
+    return pid
 }
