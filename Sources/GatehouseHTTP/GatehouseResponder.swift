@@ -5,6 +5,7 @@ public import GatehouseService
 public import Hummingbird
 import Logging
 import Metrics
+import Synchronization
 
 /// Routes every request by method and path — a flat switch, not a router tree, because
 /// `GET /v1/auth` runs on every webmail request and must stay lean (SPEC §4; issue 6 measures
@@ -19,6 +20,7 @@ public struct GatehouseResponder: HTTPResponder {
     static let challengeHeader = HTTPField.Name("Gatehouse-Challenge")!
 
     let authCheck: AuthCheck
+    let responseCounters = ResponseCounters()
 
     /// Creates the responder.
     public init(gatehouse: Gatehouse, apiKeys: APIKeyRegistry, metrics: MetricsEndpoint) {
@@ -44,8 +46,24 @@ public struct GatehouseResponder: HTTPResponder {
             }
             response = HTTPSupport.problem(error)
         }
-        Counter(label: "gatehouse_http_responses_total", dimensions: [("status", String(response.status.code))]).increment()
+        responseCounters.increment(status: response.status.code)
         return response
+    }
+
+    /// `gatehouse_http_responses_total{status}`: one counter per status, made on first use and
+    /// kept (making a counter goes through the metrics factory's registry lookup every time).
+    final class ResponseCounters: Sendable {
+        private let counters = Mutex<[Int: Counter]>([:])
+
+        func increment(status: Int) {
+            let counter = counters.withLock { counters in
+                if let counter = counters[status] { return counter }
+                let counter = Counter(label: "gatehouse_http_responses_total", dimensions: [("status", String(status))])
+                counters[status] = counter
+                return counter
+            }
+            counter.increment()
+        }
     }
 
     /// Paths are logged without anything after a user segment's domain (no secrets are ever in
@@ -125,7 +143,7 @@ public struct GatehouseResponder: HTTPResponder {
                 user: HTTPSupport.user(user), clientIP: HTTPSupport.clientIP(clientIP), userAgent: HTTPSupport.userAgent(userAgent),
                 rememberToken: rememberToken.map { (t) throws(ServiceError) in try HTTPSupport.shortString(t, field: "remember_token") }
             )
-            return HTTPSupport.json(.ok, loginObject(result))
+            return HTTPSupport.json(.ok, bytes: loginBody(result))
         case (.post, "/v1/login/finish"):
             try require(.frontend, request)
             let body = try await HTTPSupport.body(from: &request, allowed: ["challenge", "method", "code", "remember", "client_ip", "user_agent"])
@@ -138,7 +156,7 @@ public struct GatehouseResponder: HTTPResponder {
                 code: HTTPSupport.shortString(code, field: "code", max: 64), remember: remember ?? false,
                 clientIP: HTTPSupport.clientIP(clientIP), userAgent: HTTPSupport.userAgent(userAgent)
             )
-            return HTTPSupport.json(.ok, loginObject(result))
+            return HTTPSupport.json(.ok, bytes: loginBody(result))
 
         case (.get, "/v1/me"):
             try require(.frontend, request)
@@ -394,17 +412,34 @@ public struct GatehouseResponder: HTTPResponder {
         ["token": s.token, "id": s.id, "expires_at": HTTPSupport.time(s.expiresAt)]
     }
 
-    func loginObject(_ result: LoginResult) -> [String: Any] {
+    /// The answer of login/start and login/finish, written straight as bytes (it is on the
+    /// sign-in path): the same text ``JSONText`` gives for the object, keys in byte order.
+    func loginBody(_ result: LoginResult) -> [UInt8] {
+        var w = JSONWriter(capacity: 512)
+        func challenge(_ token: String, _ expires: Int64) {
+            w.raw("{\"challenge\":{\"expires_at\":"); w.time(expires)
+            w.raw(",\"token\":"); w.string(token); w.raw("}")
+        }
         switch result {
         case .authenticated(let session, let remember):
-            var object: [String: Any] = ["status": "authenticated", "session": sessionObject(session)]
-            if let remember { object["remember"] = ["token": remember.token, "expires_at": HTTPSupport.time(remember.expiresAt)] }
-            return object
-        case .secondStep(let challenge, let expires, let methods):
-            return ["status": "second_step", "challenge": ["token": challenge, "expires_at": HTTPSupport.time(expires)], "methods": methods]
-        case .enrollmentRequired(let challenge, let expires):
-            return ["status": "enrollment_required", "challenge": ["token": challenge, "expires_at": HTTPSupport.time(expires)]]
+            w.raw("{")
+            if let remember {
+                w.raw("\"remember\":{\"expires_at\":"); w.time(remember.expiresAt)
+                w.raw(",\"token\":"); w.string(remember.token); w.raw("},")
+            }
+            w.raw("\"session\":{\"expires_at\":"); w.time(session.expiresAt)
+            w.raw(",\"id\":"); w.string(session.id)
+            w.raw(",\"token\":"); w.string(session.token)
+            w.raw("},\"status\":\"authenticated\"}")
+        case .secondStep(let token, let expires, let methods):
+            challenge(token, expires)
+            w.raw(",\"methods\":"); w.strings(methods)
+            w.raw(",\"status\":\"second_step\"}")
+        case .enrollmentRequired(let token, let expires):
+            challenge(token, expires)
+            w.raw(",\"status\":\"enrollment_required\"}")
         }
+        return w.bytes
     }
 
     func twoStepObject(_ enabled: TwoStepEnabled) -> [String: Any] {

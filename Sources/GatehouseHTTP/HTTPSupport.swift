@@ -12,8 +12,12 @@ enum HTTPSupport {
     static let retryAfter = HTTPField.Name("Retry-After")!
 
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
-        let data = JSONText.bytes(object)
-        return Response(
+        json(status, bytes: JSONText.bytes(object))
+    }
+
+    /// A JSON answer already written (``JSONWriter``).
+    static func json(_ status: HTTPResponse.Status, bytes data: [UInt8]) -> Response {
+        Response(
             status: status,
             headers: [.contentType: "application/json", .cacheControl: "no-store"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))

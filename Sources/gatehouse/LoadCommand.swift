@@ -495,33 +495,79 @@ func monotonicNanos() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// State shared by the workers: per-user bookkeeping under one lock, live counters as atomics.
+/// One lock's share of the per-user bookkeeping: users `s`, `s + S`, `s + 2S`, … of stripe `s`
+/// of `S`, and those of them whose pre-opened challenge (for `check`) is not spent yet.
+struct LoadStripe {
+    var users: [LoadUserState]
+    var checkQueue: [Int] = []
+}
+
+/// A lock that is a class, so stripes can sit in an array (a `Mutex` cannot).
+final class LoadLock<Value>: Sendable {
+    let mutex: Mutex<Value>
+    init(_ value: sending Value) { mutex = Mutex(value) }
+}
+
+/// State shared by the workers: per-user bookkeeping under striped locks (one lock for every
+/// user was contended by the 50 worker threads: a twentieth of the generator's CPU went to
+/// waiting on it), live counters as atomics.
 final class LoadShared: Sendable {
     let users: [LoadUser]
     /// Users that take valid codes and replays (never wrong codes, so never throttled).
     let validPool: Range<Int>
     /// Users reserved for wrong codes.
     let wrongPool: Range<Int>
-    let states: Mutex<[LoadUserState]>
+    let stripes: [LoadLock<LoadStripe>]
     let ops = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
     let pacer = Mutex<UInt64>(0)
-    /// Users whose pre-opened challenge (for `check`) is not spent yet.
-    let checkQueue = Mutex<[Int]>([])
 
     init(users: [LoadUser]) {
         self.users = users
         let wrong = max(1, users.count / 10)
         validPool = 0..<(users.count - wrong)
         wrongPool = (users.count - wrong)..<users.count
-        states = Mutex(Array(repeating: LoadUserState(), count: users.count))
+        let count = min(64, users.count)
+        stripes = (0..<count).map { s in
+            LoadLock(LoadStripe(users: Array(repeating: LoadUserState(), count: (users.count - s + count - 1) / count)))
+        }
+    }
+
+    /// Runs `body` on user `index`'s state under its stripe's lock.
+    func withUser<R>(_ index: Int, _ body: (inout LoadUserState) -> R) -> R {
+        stripes[index % stripes.count].mutex.withLock { body(&$0.users[index / stripes.count]) }
+    }
+
+    /// Visits the users of `pool`, stripe by stripe from the one `roll` picks, under each
+    /// stripe's lock, until `body` returns a value.
+    private func scan<R>(_ pool: Range<Int>, _ roll: Int, _ body: (Int, inout LoadUserState) -> R?) -> R? {
+        let count = stripes.count
+        for k in 0..<count {
+            let s = (roll &+ k) % count
+            let found: R? = stripes[s].mutex.withLock { stripe in
+                let n = stripe.users.count
+                guard n > 0 else { return nil }
+                let offset = (roll / count) % n
+                for j in 0..<n {
+                    let local = (offset + j) % n
+                    let i = local * count + s
+                    guard pool.contains(i) else { continue }
+                    if let r = body(i, &stripe.users[local]) { return r }
+                }
+                return nil
+            }
+            if let found { return found }
+        }
+        return nil
     }
 
     func randomSession(_ roll: Int) -> String? {
-        states.withLock { states in
-            for k in 0..<min(states.count, 16) {
-                if let s = states[(roll &+ k * 7919) % states.count].session { return s }
+        let count = stripes.count
+        return stripes[roll % count].mutex.withLock { stripe in
+            let n = stripe.users.count
+            for k in 0..<min(n, 16) {
+                if let s = stripe.users[(roll / count &+ k * 7919) % n].session { return s }
             }
             return nil
         }
@@ -531,34 +577,29 @@ final class LoadShared: Sendable {
     /// window), above every step already submitted for it.
     func reserveValid(_ roll: Int) -> (index: Int, step: Int64)? {
         let current = loadStep()
-        return states.withLock { states in
-            let n = validPool.count
-            for k in 0..<n {
-                let i = validPool.lowerBound + (roll &+ k) % n
-                guard !states[i].busy, states[i].lastStep < current + 1 else { continue }
-                states[i].busy = true
-                return (i, max(states[i].lastStep + 1, current))
-            }
-            return nil
+        return scan(validPool, roll) { i, state in
+            guard !state.busy, state.lastStep < current + 1 else { return nil }
+            state.busy = true
+            return (i, max(state.lastStep + 1, current))
         }
     }
 
     /// Records that `step` was submitted for `index` (before the answer: a lost answer must not
     /// lead to reusing the step).
     func markSubmitted(_ index: Int, step: Int64) {
-        states.withLock { $0[index].lastStep = max($0[index].lastStep, step) }
+        withUser(index) { $0.lastStep = max($0.lastStep, step) }
     }
 
     func accepted(_ index: Int, code: String, step: Int64, session: String?) {
-        states.withLock { states in
-            states[index].accepted = (code, step)
-            states[index].replaysSinceSuccess = 0
-            if let session { states[index].session = session }
+        withUser(index) { state in
+            state.accepted = (code, step)
+            state.replaysSinceSuccess = 0
+            if let session { state.session = session }
         }
     }
 
     func setSession(_ index: Int, _ session: String) {
-        states.withLock { $0[index].session = session }
+        withUser(index) { $0.session = session }
     }
 
     /// Reserves a valid-pool user with an accepted code to replay, staying inside the throttle's
@@ -566,61 +607,64 @@ final class LoadShared: Sendable {
     func reserveReplay(_ roll: Int) -> (index: Int, code: String)? {
         let now = loadNow()
         let current = now / 30
-        return states.withLock { states in
-            let n = validPool.count
-            for k in 0..<n {
-                let i = validPool.lowerBound + (roll &+ k) % n
-                guard !states[i].busy, let accepted = states[i].accepted, states[i].replaysSinceSuccess < 3 else { continue }
-                if now - states[i].replayWindowStart >= 900 {
-                    states[i].replayWindowStart = now
-                    states[i].replaysInWindow = 0
-                }
-                guard states[i].replaysInWindow < 40 else { continue }
-                // A code that is by chance also the code of a still-unused step in the window would
-                // rightly be accepted: skip that (one-in-a-million) case.
-                let last = states[i].lastStep
-                if (current - 1...current + 1).contains(where: { $0 > last && users[i].code(step: $0) == accepted.code }) { continue }
-                states[i].busy = true
-                states[i].replaysSinceSuccess += 1
-                states[i].replaysInWindow += 1
-                return (i, accepted.code)
+        return scan(validPool, roll) { i, state in
+            guard !state.busy, let accepted = state.accepted, state.replaysSinceSuccess < 3 else { return nil }
+            if now - state.replayWindowStart >= 900 {
+                state.replayWindowStart = now
+                state.replaysInWindow = 0
             }
-            return nil
+            guard state.replaysInWindow < 40 else { return nil }
+            // A code that is by chance also the code of a still-unused step in the window would
+            // rightly be accepted: skip that (one-in-a-million) case.
+            let last = state.lastStep
+            if (current - 1...current + 1).contains(where: { $0 > last && users[i].code(step: $0) == accepted.code }) { return nil }
+            state.busy = true
+            state.replaysSinceSuccess += 1
+            state.replaysInWindow += 1
+            return (i, accepted.code)
         }
     }
 
     /// Reserves a valid-pool user with a pre-opened challenge and a usable step, taking the
-    /// challenge (a check consumes it either way). Users with an open challenge wait in a queue,
-    /// so a reservation costs O(1) however many challenges are already spent (a scan under the
-    /// lock was a third of the generator's CPU).
-    func reserveCheck() -> (index: Int, step: Int64, challenge: String)? {
+    /// challenge (a check consumes it either way). Users with an open challenge wait in their
+    /// stripe's queue, so a reservation costs O(1) however many challenges are already spent,
+    /// and takes one lock.
+    func reserveCheck(_ roll: Int) -> (index: Int, step: Int64, challenge: String)? {
         let current = loadStep()
-        for _ in 0..<64 {
-            guard let i = checkQueue.withLock({ $0.popLast() }) else { return nil }
-            enum Pick { case taken(Int64, String), spent, later }
-            let pick: Pick = states.withLock { states in
-                guard let challenge = states[i].challenge else { return .spent }
-                guard !states[i].busy, states[i].lastStep < current + 1 else { return .later }
-                states[i].busy = true
-                states[i].challenge = nil
-                return .taken(max(states[i].lastStep + 1, current), challenge)
+        let count = stripes.count
+        var attempts = 0
+        for k in 0..<count where attempts < 64 {
+            let s = (roll &+ k) % count
+            let found: (Int, Int64, String)? = stripes[s].mutex.withLock { stripe in
+                while attempts < 64, let i = stripe.checkQueue.popLast() {
+                    attempts += 1
+                    let local = i / count
+                    guard let challenge = stripe.users[local].challenge else { continue }  // spent
+                    guard !stripe.users[local].busy, stripe.users[local].lastStep < current + 1 else {
+                        // Busy or out of steps for now: back of the line, try the next stripe.
+                        stripe.checkQueue.insert(i, at: 0)
+                        return nil
+                    }
+                    stripe.users[local].busy = true
+                    stripe.users[local].challenge = nil
+                    return (i, max(stripe.users[local].lastStep + 1, current), challenge)
+                }
+                return nil
             }
-            switch pick {
-            case .taken(let step, let challenge): return (i, step, challenge)
-            case .spent: continue
-            case .later: checkQueue.withLock { $0.insert(i, at: 0) }  // busy or out of steps for now
-            }
+            if let found { return (found.0, found.1, found.2) }
         }
         return nil
     }
 
     func setChallenge(_ index: Int, _ challenge: String) {
-        states.withLock { $0[index].challenge = challenge }
-        checkQueue.withLock { $0.append(index) }
+        stripes[index % stripes.count].mutex.withLock { stripe in
+            stripe.users[index / stripes.count].challenge = challenge
+            stripe.checkQueue.append(index)
+        }
     }
 
     func release(_ index: Int) {
-        states.withLock { $0[index].busy = false }
+        withUser(index) { $0.busy = false }
     }
 
     /// Rate cap: the next free slot (monotonic nanoseconds).
@@ -705,15 +749,16 @@ final class LoadWorker {
         var all = [("Authorization", "Bearer \(key)")]
         all += headers
         let body = json.map { pairs in
-            var bytes: [UInt8] = [UInt8(ascii: "{")]
+            var w = JSONWriter(capacity: 512)
+            w.raw("{")
             for (index, (name, value)) in pairs.enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                appendJSONString(name, to: &bytes)
-                bytes.append(UInt8(ascii: ":"))
-                appendJSONString(value, to: &bytes)
+                if index > 0 { w.raw(",") }
+                w.string(name)
+                w.raw(":")
+                w.string(value)
             }
-            bytes.append(UInt8(ascii: "}"))
-            return bytes
+            w.raw("}")
+            return w.bytes
         }
         return try connection.request(method, path, headers: all, body: body)
     }
@@ -810,7 +855,7 @@ final class LoadWorker {
 
     /// One code check alone: a valid code on a challenge opened before the run.
     func check() {
-        guard let pick = shared.reserveCheck() else {
+        guard let pick = shared.reserveCheck(roll()) else {
             // Every pre-opened challenge is used (or every user spent its steps): a session check.
             result.skipped["check_skipped", default: 0] += 1
             auth()
@@ -907,24 +952,9 @@ final class LoadWorker {
 }
 
 func jsonString(_ text: String) -> String {
-    var bytes: [UInt8] = []
-    appendJSONString(text, to: &bytes)
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-private let hexDigits = Array("0123456789abcdef".utf8)
-
-/// `text` as a JSON string: quotes, backslashes and control characters escaped.
-func appendJSONString(_ text: String, to bytes: inout [UInt8]) {
-    bytes.append(UInt8(ascii: "\""))
-    for byte in text.utf8 {
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), byte])
-        case 0..<0x20: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
-        default: bytes.append(byte)
-        }
-    }
-    bytes.append(UInt8(ascii: "\""))
+    var w = JSONWriter(capacity: text.utf8.count + 2)
+    w.string(text)
+    return String(decoding: w.bytes, as: UTF8.self)
 }
 
 // MARK: - Runner

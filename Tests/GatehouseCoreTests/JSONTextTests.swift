@@ -41,4 +41,23 @@ struct JSONTextTests {
         formatter.timeZone = TimeZone(identifier: "UTC")
         #expect(formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds))) == text)
     }
+
+    @Test("the typed writer: integers at their limits, times, strings and null as JSONText writes them")
+    func writer() throws {
+        var w = JSONWriter()
+        w.raw("[")
+        w.integer(0); w.raw(","); w.integer(-7); w.raw(","); w.integer(Int64.min); w.raw(",")
+        w.integer(Int64.max); w.raw(","); w.integer(UInt64.max); w.raw(","); w.integer(Int32.min); w.raw(",")
+        w.integer(UInt32.max); w.raw(","); w.integer(Int.min); w.raw(",")
+        w.time(1_796_049_016); w.raw(","); w.optionalString(nil); w.raw(","); w.optionalString("a\u{7F}\"/")
+        w.raw(","); w.strings(["x", "y\n"]); w.raw("]")
+        let text = String(decoding: w.bytes, as: UTF8.self)
+        #expect(text == #"[0,-7,-9223372036854775808,9223372036854775807,18446744073709551615,-2147483648,4294967295,-9223372036854775808,"2026-11-30T14:30:16Z",null,"a\u007f\"/",["x","y\n"]]"#)
+        // The same values through JSONText, and through an independent parser.
+        let values: [Any] = [0, -7, Int64.min, Int64.max, UInt64.max, Int32.min, UInt32.max, Int.min]
+        #expect(text.hasPrefix(String(JSONText.string(values).dropLast()) + ","))
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [Any])
+        #expect(parsed.count == 12)
+        #expect(parsed[10] as? String == "a\u{7F}\"/")
+    }
 }

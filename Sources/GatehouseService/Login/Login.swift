@@ -212,23 +212,25 @@ extension Gatehouse {
     /// Returns the user's epoch on success.
     @discardableResult
     func conclude(_ outcome: CodeChecker.Outcome, user: UserID, method: String, context: String) throws(ServiceError) -> UInt64 {
-        let meta: Logger.Metadata = ["user": "\(user)", "method": "\(method)", "context": "\(context)"]
+        // Built only when a line is logged (an autoclosure below): most outcomes log at a level
+        // below the configured one, and this runs on every code check.
+        func meta() -> Logger.Metadata { ["user": "\(user)", "method": "\(method)", "context": "\(context)"] }
         switch outcome {
         case .accepted(let epoch):
-            logger.info("second step succeeded", metadata: meta)
+            logger.info("second step succeeded", metadata: meta())
             return epoch
         case .rejected(let remaining, let replay):
             // The script wrote the security event.
-            logger.notice(replay ? "second step replay refused" : "second step failed", metadata: meta)
+            logger.notice(replay ? "second step replay refused" : "second step failed", metadata: meta())
             throw ServiceError(.invalidCode, "the code is not valid", attemptsRemaining: remaining)
         case .throttled(let seconds):
-            logger.notice("second step throttled", metadata: meta)
+            logger.notice("second step throttled", metadata: meta())
             throw ServiceError(.rateLimited, "too many failed attempts; wait before trying again", retryAfterSeconds: seconds)
         case .locked:
-            logger.warning("second step locked", metadata: meta)
+            logger.warning("second step locked", metadata: meta())
             throw ServiceError(.rateLimited, "second step locked after too many failures; an administrator must unlock it", retryAfterSeconds: 3600)
         case .ipLimited(let seconds):
-            logger.notice("client address over its failure budget", metadata: meta)
+            logger.notice("client address over its failure budget", metadata: meta())
             throw ServiceError(.rateLimited, "too many failed attempts from this address", retryAfterSeconds: seconds)
         case .consumed:
             throw ServiceError(.challengeExpired, "the challenge was already used; start the login again")

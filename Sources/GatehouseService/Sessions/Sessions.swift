@@ -34,13 +34,18 @@ extension Gatehouse {
         let policy = view.policy(for: user.domain)
         let now = self.now
         let expires = min(now + Int64(policy.sessionHours) * 3600, authTime + configuration.lifetimes.sessionAbsoluteSeconds)
-        let meta: [String: Any] = [
-            "created_at": now, "expires_at": expires, "amr": methods.strings,
-            "client_ip": clientIP ?? NSNull(), "user_agent": userAgent ?? NSNull(),
-        ]
+        // Written as bytes, keys in byte order (the text JSONText gives for the same object):
+        // every sign-in builds one.
+        var record = JSONWriter(capacity: 128 + (userAgent?.utf8.count ?? 0))
+        record.raw("{\"amr\":"); record.strings(methods.strings)
+        record.raw(",\"client_ip\":"); record.optionalString(clientIP)
+        record.raw(",\"created_at\":"); record.integer(now)
+        record.raw(",\"expires_at\":"); record.integer(expires)
+        record.raw(",\"user_agent\":"); record.optionalString(userAgent)
+        record.raw("}")
         return PreparedSession(
             user: user, id: try newSessionID(), methods: methods, authTime: authTime,
-            issuedAt: now, expiresAt: expires, recordJSON: JSONText.string(meta)
+            issuedAt: now, expiresAt: expires, recordJSON: String(decoding: record.bytes, as: UTF8.self)
         )
     }
 
