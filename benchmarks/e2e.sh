@@ -11,14 +11,15 @@
 #
 #   benchmarks/e2e.sh [--reps N] [--duration S] [--users U|auto] [--quick] [--strict] [--out FILE]
 #
-# --quick: one repetition of 2 s (a smoke run, not a result). --strict: exit 1 when a target is
+# Default: 5 repetitions of 5 s (about 11 minutes); on a shared machine three were too few for a
+# stable median. --quick: one repetition of 2 s (a smoke run, not a result). --strict: exit 1 when a target is
 # missed. Exit 2 when something broke (a wrk run with non-2xx answers or socket errors, a load run
 # that did not pass, a failed set-up check). Runs on loopback only, inside scripts/topology.sh
 # (Redis with AOF + 2 nodes; GATEHOUSE_BINARY=<path> skips its build), plus an nginx of its own;
 # everything is torn down on exit.
 set -euo pipefail
 
-reps=3 duration=5 users=auto strict=0 out="" quick=0
+reps=5 duration=5 users=auto strict=0 out="" quick=0
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 args=("$@")
 while [ $# -gt 0 ]; do
@@ -178,9 +179,11 @@ http {
   # 2: the reference auth service (same path as Gatehouse's) and the protected content.
   server { listen 127.0.0.1:$pstub; location = /v1/auth { return 204; } }
   server { listen unix:$work/content.sock; location /p { return 200 "ok\n"; } }
-  upstream content { server unix:$work/content.sock; keepalive 64; }
-  upstream auth_gatehouse { server $node1_hostport; keepalive 64; }
-  upstream auth_stub { server 127.0.0.1:$pstub; keepalive 64; }
+  # Idle upstream connections kept per worker: above wrk's 100 connections, so neither side pays
+  # for connection set-up when the two workers' share of them is uneven (with 64, one did).
+  upstream content { server unix:$work/content.sock; keepalive 128; }
+  upstream auth_gatehouse { server $node1_hostport; keepalive 128; }
+  upstream auth_stub { server 127.0.0.1:$pstub; keepalive 128; }
 $(front "$pfront_gh" auth_gatehouse)
 $(front "$pfront_stub" auth_stub)
 }
@@ -248,10 +251,11 @@ echo "load operation: $op$([ "$op" = wrong ] && echo " (the load generator has n
 
 # How many users: a `check` spends the one challenge opened for a user before the run (90% of the
 # users get one), so the users bound the checks a run can make; a run that runs out is invalid.
-# `auto` measures the rate in a 1 s run and takes three times what the timed runs need.
+# `auto` measures the rate in a 1 s run and takes three times what the timed runs need. The
+# calibration run has 30,000 users (27,000 checks): with fewer it ran out and measured its users.
 if [ "$users" = auto ]; then
   if [ "$op" = check ]; then
-    "$bin" load --url "$node1_url" --users 10000 --concurrency 50 --duration 1 --mix check=100 --json --no-progress \
+    "$bin" load --url "$node1_url" --users 30000 --concurrency 50 --duration 1 --mix check=100 --json --no-progress \
       --admin-key "$GH_ADMIN_KEY" --frontend-key "$GH_FRONTEND_KEY" --verify-key "$GH_VERIFY_KEY" >"$work/calibrate.json" 2>&1 || true
     calibrated=$(jq -r '.kinds.check.ops_per_s // empty' "$work/calibrate.json" 2>/dev/null || true)
     [ -n "$calibrated" ] || die "the 1 s calibration run of the load generator failed: $(head -c 300 "$work/calibrate.json")"

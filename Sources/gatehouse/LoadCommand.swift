@@ -219,7 +219,6 @@ struct LoadHTTPError: Error, CustomStringConvertible {
 final class LoadConnection {
     struct Response {
         var status: Int
-        var headers: [String: String]
         var body: [UInt8]
         var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:] }
 
@@ -377,6 +376,14 @@ final class LoadConnection {
         }
     }
 
+    /// ASCII case-insensitive comparison of a header name or value with lower-case `text`.
+    private static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ text: StaticString) -> Bool {
+        guard bytes.count == text.utf8CodeUnitCount else { return false }
+        let p = text.utf8Start
+        for (i, b) in bytes.enumerated() where (b >= 65 && b <= 90 ? b | 0x20 : b) != p[i] { return false }
+        return true
+    }
+
     private static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
         guard haystack.count >= needle.count else { return nil }
         var i = start
@@ -401,33 +408,41 @@ final class LoadConnection {
             let wasEmpty = buffer.isEmpty
             guard try fill() else { throw LoadHTTPError("connection closed before the response", stale: wasEmpty) }
         }
-        // Split on bytes (Foundation's string splitting and trimming were a fifth of the
-        // generator's CPU, which it shares with the node on a small machine).
-        var lines = buffer[0..<headEnd!].split(separator: 13, omittingEmptySubsequences: false).map { line in
-            line.first == 10 ? line.dropFirst() : line
-        }
+        // Parsed on bytes, only the status and the three headers that frame the body (a
+        // dictionary of every header, lower-cased, was a tenth of the generator's CPU, which
+        // it shares with the node on a small machine).
+        let head = Array(buffer[0..<headEnd!])
         buffer.removeFirst(headEnd! + 4)
+        var lines = head.split(separator: 13, omittingEmptySubsequences: false)[...]
         let statusLine = lines.removeFirst().split(separator: 32, maxSplits: 2)
         guard statusLine.count >= 2, statusLine[0].starts(with: Array("HTTP/1.".utf8)),
               let status = Int(String(decoding: statusLine[1], as: UTF8.self)) else {
             throw LoadHTTPError("malformed status line")
         }
         let isHTTP10 = statusLine[0].elementsEqual("HTTP/1.0".utf8)
-        var headers: [String: String] = [:]
-        for line in lines {
+        var connectionClose = false, chunked = false
+        var contentLength: Int?
+        for var line in lines {
+            if line.first == 10 { line = line.dropFirst() }
             guard let colon = line.firstIndex(of: 58) else { continue }
-            let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+            let name = line[..<colon]
             var value = line[(colon + 1)...]
             while let first = value.first, first == 32 || first == 9 { value = value.dropFirst() }
             while let last = value.last, last == 32 || last == 9 { value = value.dropLast() }
-            headers[name] = String(decoding: value, as: UTF8.self)
+            if Self.equalsIgnoringCase(name, "content-length") {
+                contentLength = Int(String(decoding: value, as: UTF8.self))
+            } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                chunked = String(decoding: value, as: UTF8.self).lowercased().contains("chunked")
+            } else if Self.equalsIgnoringCase(name, "connection") {
+                connectionClose = Self.equalsIgnoringCase(value, "close")
+            }
         }
         // The body.
         var body: [UInt8] = []
-        var closeAfter = headers["connection"]?.lowercased() == "close" || isHTTP10
+        var closeAfter = connectionClose || isHTTP10
         if method == "HEAD" || status == 204 || status == 304 || (100..<200).contains(status) {
             // no body
-        } else if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+        } else if chunked {
             for _ in 0..<1_000_000 {
                 let sizeLine = try readLine()
                 guard let size = Int(sizeLine.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "", radix: 16), size >= 0 else {
@@ -442,7 +457,7 @@ final class LoadConnection {
                 body += buffer[0..<size]
                 buffer.removeFirst(size + 2)
             }
-        } else if let text = headers["content-length"], let length = Int(text), length >= 0 {
+        } else if let length = contentLength, length >= 0 {
             guard length <= Self.maximumBody else { throw LoadHTTPError("response body too large") }
             try need(length)
             body = Array(buffer[0..<length])
@@ -454,7 +469,7 @@ final class LoadConnection {
             closeAfter = true
         }
         if closeAfter { close() }
-        return Response(status: status, headers: headers, body: body)
+        return Response(status: status, body: body)
     }
 }
 
@@ -719,13 +734,33 @@ struct LoadWorkerResult: Sendable {
 
 // MARK: - Worker
 
+/// SplitMix64 (Steele, Lea, Flood 2014), seeded from the system generator.
+struct LoadRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = system.next()
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
 /// One OS thread: one keep-alive connection per URL, requests round-robin across them.
 final class LoadWorker {
     let config: LoadConfig
     let shared: LoadShared
     var connections: [LoadConnection]
     var next: Int
-    var rng = SystemRandomNumberGenerator()
+    /// Picks operations, users and wrong codes: nothing secret, so a SplitMix64 seeded once
+    /// (the system generator is a getrandom(2) call per number).
+    var rng = LoadRandom()
     var result = LoadWorkerResult()
 
     init(config: LoadConfig, shared: LoadShared, index: Int) {
