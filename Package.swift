@@ -1,7 +1,8 @@
 // swift-tools-version:6.1
 // Gatehouse: two-step verification and session service.
 // Layers, bottom to top (see README "Layout"):
-//   CHiredis, CLibCrypto, CQRencode  — thin system-library shims (pkg-config, apt providers)
+//   CHiredis, CLibCrypto, CQRencode  — thin system-library shims (pkg-config, apt providers);
+//   CEpoll                           — <sys/epoll.h> for the load generator
 //   GatehouseCrypto                  — libcrypto wrapped: HMAC, SHA, AES-GCM, Ed25519, randomness
 //   GatehouseCore                    — OTP, base32, otpauth URIs, QR, tokens, keyring, envelopes (no I/O
 //                                      beyond reading key files)
@@ -56,6 +57,8 @@ let package = Package(
             pkgConfig: "libqrencode",
             providers: [.apt(["libqrencode-dev"])]
         ),
+        // epoll(7) for the load generator's event loop (a libc header, nothing to link).
+        .systemLibrary(name: "CEpoll"),
         .systemLibrary(
             name: "CLibSSL",
             pkgConfig: "libssl",
@@ -141,6 +144,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
+                "CEpoll",
                 "GatehouseHTTP",
                 "GatehouseService",
                 "GatehouseCore",

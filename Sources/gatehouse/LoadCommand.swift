@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// Seeds users with known TOTP secrets through `POST /v1/users/import`, signs each in once, then
 /// drives a weighted mix of session checks, valid codes (never reusing a time step), wrong codes and
-/// replays from one OS thread per connection, and checks the answers: an accepted replay or wrong
+/// replays from epoll event loops (``LoadEventLoop``), and checks the answers: an accepted replay or wrong
 /// code, a refused valid code or a refused live session is a correctness failure (exit 1).
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,7 +33,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("url"), help: "Base URL of a node (repeatable; requests round-robin). Default: GATEHOUSE_URL or http://127.0.0.1:8080.")
     var urls: [String] = []
     @Option(help: "Users to seed.") var users: Int = 200
-    @Option(help: "Worker threads, one connection per URL each.") var concurrency: Int = 50
+    @Option(help: "Requests in flight: each runs operations back to back on its own keep-alive connection per URL.") var concurrency: Int = 50
+    @Option(help: "Event-loop threads the in-flight requests are spread over (epoll; 1 is enough for most runs).") var threads: Int = 1
     @Option(help: "Seconds to run (at most 3600).") var duration: Double = 10
     @Option(help: "Cap on operations per second across all workers.") var rate: Double?
     @Option(help: "Weights of the operations: auth, valid, wrong, replay, check (a lone valid-code check on a challenge opened before the run).") var mix: String = "auth=70,valid=10,wrong=15,replay=5"
@@ -50,6 +51,7 @@ struct LoadCommand: AsyncParsableCommand {
     func validate() throws {
         guard (2...100_000).contains(users) else { throw ValidationError("--users must be 2...100000") }
         guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1...1024") }
+        guard (1...16).contains(threads), threads <= concurrency else { throw ValidationError("--threads must be 1...16 and at most --concurrency") }
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600] seconds") }
         if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be in (0, 1000000]") }
         _ = try LoadMix(parsing: mix)
@@ -70,7 +72,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = LoadConfig(
-            endpoints: try endpoints(), users: users, concurrency: concurrency, duration: duration, rate: rate,
+            endpoints: try endpoints(), users: users, concurrency: concurrency, threads: threads, duration: duration, rate: rate,
             mix: try LoadMix(parsing: mix),
             adminKey: try key(adminKey, "GATEHOUSE_ADMIN_KEY", "--admin-key"),
             frontendKey: try key(frontendKey, "GATEHOUSE_FRONTEND_KEY", "--frontend-key"),
@@ -136,6 +138,8 @@ struct LoadConfig: Sendable {
     var endpoints: [LoadEndpoint]
     var users: Int
     var concurrency: Int
+    /// Event-loop threads of the timed run.
+    var threads = 1
     var duration: Double
     var rate: Double?
     var mix: LoadMix
@@ -189,6 +193,23 @@ struct LoadEndpoint: Sendable {
         self.basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
     }
 
+    /// A TCP socket for this endpoint with TCP_NODELAY, optionally non-blocking.
+    func openSocket(nonBlocking: Bool) throws -> Int32 {
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+        let s = socket(family, type, 0)
+        guard s >= 0 else { throw LoadHTTPError("socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return s
+    }
+
+    /// connect(2) to this endpoint (0, or -1 with errno).
+    func connect(_ s: Int32) -> Int32 {
+        address.withUnsafeBytes { raw in
+            Glibc.connect(s, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
+    }
+
     static func isLoopback(family: Int32, _ bytes: [UInt8]) -> Bool {
         if family == AF_INET, bytes.count >= MemoryLayout<sockaddr_in>.size {
             return bytes.withUnsafeBytes { $0.load(as: sockaddr_in.self) }.sin_addr.s_addr.bigEndian >> 24 == 127
@@ -227,9 +248,16 @@ final class LoadConnection {
         /// the machine with the node, so its own JSON work is kept small).
         private struct Fields: Decodable {
             struct Token: Decodable { var token: String }
+            /// A string in a sign-in answer, a number in a problem: read as a string or not at all
+            /// (a strict `String?` failed the whole decode of every problem, so a refused replay
+            /// or wrong code was counted as an unexpected answer).
+            struct Text: Decodable {
+                var value: String?
+                init(from decoder: any Decoder) throws { value = try? decoder.singleValueContainer().decode(String.self) }
+            }
             var session: Token?
             var challenge: Token?
-            var status: String?
+            var status: Text?
             var code: String?
         }
         private var fields: Fields? { try? JSONDecoder().decode(Fields.self, from: Data(body)) }
@@ -239,8 +267,8 @@ final class LoadConnection {
         /// spaces and base64url tokens need no escapes); nil sends the caller to the decoder.
         private static func sessionTokenBytes(_ body: [UInt8]) -> String? {
             let session = Array(#""session":{"#.utf8), token = Array(#""token":""#.utf8)
-            guard let s = LoadConnection.find(body, session, from: 0),
-                  let t = LoadConnection.find(body, token, from: s + session.count) else { return nil }
+            guard let s = LoadResponseParser.find(body, session, from: 0),
+                  let t = LoadResponseParser.find(body, token, from: s + session.count) else { return nil }
             let start = t + token.count
             guard let end = body[start...].firstIndex(of: UInt8(ascii: "\"")), end > start,
                   !body[start..<end].contains(UInt8(ascii: "\\")) else { return nil }
@@ -249,7 +277,7 @@ final class LoadConnection {
         var problemCode: String? { fields?.code }
         /// The challenge token when login/start answered `second_step`.
         var secondStepChallenge: String? {
-            guard let fields, fields.status == "second_step" else { return nil }
+            guard let fields, fields.status?.value == "second_step" else { return nil }
             return fields.challenge?.token
         }
     }
@@ -260,7 +288,6 @@ final class LoadConnection {
     /// The request being sent, and the receive chunk: allocated once per connection.
     private var outgoing: [UInt8] = []
     private var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-    private static let maximumBody = 16 << 20
 
     init(_ endpoint: LoadEndpoint) { self.endpoint = endpoint }
     deinit { close() }
@@ -273,22 +300,7 @@ final class LoadConnection {
 
     func request(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]? = nil, contentType: String = "application/json") throws -> Response {
         // Written into one reused buffer: the generator shares the machine with the node.
-        outgoing.removeAll(keepingCapacity: true)
-        func line(_ parts: String...) {
-            for part in parts { outgoing.append(contentsOf: part.utf8) }
-            outgoing.append(contentsOf: [13, 10])
-        }
-        line(method, " ", endpoint.basePath, path, " HTTP/1.1")
-        line("Host: ", endpoint.hostHeader)
-        for (name, value) in headers { line(name, ": ", value) }
-        if let body {
-            line("Content-Type: ", contentType)
-            line("Content-Length: ", String(body.count))
-        } else if method != "GET" {
-            line("Content-Length: 0")
-        }
-        line()
-        if let body { outgoing.append(contentsOf: body) }
+        Self.encode(method, path, endpoint: endpoint, headers: headers, body: body, contentType: contentType, into: &outgoing)
         for attempt in 0..<2 {
             let reused = fd >= 0
             do {
@@ -305,17 +317,32 @@ final class LoadConnection {
         throw LoadHTTPError("unreachable")
     }
 
+    /// The bytes of one request, written into `out` (emptied first).
+    static func encode(_ method: String, _ path: String, endpoint: LoadEndpoint, headers: [(String, String)], body: [UInt8]?, contentType: String = "application/json", into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        func line(_ parts: String...) {
+            for part in parts { out.append(contentsOf: part.utf8) }
+            out.append(contentsOf: [13, 10])
+        }
+        line(method, " ", endpoint.basePath, path, " HTTP/1.1")
+        line("Host: ", endpoint.hostHeader)
+        for (name, value) in headers { line(name, ": ", value) }
+        if let body {
+            line("Content-Type: ", contentType)
+            line("Content-Length: ", String(body.count))
+        } else if method != "GET" {
+            line("Content-Length: 0")
+        }
+        line()
+        if let body { out.append(contentsOf: body) }
+    }
+
     private func connect() throws {
-        let s = socket(endpoint.family, Int32(SOCK_STREAM.rawValue), 0)
-        guard s >= 0 else { throw LoadHTTPError("socket: errno \(errno)") }
-        var one: Int32 = 1
-        setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let s = try endpoint.openSocket(nonBlocking: false)
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let rc = endpoint.address.withUnsafeBytes { raw in
-            Glibc.connect(s, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
-        }
+        let rc = endpoint.connect(s)
         guard rc == 0 else {
             let e = errno
             Glibc.close(s)
@@ -356,64 +383,51 @@ final class LoadConnection {
         }
     }
 
-    private func need(_ count: Int) throws {
-        while buffer.count < count {
-            guard try fill() else { throw LoadHTTPError("connection closed mid-response") }
-        }
-    }
-
-    private func readLine() throws -> String {
-        var searched = 0
-        while true {
-            if let i = Self.find(buffer, [13, 10], from: searched) {
-                let line = String(decoding: buffer[0..<i], as: UTF8.self)
-                buffer.removeFirst(i + 2)
-                return line
-            }
-            searched = max(0, buffer.count - 1)
-            guard buffer.count < 64 * 1024 else { throw LoadHTTPError("line too long") }
-            guard try fill() else { throw LoadHTTPError("connection closed mid-response") }
-        }
-    }
-
-    /// ASCII case-insensitive comparison of a header name or value with lower-case `text`.
-    private static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ text: StaticString) -> Bool {
-        guard bytes.count == text.utf8CodeUnitCount else { return false }
-        let p = text.utf8Start
-        for (i, b) in bytes.enumerated() where (b >= 65 && b <= 90 ? b | 0x20 : b) != p[i] { return false }
-        return true
-    }
-
-    private static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        var i = start
-        while i + needle.count <= haystack.count {
-            if haystack[i] == needle[0], haystack[i + 1] == needle[1], needle.count < 3 || (haystack[i + 2] == needle[2] && haystack[i + 3] == needle[3]) {
-                return i
-            }
-            i += 1
-        }
-        return nil
-    }
-
     private func readResponse(method: String) throws -> Response {
-        // The head.
-        var searched = 0
-        var headEnd: Int?
-        while headEnd == nil {
-            headEnd = Self.find(buffer, [13, 10, 13, 10], from: searched)
-            if headEnd != nil { break }
-            searched = max(0, buffer.count - 3)
-            guard buffer.count < 64 * 1024 else { throw LoadHTTPError("response head too large") }
+        for _ in 0..<1_000_000 {
+            if let parsed = try LoadResponseParser.parse(buffer, method: method, atEOF: false) {
+                return take(parsed)
+            }
             let wasEmpty = buffer.isEmpty
-            guard try fill() else { throw LoadHTTPError("connection closed before the response", stale: wasEmpty) }
+            guard try fill() else {
+                if let parsed = try LoadResponseParser.parse(buffer, method: method, atEOF: true) { return take(parsed) }
+                throw LoadHTTPError(wasEmpty ? "connection closed before the response" : "connection closed mid-response", stale: wasEmpty)
+            }
         }
-        // Parsed on bytes, only the status and the three headers that frame the body (a
-        // dictionary of every header, lower-cased, was a tenth of the generator's CPU, which
-        // it shares with the node on a small machine).
-        let head = Array(buffer[0..<headEnd!])
-        buffer.removeFirst(headEnd! + 4)
-        var lines = head.split(separator: 13, omittingEmptySubsequences: false)[...]
+        throw LoadHTTPError("response did not end")
+    }
+
+    private func take(_ parsed: LoadResponseParser.Parsed) -> Response {
+        buffer.removeFirst(parsed.consumed)
+        if parsed.close { close() }
+        return parsed.response
+    }
+}
+
+/// Finds one whole HTTP/1.x response at the start of a buffer: for the blocking client (seeding)
+/// and the event-driven run alike. Parsed on bytes, only the status and the three headers that
+/// frame the body (a dictionary of every header, lower-cased, was a tenth of the generator's
+/// CPU, which it shares with the node on a small machine).
+enum LoadResponseParser {
+    struct Parsed {
+        var response: LoadConnection.Response
+        /// Bytes of the buffer the response took.
+        var consumed: Int
+        /// The connection ends after it (`Connection: close`, HTTP/1.0, or a body read to the end).
+        var close: Bool
+    }
+
+    static let maximumHead = 64 * 1024
+    static let maximumBody = 16 << 20
+
+    /// The response at the start of `buffer`, or nil when more bytes are needed. With `atEOF`
+    /// the stream has ended: a body without a length ends there.
+    static func parse(_ buffer: [UInt8], method: String, atEOF: Bool) throws(LoadHTTPError) -> Parsed? {
+        guard let headEnd = find(buffer, [13, 10, 13, 10], from: 0) else {
+            if buffer.count >= maximumHead { throw LoadHTTPError("response head too large") }
+            return nil
+        }
+        var lines = buffer[0..<headEnd].split(separator: 13, omittingEmptySubsequences: false)[...]
         let statusLine = lines.removeFirst().split(separator: 32, maxSplits: 2)
         guard statusLine.count >= 2, statusLine[0].starts(with: Array("HTTP/1.".utf8)),
               let status = Int(String(decoding: statusLine[1], as: UTF8.self)) else {
@@ -429,47 +443,79 @@ final class LoadConnection {
             var value = line[(colon + 1)...]
             while let first = value.first, first == 32 || first == 9 { value = value.dropFirst() }
             while let last = value.last, last == 32 || last == 9 { value = value.dropLast() }
-            if Self.equalsIgnoringCase(name, "content-length") {
+            if equalsIgnoringCase(name, "content-length") {
                 contentLength = Int(String(decoding: value, as: UTF8.self))
-            } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+            } else if equalsIgnoringCase(name, "transfer-encoding") {
                 chunked = String(decoding: value, as: UTF8.self).lowercased().contains("chunked")
-            } else if Self.equalsIgnoringCase(name, "connection") {
-                connectionClose = Self.equalsIgnoringCase(value, "close")
+            } else if equalsIgnoringCase(name, "connection") {
+                connectionClose = equalsIgnoringCase(value, "close")
             }
         }
-        // The body.
-        var body: [UInt8] = []
-        var closeAfter = connectionClose || isHTTP10
+        let bodyStart = headEnd + 4
+        var close = connectionClose || isHTTP10
         if method == "HEAD" || status == 204 || status == 304 || (100..<200).contains(status) {
-            // no body
-        } else if chunked {
+            return Parsed(response: .init(status: status, body: []), consumed: bodyStart, close: close)
+        }
+        if chunked {
+            var body: [UInt8] = []
+            var at = bodyStart
             for _ in 0..<1_000_000 {
-                let sizeLine = try readLine()
-                guard let size = Int(sizeLine.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "", radix: 16), size >= 0 else {
+                guard let lineEnd = find(buffer, [13, 10], from: at) else { return nil }
+                let sizeText = String(decoding: buffer[at..<lineEnd], as: UTF8.self)
+                guard let size = Int(sizeText.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "", radix: 16), size >= 0 else {
                     throw LoadHTTPError("bad chunk size")
                 }
+                at = lineEnd + 2
                 if size == 0 {
-                    for _ in 0..<1000 where !(try readLine()).isEmpty {}
-                    break
+                    // Trailers up to the empty line.
+                    for _ in 0..<1000 {
+                        guard let end = find(buffer, [13, 10], from: at) else { return nil }
+                        let empty = end == at
+                        at = end + 2
+                        if empty { return Parsed(response: .init(status: status, body: body), consumed: at, close: close) }
+                    }
+                    throw LoadHTTPError("too many trailers")
                 }
-                guard body.count + size <= Self.maximumBody else { throw LoadHTTPError("response body too large") }
-                try need(size + 2)
-                body += buffer[0..<size]
-                buffer.removeFirst(size + 2)
+                guard body.count + size <= maximumBody else { throw LoadHTTPError("response body too large") }
+                guard buffer.count >= at + size + 2 else { return nil }
+                body += buffer[at..<(at + size)]
+                at += size + 2
             }
-        } else if let length = contentLength, length >= 0 {
-            guard length <= Self.maximumBody else { throw LoadHTTPError("response body too large") }
-            try need(length)
-            body = Array(buffer[0..<length])
-            buffer.removeFirst(length)
-        } else {
-            while buffer.count <= Self.maximumBody, try fill() {}
-            body = buffer
-            buffer.removeAll()
-            closeAfter = true
+            throw LoadHTTPError("too many chunks")
         }
-        if closeAfter { close() }
-        return Response(status: status, body: body)
+        if let length = contentLength, length >= 0 {
+            guard length <= maximumBody else { throw LoadHTTPError("response body too large") }
+            guard buffer.count >= bodyStart + length else { return nil }
+            return Parsed(response: .init(status: status, body: Array(buffer[bodyStart..<(bodyStart + length)])), consumed: bodyStart + length, close: close)
+        }
+        // No length: the body runs to the end of the stream.
+        guard buffer.count - bodyStart <= maximumBody else { throw LoadHTTPError("response body too large") }
+        guard atEOF else { return nil }
+        close = true
+        return Parsed(response: .init(status: status, body: Array(buffer[bodyStart...])), consumed: buffer.count, close: close)
+    }
+
+    /// ASCII case-insensitive comparison of a header name or value with lower-case `text`.
+    static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ text: StaticString) -> Bool {
+        guard bytes.count == text.utf8CodeUnitCount else { return false }
+        let p = text.utf8Start
+        for (i, b) in bytes.enumerated() where (b >= 65 && b <= 90 ? b | 0x20 : b) != p[i] { return false }
+        return true
+    }
+
+    static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        var i = start
+        let first = needle[0]
+        while i + needle.count <= haystack.count {
+            if haystack[i] == first {
+                var j = 1
+                while j < needle.count, haystack[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return i }
+            }
+            i += 1
+        }
+        return nil
     }
 }
 
@@ -753,6 +799,45 @@ struct LoadRandom: RandomNumberGenerator {
 }
 
 /// One OS thread: one keep-alive connection per URL, requests round-robin across them.
+/// One request of an operation, not yet encoded.
+struct LoadRequest {
+    var method: String
+    var path: String
+    var key: String
+    var headers: [(String, String)] = []
+    var json: [(String, String)]? = nil
+    /// A user's index: the request goes to the same URL as that user's other requests.
+    var affinity: Int? = nil
+
+    /// The JSON body, written as bytes.
+    var body: [UInt8]? {
+        json.map { pairs in
+            var w = JSONWriter(capacity: 512)
+            w.raw("{")
+            for (index, (name, value)) in pairs.enumerated() {
+                if index > 0 { w.raw(",") }
+                w.string(name)
+                w.raw(":")
+                w.string(value)
+            }
+            w.raw("}")
+            return w.bytes
+        }
+    }
+
+    var allHeaders: [(String, String)] { [("Authorization", "Bearer \(key)")] + headers }
+}
+
+/// What an operation does next: send a request and continue with its answer (or the transport
+/// error), or nothing (the operation is over). Operations are written once in this form; the
+/// event loop (``LoadEventLoop``) runs them during the timed run.
+enum LoadStep {
+    case send(LoadRequest, (Result<LoadConnection.Response, any Error>) -> LoadStep)
+    case done
+}
+
+/// The operations and their checks, and one driver's share of the results (not Sendable: one
+/// thread owns it). Its blocking connections serve the seeding.
 final class LoadWorker {
     let config: LoadConfig
     let shared: LoadShared
@@ -770,32 +855,18 @@ final class LoadWorker {
         next = index
     }
 
-    /// Sends on the next connection round-robin, or with `affinity` (a user's index) always on the
-    /// same one: a user's sign-in steps go to one node, as behind a balancer that hashes on the
-    /// user, so a finish finds the credential its login/start cached on that node.
-    func send(_ method: String, _ path: String, key: String, headers: [(String, String)] = [], json: [(String, String)]? = nil, affinity: Int? = nil) throws -> LoadConnection.Response {
-        let connection: LoadConnection
-        if let affinity {
-            connection = connections[affinity % connections.count]
-        } else {
-            connection = connections[next % connections.count]
-            next &+= 1
-        }
-        var all = [("Authorization", "Bearer \(key)")]
-        all += headers
-        let body = json.map { pairs in
-            var w = JSONWriter(capacity: 512)
-            w.raw("{")
-            for (index, (name, value)) in pairs.enumerated() {
-                if index > 0 { w.raw(",") }
-                w.string(name)
-                w.raw(":")
-                w.string(value)
-            }
-            w.raw("}")
-            return w.bytes
-        }
-        return try connection.request(method, path, headers: all, body: body)
+    /// Which URL a request goes to: the next one round-robin, or with `affinity` (a user's
+    /// index) always the same one: a user's sign-in steps go to one node, as behind a balancer
+    /// that hashes on the user, so a finish finds the credential its login/start cached there.
+    func endpointIndex(_ request: LoadRequest) -> Int {
+        if let affinity = request.affinity { return affinity % config.endpoints.count }
+        defer { next &+= 1 }
+        return next % config.endpoints.count
+    }
+
+    /// Sends `request` on this worker's blocking connection (seeding).
+    func send(_ request: LoadRequest) throws -> LoadConnection.Response {
+        try connections[endpointIndex(request)].request(request.method, request.path, headers: request.allHeaders, body: request.body)
     }
 
     func roll() -> Int { Int(rng.next() >> 2) }
@@ -817,126 +888,147 @@ final class LoadWorker {
         shared.errors.add(1, ordering: .relaxed)
     }
 
-    /// login/start; the challenge token when the answer is `second_step`.
+    func startRequest(_ user: String, affinity: Int) -> LoadRequest {
+        LoadRequest(method: "POST", path: "/v1/login/start", key: config.frontendKey, json: [("user", user)], affinity: affinity)
+    }
+
+    func finishRequest(_ challenge: String, code: String, affinity: Int) -> LoadRequest {
+        LoadRequest(method: "POST", path: "/v1/login/finish", key: config.frontendKey, json: [("challenge", challenge), ("method", "totp"), ("code", code)], affinity: affinity)
+    }
+
+    /// login/start on the blocking connection (seeding); the challenge when the answer is `second_step`.
     func startLogin(_ user: String, affinity: Int) throws -> (Int, String?) {
-        let reply = try send("POST", "/v1/login/start", key: config.frontendKey, json: [("user", user)], affinity: affinity)
+        let reply = try send(startRequest(user, affinity: affinity))
         guard reply.status == 200 else { return (reply.status, nil) }
         return (200, reply.secondStepChallenge)
     }
 
+    /// login/finish on the blocking connection (seeding).
     func finish(_ challenge: String, code: String, affinity: Int) throws -> LoadConnection.Response {
-        try send("POST", "/v1/login/finish", key: config.frontendKey, json: [("challenge", challenge), ("method", "totp"), ("code", code)], affinity: affinity)
+        try send(finishRequest(challenge, code: code, affinity: affinity))
     }
 
-    func run(op: LoadOp) {
+    /// The first step of one operation of kind `op`.
+    func begin(_ op: LoadOp) -> LoadStep {
         shared.ops.add(1, ordering: .relaxed)
         switch op {
-        case .auth: auth()
-        case .valid: valid()
-        case .wrong: wrong()
-        case .replay: replay()
-        case .check: check()
+        case .auth: return auth()
+        case .valid: return valid()
+        case .wrong: return wrong()
+        case .replay: return replay()
+        case .check: return check()
         }
     }
 
-    func auth() {
+    func auth() -> LoadStep {
         let start = monotonicNanos()
         guard let token = shared.randomSession(roll()) else {
             result.kinds[.auth]!.record(ok: false, since: start)
             error("auth:no_session")
-            return
+            return .done
         }
-        do {
-            let reply = try send("GET", "/v1/auth", key: config.verifyKey, headers: [("Gatehouse-Session", token)])
-            result.kinds[.auth]!.record(ok: reply.status == 204, since: start)
-            if reply.status == 401 {
-                failure("session_refused")
-            } else if reply.status != 204 {
-                error("auth:\(reply.status)")
+        return .send(LoadRequest(method: "GET", path: "/v1/auth", key: config.verifyKey, headers: [("Gatehouse-Session", token)])) { [self] answer in
+            switch answer {
+            case .success(let reply):
+                result.kinds[.auth]!.record(ok: reply.status == 204, since: start)
+                if reply.status == 401 {
+                    failure("session_refused")
+                } else if reply.status != 204 {
+                    error("auth:\(reply.status)")
+                }
+            case .failure(let e):
+                result.kinds[.auth]!.record(ok: false, since: start)
+                transport(.auth, e)
             }
-        } catch {
-            result.kinds[.auth]!.record(ok: false, since: start)
-            transport(.auth, error)
+            return .done
         }
     }
 
-    /// login/start for a code op; on anything but a challenge the op is recorded as failed.
-    func challenge(for index: Int, kind: LoadOp, since start: UInt64) throws -> String? {
-        let (status, challenge) = try startLogin(shared.users[index].name, affinity: index)
-        if challenge == nil {
-            result.kinds[kind]!.record(ok: false, since: start)
-            error("\(kind.rawValue):start_\(status)")
+    /// login/start for a code operation, then `then` with the challenge; on anything but a
+    /// challenge the operation is recorded as failed. `end` runs when the operation ends early.
+    func withChallenge(for index: Int, kind: LoadOp, since start: UInt64, end: @escaping () -> Void = {}, then: @escaping (String) -> LoadStep) -> LoadStep {
+        .send(startRequest(shared.users[index].name, affinity: index)) { [self] answer in
+            switch answer {
+            case .success(let reply):
+                if reply.status == 200, let challenge = reply.secondStepChallenge { return then(challenge) }
+                result.kinds[kind]!.record(ok: false, since: start)
+                error("\(kind.rawValue):start_\(reply.status)")
+            case .failure(let e):
+                result.kinds[kind]!.record(ok: false, since: start)
+                transport(kind, e)
+            }
+            end()
+            return .done
         }
-        return challenge
     }
 
-    func valid() {
+    func valid() -> LoadStep {
         guard let pick = shared.reserveValid(roll()) else {
             // Every valid-pool user has spent the current and next step: answer with a session check.
             result.skipped["valid_skipped", default: 0] += 1
-            auth()
-            return
+            return auth()
         }
-        defer { shared.release(pick.index) }
         let start = monotonicNanos()
-        do {
-            guard let challenge = try challenge(for: pick.index, kind: .valid, since: start) else { return }
-            try submitValidCode(.valid, index: pick.index, reservedStep: pick.step, challenge: challenge, since: start)
-        } catch {
-            result.kinds[.valid]!.record(ok: false, since: start)
-            transport(.valid, error)
+        let release = { [shared] in shared.release(pick.index) }
+        return withChallenge(for: pick.index, kind: .valid, since: start, end: release) { [self] challenge in
+            submitValidCode(.valid, index: pick.index, reservedStep: pick.step, challenge: challenge, since: start, end: release)
         }
     }
 
     /// One code check alone: a valid code on a challenge opened before the run.
-    func check() {
+    func check() -> LoadStep {
         guard let pick = shared.reserveCheck(roll()) else {
             // Every pre-opened challenge is used (or every user spent its steps): a session check.
             result.skipped["check_skipped", default: 0] += 1
-            auth()
-            return
+            return auth()
         }
-        defer { shared.release(pick.index) }
         let start = monotonicNanos()
-        do {
-            try submitValidCode(.check, index: pick.index, reservedStep: pick.step, challenge: pick.challenge, since: start)
-        } catch {
-            result.kinds[.check]!.record(ok: false, since: start)
-            transport(.check, error)
+        return submitValidCode(.check, index: pick.index, reservedStep: pick.step, challenge: pick.challenge, since: start) { [shared] in
+            shared.release(pick.index)
         }
     }
 
     /// Submits the user's code for the reserved step (or the window's oldest, if time moved on)
     /// on `challenge` and records the answer under `kind`: only 200 is right; a throttle, or a 503
-    /// with --tolerate-unavailable, is an error; anything else is a refused valid code.
-    func submitValidCode(_ kind: LoadOp, index: Int, reservedStep: Int64, challenge: String, since start: UInt64) throws {
+    /// with --tolerate-unavailable, is an error; anything else is a refused valid code. `end`
+    /// runs when the answer (or the transport error) is in.
+    func submitValidCode(_ kind: LoadOp, index: Int, reservedStep: Int64, challenge: String, since start: UInt64, end: @escaping () -> Void) -> LoadStep {
         // The step may have moved on while login/start ran: stay inside the ±1 window.
         let step = max(reservedStep, loadStep() - 1)
         shared.markSubmitted(index, step: step)
         let code = shared.users[index].code(step: step)
-        let reply = try finish(challenge, code: code, affinity: index)
-        result.kinds[kind]!.record(ok: reply.status == 200, since: start)
-        switch reply.status {
-        case 200:
-            shared.accepted(index, code: code, step: step, session: reply.sessionToken)
-        case 429:
-            result.skipped["\(kind.rawValue)_throttled", default: 0] += 1
-            error("\(kind.rawValue):429")
-        case 503 where config.tolerateUnavailable:
-            error("\(kind.rawValue):unavailable")
-        default:
-            failure("\(kind.rawValue)_refused")
-            error("\(kind.rawValue):\(reply.status)")
+        return .send(finishRequest(challenge, code: code, affinity: index)) { [self] answer in
+            defer { end() }
+            guard case .success(let reply) = answer else {
+                if case .failure(let e) = answer {
+                    result.kinds[kind]!.record(ok: false, since: start)
+                    transport(kind, e)
+                }
+                return .done
+            }
+            result.kinds[kind]!.record(ok: reply.status == 200, since: start)
+            switch reply.status {
+            case 200:
+                shared.accepted(index, code: code, step: step, session: reply.sessionToken)
+            case 429:
+                result.skipped["\(kind.rawValue)_throttled", default: 0] += 1
+                error("\(kind.rawValue):429")
+            case 503 where config.tolerateUnavailable:
+                error("\(kind.rawValue):unavailable")
+            default:
+                failure("\(kind.rawValue)_refused")
+                error("\(kind.rawValue):\(reply.status)")
+            }
+            return .done
         }
     }
 
-    func wrong() {
+    func wrong() -> LoadStep {
         let pool = shared.wrongPool
         let index = pool.lowerBound + roll() % pool.count
         let user = shared.users[index]
         let start = monotonicNanos()
-        do {
-            guard let challenge = try challenge(for: index, kind: .wrong, since: start) else { return }
+        return withChallenge(for: index, kind: .wrong, since: start) { [self] challenge in
             // A code that is none of the codes in a ±2 window around now.
             let current = loadStep()
             let live = Set((current - 2...current + 2).map { user.code(step: $0) })
@@ -945,43 +1037,52 @@ final class LoadWorker {
                 code = HOTP.format(UInt32(rng.next() % 1_000_000), digits: 6)
                 if !live.contains(code) { break }
             }
-            let reply = try finish(challenge, code: code, affinity: index)
-            let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
-            result.kinds[.wrong]!.record(ok: expected, since: start)
-            if reply.status == 200 {
-                failure("wrong_accepted")
-            } else if !expected {
-                error("wrong:\(reply.status)")
+            return .send(finishRequest(challenge, code: code, affinity: index)) { [self] answer in
+                switch answer {
+                case .success(let reply):
+                    let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
+                    result.kinds[.wrong]!.record(ok: expected, since: start)
+                    if reply.status == 200 {
+                        failure("wrong_accepted")
+                    } else if !expected {
+                        error("wrong:\(reply.status)")
+                    }
+                case .failure(let e):
+                    result.kinds[.wrong]!.record(ok: false, since: start)
+                    transport(.wrong, e)
+                }
+                return .done
             }
-        } catch {
-            result.kinds[.wrong]!.record(ok: false, since: start)
-            transport(.wrong, error)
         }
     }
 
-    func replay() {
+    func replay() -> LoadStep {
         guard let pick = shared.reserveReplay(roll()) else {
             result.skipped["replay_skipped", default: 0] += 1
-            auth()
-            return
+            return auth()
         }
-        defer { shared.release(pick.index) }
         let start = monotonicNanos()
-        do {
-            guard let challenge = try challenge(for: pick.index, kind: .replay, since: start) else { return }
-            let reply = try finish(challenge, code: pick.code, affinity: pick.index)
-            let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
-            result.kinds[.replay]!.record(ok: expected, since: start)
-            if reply.status == 200 {
-                failure("replay_accepted")
-                // The server now holds a later step than we know: never use the window again.
-                shared.markSubmitted(pick.index, step: loadStep() + 1)
-            } else if !expected {
-                error("replay:\(reply.status)")
+        let release = { [shared] in shared.release(pick.index) }
+        return withChallenge(for: pick.index, kind: .replay, since: start, end: release) { [self] challenge in
+            .send(finishRequest(challenge, code: pick.code, affinity: pick.index)) { [self] answer in
+                defer { release() }
+                switch answer {
+                case .success(let reply):
+                    let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
+                    result.kinds[.replay]!.record(ok: expected, since: start)
+                    if reply.status == 200 {
+                        failure("replay_accepted")
+                        // The server now holds a later step than we know: never use the window again.
+                        shared.markSubmitted(pick.index, step: loadStep() + 1)
+                    } else if !expected {
+                        error("replay:\(reply.status)")
+                    }
+                case .failure(let e):
+                    result.kinds[.replay]!.record(ok: false, since: start)
+                    transport(.replay, e)
+                }
+                return .done
             }
-        } catch {
-            result.kinds[.replay]!.record(ok: false, since: start)
-            transport(.replay, error)
         }
     }
 }
@@ -1135,28 +1236,22 @@ struct LoadRunner {
             }
             thread.start()
         }
-        try threads(config.concurrency, timeout: config.duration + 60) { t in
+        // The timed run: event loops, each with its share of the requests in flight.
+        let loops = config.threads
+        let loopErrors = Mutex<[String]>([])
+        try threads(loops, timeout: config.duration + 60) { t in
             let worker = LoadWorker(config: config, shared: shared, index: t)
-            var iterations = 0
-            while iterations < 100_000_000 {
-                var now = monotonicNanos()
-                if let interval {
-                    let slot = shared.slot(interval: interval)
-                    guard slot < deadline else { break }
-                    if slot > now {
-                        var ts = timespec(tv_sec: Int((slot - now) / 1_000_000_000), tv_nsec: Int((slot - now) % 1_000_000_000))
-                        nanosleep(&ts, nil)
-                    }
-                    now = monotonicNanos()
-                }
-                guard now < deadline else { break }
-                worker.run(op: config.mix.pick(worker.roll() % config.mix.total))
-                iterations += 1
+            let share = config.concurrency / loops + (t < config.concurrency % loops ? 1 : 0)
+            do {
+                let loop = try LoadEventLoop(worker: worker, slots: share)
+                loop.run(deadline: deadline, interval: interval)
+            } catch {
+                loopErrors.withLock { $0.append("\(error)") }
             }
-            worker.connections.forEach { $0.close() }
             let result = worker.result
             results.withLock { $0.append(result) }
         }
+        if let first = loopErrors.withLock({ $0.first }) { throw CLIError("load: \(first)") }
         done.store(true, ordering: .relaxed)
         let elapsed = Double(monotonicNanos() - start) / 1e9
         var total = LoadWorkerResult()

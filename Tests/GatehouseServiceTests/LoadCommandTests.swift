@@ -6,45 +6,75 @@ import Testing
 /// correctness failure (no accepted replay or wrong code, no refused valid code or session).
 @Suite("gatehouse load", .serialized)
 struct LoadCommandTests {
+    /// Runs `gatehouse load` with `arguments` (plus the keys, JSON and no progress) and returns
+    /// its JSON report, after checking it exited 0.
+    static func run(_ arguments: [String]) async throws -> [String: Any]? {
+        let keys = GatehouseNodeProcess.apiKeys
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try GatehouseNodeProcess.executable())
+        process.arguments = ["load"] + arguments + [
+            "--json", "--no-progress",
+            "--admin-key", keys["admin"]!, "--frontend-key", keys["frontend"]!, "--verify-key", keys["verify"]!,
+        ]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Bounded: the runs last a few seconds plus seeding; give them at most 90 s.
+        let deadline = ContinuousClock.now + .seconds(90)
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("gatehouse load did not finish within 90 s")
+            return nil
+        }
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "exit \(process.terminationStatus): \(String(decoding: output, as: UTF8.self)) \(errors)")
+        return try #require((try? JSONSerialization.jsonObject(with: output)) as? [String: Any], "not JSON: \(String(decoding: output, as: UTF8.self)) \(errors)")
+    }
+
     @Test("a short run across two nodes passes its own checks", .timeLimit(.minutes(3)))
     func shortRun() async throws {
         try await Deployment.with(nodes: 2) { d in
-            let keys = GatehouseNodeProcess.apiKeys
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try GatehouseNodeProcess.executable())
-            process.arguments = [
-                "load", "--url", d.nodes[0].baseURL.absoluteString, "--url", d.nodes[1].baseURL.absoluteString,
-                "--users", "50", "--concurrency", "8", "--duration", "4", "--json", "--no-progress",
+            guard let report = try await Self.run([
+                "--url", d.nodes[0].baseURL.absoluteString, "--url", d.nodes[1].baseURL.absoluteString,
+                "--users", "50", "--concurrency", "8", "--duration", "4",
                 "--mix", "auth=60,valid=10,wrong=15,replay=5,check=10",
-                "--admin-key", keys["admin"]!, "--frontend-key", keys["frontend"]!, "--verify-key", keys["verify"]!,
-            ]
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            // Bounded: the run lasts 4 s plus seeding; give it at most 90 s.
-            let deadline = ContinuousClock.now + .seconds(90)
-            while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-            if process.isRunning {
-                process.terminate()
-                Issue.record("gatehouse load did not finish within 90 s")
-                return
-            }
-            let output = out.fileHandleForReading.readDataToEndOfFile()
-            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(process.terminationStatus == 0, "exit \(process.terminationStatus): \(String(decoding: output, as: UTF8.self)) \(errors)")
-            let report = try #require((try? JSONSerialization.jsonObject(with: output)) as? [String: Any], "not JSON: \(String(decoding: output, as: UTF8.self)) \(errors)")
+            ]) else { return }
             let kinds = try #require(report["kinds"] as? [String: Any])
             for kind in ["auth", "valid", "wrong", "replay", "check"] {
                 let stats = kinds[kind] as? [String: Any]
                 #expect((stats?["count"] as? Int ?? 0) > 0, "no \(kind) operations: \(report)")
                 #expect(stats?["latency_ms"] is [String: Any])
+                // Every answer was the expected one: sessions and valid codes accepted, wrong
+                // codes and replays refused as invalid_code (or throttled).
+                #expect(stats?["ok"] as? Int == stats?["count"] as? Int, "\(kind): \(report)")
             }
+            #expect((report["errors"] as? [String: Int])?.isEmpty == true, "\(report)")
             // Every check (a valid code on a challenge opened before the run) was accepted.
             let checks = try #require(kinds["check"] as? [String: Any])
             #expect(checks["ok"] as? Int == checks["count"] as? Int, "\(checks)")
             #expect(report["correctness_failures"] as? Int == 0, "\(report)")
             #expect((report["throughput"] as? Double ?? 0) > 0)
+            #expect(report["passed"] as? Bool == true)
+        }
+    }
+
+    @Test("a rate cap over two event loops: at most the cap, every answer right", .timeLimit(.minutes(3)))
+    func rateCap() async throws {
+        try await Deployment.with(nodes: 1) { d in
+            guard let report = try await Self.run([
+                "--url", d.nodes[0].baseURL.absoluteString, "--users", "40", "--concurrency", "6", "--threads", "2",
+                "--rate", "100", "--duration", "2", "--mix", "auth=70,wrong=20,replay=10",
+            ]) else { return }
+            let total = try #require(report["total_ops"] as? Int)
+            // The pacer hands out one start every 10 ms until the deadline: never more than
+            // 2 s worth (plus the one in hand per connection), and on a busy machine still most.
+            #expect(total <= 206, "\(report)")
+            #expect(total >= 100, "\(report)")
+            #expect(report["transport_errors"] as? Int == 0, "\(report)")
+            #expect((report["errors"] as? [String: Int])?.isEmpty == true, "\(report)")
             #expect(report["passed"] as? Bool == true)
         }
     }
