@@ -1037,22 +1037,31 @@ final class LoadWorker {
                 code = HOTP.format(UInt32(rng.next() % 1_000_000), digits: 6)
                 if !live.contains(code) { break }
             }
-            return .send(finishRequest(challenge, code: code, affinity: index)) { [self] answer in
-                switch answer {
-                case .success(let reply):
-                    let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
-                    result.kinds[.wrong]!.record(ok: expected, since: start)
-                    if reply.status == 200 {
-                        failure("wrong_accepted")
-                    } else if !expected {
-                        error("wrong:\(reply.status)")
-                    }
-                case .failure(let e):
-                    result.kinds[.wrong]!.record(ok: false, since: start)
-                    transport(.wrong, e)
+            return submitRefusedCode(.wrong, index: index, challenge: challenge, code: code, since: start)
+        }
+    }
+
+    /// Submits a code that must be refused (a wrong or replayed one) and records the answer under
+    /// `kind`: 401 `invalid_code` or a throttle is right, an acceptance is a correctness failure
+    /// (`accepted` then runs). `end` runs when the answer (or the transport error) is in.
+    func submitRefusedCode(_ kind: LoadOp, index: Int, challenge: String, code: String, since start: UInt64, accepted: @escaping () -> Void = {}, end: @escaping () -> Void = {}) -> LoadStep {
+        .send(finishRequest(challenge, code: code, affinity: index)) { [self] answer in
+            defer { end() }
+            switch answer {
+            case .success(let reply):
+                let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
+                result.kinds[kind]!.record(ok: expected, since: start)
+                if reply.status == 200 {
+                    failure("\(kind.rawValue)_accepted")
+                    accepted()
+                } else if !expected {
+                    error("\(kind.rawValue):\(reply.status)")
                 }
-                return .done
+            case .failure(let e):
+                result.kinds[kind]!.record(ok: false, since: start)
+                transport(kind, e)
             }
+            return .done
         }
     }
 
@@ -1064,25 +1073,10 @@ final class LoadWorker {
         let start = monotonicNanos()
         let release = { [shared] in shared.release(pick.index) }
         return withChallenge(for: pick.index, kind: .replay, since: start, end: release) { [self] challenge in
-            .send(finishRequest(challenge, code: pick.code, affinity: pick.index)) { [self] answer in
-                defer { release() }
-                switch answer {
-                case .success(let reply):
-                    let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
-                    result.kinds[.replay]!.record(ok: expected, since: start)
-                    if reply.status == 200 {
-                        failure("replay_accepted")
-                        // The server now holds a later step than we know: never use the window again.
-                        shared.markSubmitted(pick.index, step: loadStep() + 1)
-                    } else if !expected {
-                        error("replay:\(reply.status)")
-                    }
-                case .failure(let e):
-                    result.kinds[.replay]!.record(ok: false, since: start)
-                    transport(.replay, e)
-                }
-                return .done
-            }
+            submitRefusedCode(.replay, index: pick.index, challenge: challenge, code: pick.code, since: start, accepted: { [shared] in
+                // The server now holds a later step than we know: never use the window again.
+                shared.markSubmitted(pick.index, step: loadStep() + 1)
+            }, end: release)
         }
     }
 }
