@@ -659,10 +659,6 @@ final class LoadShared: Sendable {
         }
     }
 
-    func setSession(_ index: Int, _ session: String) {
-        withUser(index) { $0.session = session }
-    }
-
     /// Reserves a valid-pool user with an accepted code to replay, staying inside the throttle's
     /// free failures and the per-user failure budget.
     func reserveReplay(_ roll: Int) -> (index: Int, code: String)? {
