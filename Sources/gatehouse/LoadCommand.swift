@@ -235,7 +235,8 @@ struct LoadHTTPError: Error, CustomStringConvertible {
     }
 }
 
-/// A minimal keep-alive HTTP/1.1 client over one TCP socket, owned by one thread (not Sendable).
+/// A minimal blocking keep-alive HTTP/1.1 client over one TCP socket, for the seeding (the timed
+/// run uses ``LoadEventLoop``); owned by one thread (not Sendable).
 /// Every send and receive is bounded by a 10 s socket timeout.
 final class LoadConnection {
     struct Response {
@@ -569,9 +570,10 @@ final class LoadLock<Value>: Sendable {
     init(_ value: sending Value) { mutex = Mutex(value) }
 }
 
-/// State shared by the workers: per-user bookkeeping under striped locks (one lock for every
-/// user was contended by the 50 worker threads: a twentieth of the generator's CPU went to
-/// waiting on it), live counters as atomics.
+/// State shared by the seeding threads and the event loops: per-user bookkeeping under striped
+/// locks (one lock for every user, when each connection had its own thread, was contended: a
+/// twentieth of the generator's CPU went to waiting on it; several `--threads` would contend the
+/// same way), live counters as atomics.
 final class LoadShared: Sendable {
     let users: [LoadUser]
     /// Users that take valid codes and replays (never wrong codes, so never throttled).
