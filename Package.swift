@@ -158,7 +158,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(
             name: "GatehouseCoreTests",
-            dependencies: ["GatehouseCore", "GatehouseCrypto"],
+            dependencies: ["GatehouseCore", "GatehouseCrypto", "GatehouseTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -43,9 +43,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 # ---------------------------------------------------------------------------------------------
 # Outside the topology: find the tools and the binary, then re-enter under scripts/topology.sh.
 if [ "${GATEHOUSE_E2E_INNER:-}" != 1 ]; then
-  for tool in wrk nginx redis-server redis-cli redis-benchmark curl jq timeout; do
-    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "e2e: $tool is missing (apt-get install wrk nginx redis-server redis-tools curl jq)" >&2; exit 2; }
-  done
+  # What this script starts, checked against the table of external programs, which names the
+  # packages; `scripts/bootstrap.sh --bench` installs them all.
+  "$root/scripts/bootstrap.sh" --require wrk jq nginx redis-server redis-cli redis-benchmark curl python3 || exit 2
   if [ -z "${GATEHOUSE_BINARY:-}" ]; then
     if [ -d /opt/swift/usr/bin ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
     echo "e2e: building the release binary (set GATEHOUSE_BINARY to skip)" >&2

@@ -4,9 +4,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-for tool in redis-server redis-cli redis-benchmark; do
-    command -v "$tool" >/dev/null || { echo "$tool not found: install it with apt-get install redis-server redis-tools" >&2; exit 1; }
-done
+# What this script starts, checked against the table of external programs (names the packages;
+# `scripts/bootstrap.sh --bench` installs them).
+"$here/../scripts/bootstrap.sh" --require redis-server redis-cli redis-benchmark python3 || exit 1
 
 # A free loopback port, and a private directory, torn down on exit.
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

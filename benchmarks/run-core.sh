@@ -19,6 +19,10 @@ for arg in "$@"; do
     esac
 done
 
+# What this script starts, checked against the table of external programs (names the packages;
+# `scripts/bootstrap.sh --bench` installs them, and liboath-dev for the TOTP reference).
+"$here/../scripts/bootstrap.sh" --require openssl || exit 1
+
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 machine="nproc=$(nproc) cpu=\"${cpu:-unknown}\" openssl=\"$(openssl version 2>/dev/null || echo missing)\" swift=\"$(swift --version 2>/dev/null | head -1)\""
 echo "== machine: $machine"

@@ -1,28 +1,115 @@
 #!/usr/bin/env bash
-# Installs what building, running and testing Gatehouse needs on Debian 12, only when missing.
-# Safe to run repeatedly. Needs root (or sudo) for apt-get; Swift must already be on PATH
-# (this workplace ships Swift 6.3.1 in /opt/swift).
+# Installs what building, running, testing and benchmarking Gatehouse needs on Debian 12 — only
+# what is missing, so it is safe to run again. Needs root (or sudo) for apt-get; Swift must
+# already be installed (Swift 6.3 in /opt/swift is found without PATH changes).
+#
+#   scripts/bootstrap.sh                  build and run `gatehouse serve` (its embedded redis-server)
+#   scripts/bootstrap.sh --tests          also every real peer the test suite starts
+#   scripts/bootstrap.sh --bench          also what benchmarks/e2e.sh drives (includes --tests)
+#   scripts/bootstrap.sh --require PROG…  install nothing; exit 1 naming the package of each PROG
+#                                         that is missing (scripts/topology.sh uses this)
+#   scripts/bootstrap.sh --table          print the table of external programs below
+#
+# The table is the one list of programs outside the Swift build that Gatehouse's tests, scripts
+# and benchmarks start. GatehouseTesting's ExternalProgram table says the same, and a test
+# (BootstrapTableTests) fails when the two disagree or a program the tests use is missing here.
 set -euo pipefail
 
-want_tests=0
-[ "${1:-}" = "--tests" ] && want_tests=1
+# program          group  source  package       started by
+read -r -d '' table <<'TABLE' || true
+redis-server       run    debian  redis-server  `gatehouse serve` (embedded default), every Redis-backed test, topology.sh
+redis-cli          run    debian  redis-tools   scripts/topology.sh, scripts/topology-check.sh, benchmarks
+python3            tests  debian  python3       the SMTP sink, PyJWT interop, scripts/topology.sh (free ports)
+pip3               tests  debian  python3-pip   installs the PyPI peers below
+curl               tests  debian  curl          scripts/topology.sh, scripts/topology-check.sh
+nginx              tests  debian  nginx         nginx auth_request tests, scripts/topology.sh, benchmarks/e2e.sh
+zbarimg            tests  debian  zbar-tools    QR code tests (decodes Gatehouse's QR codes)
+rsvg-convert       tests  debian  librsvg2-bin  QR code tests (rasterises the SVG)
+jwt                tests  pypi    pyjwt         token interoperability tests (Python module)
+cryptography       tests  pypi    cryptography  PyJWT's EdDSA support and the SMTP sink's TLS certificate (Python module)
+aiosmtpd           tests  pypi    aiosmtpd      the real SMTP server mailed codes go to (Python module)
+wrk                bench  debian  wrk           benchmarks/e2e.sh
+jq                 bench  debian  jq            benchmarks/e2e.sh
+redis-benchmark    bench  debian  redis-tools   benchmarks/e2e.sh, benchmarks/redis-bench.sh
+openssl            bench  debian  openssl       benchmarks/run-core.sh (`openssl speed`, the token benchmarks' reference)
+TABLE
+
+# C libraries linked as system libraries (Package.swift's system-library targets), and the one
+# the benchmarks package adds (liboath, the TOTP benchmark's reference).
+build_packages=(pkg-config libhiredis-dev libssl-dev libqrencode-dev)
+bench_build_packages=(liboath-dev)
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# rows GROUP…: the table's rows whose group is one of GROUP.
+rows() {
+  local groups=" $* "
+  while read -r program group source package _; do
+    [ -n "$program" ] || continue
+    case "$groups" in *" $group "*) echo "$program $group $source $package" ;; esac
+  done <<<"$table"
+}
+
+python=python3
+present() {  # present PROGRAM SOURCE: whether it is usable now
+  case "$2" in
+    debian) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+    pypi) command -v "$python" >/dev/null 2>&1 && "$python" -c "import $1" >/dev/null 2>&1 ;;
+  esac
+}
+
+mode=run
+case "${1:-}" in
+  "") ;;
+  --tests) mode=tests ;;
+  --bench) mode=bench ;;
+  --table) echo "$table"; exit 0 ;;
+  --require)
+    shift
+    status=0
+    for wanted in "$@"; do
+      program=""
+      while read -r name group source package; do
+        [ "$name" = "$wanted" ] && { program=$name; break; }
+      done < <(rows run tests bench)
+      if [ -z "$program" ]; then echo "bootstrap: $wanted is not in the table of external programs (scripts/bootstrap.sh)" >&2; status=1; continue; fi
+      if ! present "$program" "$source"; then
+        flag=""; [ "$group" = run ] || flag=" --$group"
+        from="the Debian package '$package' (apt-get install $package)"
+        [ "$source" = pypi ] && from="the PyPI package '$package' (python3 -m pip install $package)"
+        echo "bootstrap: $program is missing: it comes from $from; scripts/bootstrap.sh$flag installs it" >&2
+        status=1
+      fi
+    done
+    exit $status ;;
+  -h|--help) usage; exit 0 ;;
+  *) echo "bootstrap: unknown option $1" >&2; usage >&2; exit 64 ;;
+esac
 
 if [ -d /opt/swift/usr/bin ] && ! command -v swift >/dev/null 2>&1; then
   export PATH="/opt/swift/usr/bin:$PATH"
 fi
 command -v swift >/dev/null 2>&1 || { echo "bootstrap: swift not found (expected Swift 6.3 at /opt/swift)" >&2; exit 1; }
 
-# Debian packages: C libraries linked as system libraries, and the Redis server the service
-# starts on its embedded default.
-packages=(pkg-config libhiredis-dev libssl-dev libqrencode-dev redis-server redis-tools)
-if [ $want_tests = 1 ]; then
-  # Real peers the tests use: zbarimg decodes our QR codes, rsvg-convert rasterises the SVG,
-  # python3 runs PyJWT for token interoperability.
-  packages+=(zbar-tools librsvg2-bin python3 python3-pip)
-fi
+case "$mode" in
+  run) groups=(run) ;;
+  tests) groups=(run tests) ;;
+  bench) groups=(run tests bench) ;;
+esac
+
+debian=("${build_packages[@]}")
+[ "$mode" = bench ] && debian+=("${bench_build_packages[@]}")
+pypi=()
+while read -r program group source package; do
+  case "$source" in
+    debian) debian+=("$package") ;;
+    pypi) pypi+=("$program:$package") ;;
+  esac
+done < <(rows "${groups[@]}")
 
 missing=()
-for p in "${packages[@]}"; do
+for p in "${debian[@]}"; do
+  case " ${missing[*]} " in *" $p "*) continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -33,17 +120,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ $want_tests = 1 ]; then
-  PY=python3
-  if ! "$PY" -c 'import jwt, cryptography' >/dev/null 2>&1; then
-    echo "bootstrap: installing PyJWT from PyPI"
-    "$PY" -m pip install -q 'pyjwt[crypto]>=2.8' 2>/dev/null \
-      || "$PY" -m pip install -q --break-system-packages 'pyjwt[crypto]>=2.8'
-  fi
-  # aiosmtpd: the real SMTP server the mail tests deliver to (GatehouseTesting.SMTPServerProcess).
-  if ! "$PY" -c 'import aiosmtpd' >/dev/null 2>&1; then
-    echo "bootstrap: installing aiosmtpd from PyPI"
-    "$PY" -m pip install -q 'aiosmtpd>=1.4' 2>/dev/null \
-      || "$PY" -m pip install -q --break-system-packages 'aiosmtpd>=1.4'
-  fi
-fi
+for entry in "${pypi[@]}"; do
+  module=${entry%%:*} package=${entry#*:}
+  present "$module" pypi && continue
+  echo "bootstrap: installing $package from PyPI"
+  # Debian's own python3 refuses pip outside a virtual environment (PEP 668) unless told.
+  "$python" -m pip install -q "$package" 2>/dev/null \
+    || "$python" -m pip install -q --break-system-packages "$package"
+  present "$module" pypi || { echo "bootstrap: $package installed but 'import $module' still fails with $python" >&2; exit 1; }
+done

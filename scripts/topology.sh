@@ -27,9 +27,8 @@ if [ -z "$bin" ]; then
   (cd "$root" && swift build -c release --product gatehouse >/dev/null)
   bin="$(cd "$root" && swift build -c release --show-bin-path)/gatehouse"
 fi
-for tool in redis-server redis-cli nginx curl; do
-  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "topology: $tool is missing (apt-get install redis-server redis-tools nginx curl)" >&2; exit 1; }
-done
+# What this script starts, checked against the table of external programs (names the packages).
+"$root/scripts/bootstrap.sh" --require redis-server redis-cli nginx curl python3 || exit 1
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -n "$dir" ] || dir="$(mktemp -d /tmp/gatehouse-topology.XXXXXX)"
 mkdir -p "$dir"

@@ -324,16 +324,7 @@ public final class RedisServerProcess: Sendable {
 
     /// Shared with ``RedisSentinelDeployment`` (its sentinels are redis-server too).
     static func findExecutable() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let candidates = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
-        for directory in candidates {
-            let file = directory + "/redis-server"
-            if FileManager.default.isExecutableFile(atPath: file) { return file }
-        }
-        throw RedisServerError(
-            .notInstalled,
-            "redis-server not found on PATH or in /usr/bin, /usr/sbin, /usr/local/bin: install it with apt-get install redis-server"
-        )
+        do { return try ExternalProgram.redisServer.locate() } catch { throw RedisServerError(.notInstalled, error.description) }
     }
 
     /// A loopback port that was free a moment ago.

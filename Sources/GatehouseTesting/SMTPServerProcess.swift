@@ -313,17 +313,14 @@ public final class SMTPServerProcess: Sendable {
         return lines.isEmpty ? "(no server output)" : lines.joined(separator: " | ")
     }
 
+    /// The python3 that imports aiosmtpd (and cryptography, for the STARTTLS certificate).
     private static func findPython() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let candidates = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
-        for directory in candidates {
-            let file = directory + "/python3"
-            if FileManager.default.isExecutableFile(atPath: file) { return file }
+        do {
+            _ = try ExternalProgram.pythonCryptography.locate()
+            return try ExternalProgram.aiosmtpd.locate()
+        } catch {
+            throw RedisServerError(.notInstalled, error.description)
         }
-        throw RedisServerError(
-            .notInstalled,
-            "python3 not found on PATH or in /usr/bin, /usr/local/bin: install it (apt-get install python3 python3-pip), then python3 -m pip install aiosmtpd"
-        )
     }
 
     /// The server script. Kept here rather than in a file beside the tests so the helper works

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseCrypto
+import GatehouseTesting
 import Testing
 
 /// Interoperability with an independent implementation: PyJWT (PyPI), run as a subprocess.
@@ -9,12 +10,8 @@ import Testing
 @Suite("PyJWT interoperability")
 struct PyJWTInteropTests {
     static func python(_ script: String, input: String) throws -> External.Result {
-        let python = try External.locate("python3", hint: "apt-get install python3")
-        let probe = try External.run(python, ["-c", "import jwt, cryptography; print(jwt.__version__)"])
-        if probe.status != 0 {
-            Issue.record("PyJWT is not installed for \(python): pip install 'pyjwt[crypto]' (the README test command does this)")
-            throw External.MissingTool(name: "pyjwt")
-        }
+        _ = try External.locate(.pythonCryptography)
+        let python = try External.locate(.pyJWT)
         return try External.run(python, ["-c", script], stdin: input)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseTesting
 import Testing
 
 /// Scannability is proven by decoding each rendering with a real decoder (zbarimg, from Debian's
@@ -11,7 +12,7 @@ struct QRCodeTests {
     ).uri
 
     static func decode(file: URL) throws -> String {
-        let zbarimg = try External.locate("zbarimg", hint: "apt-get install zbar-tools")
+        let zbarimg = try External.locate(.zbarimg)
         let result = try External.run(zbarimg, ["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", file.path])
         #expect(result.status == 0, "zbarimg failed: \(result.stderr)")
         return result.stdout.trimmingCharacters(in: .newlines)
@@ -31,7 +32,7 @@ struct QRCodeTests {
         let svg = dir.appendingPathComponent("code.svg"), png = dir.appendingPathComponent("code.png")
         let qr = try QRCode(encoding: Self.uri)
         try qr.svg().write(to: svg, atomically: true, encoding: .utf8)
-        let rsvg = try External.locate("rsvg-convert", hint: "apt-get install librsvg2-bin")
+        let rsvg = try External.locate(.rsvgConvert)
         let converted = try External.run(rsvg, ["-o", png.path, svg.path])
         #expect(converted.status == 0, "rsvg-convert failed: \(converted.stderr)")
         #expect(try Self.decode(file: png) == Self.uri)

@@ -167,13 +167,9 @@ final class NginxProcess: @unchecked Sendable {
         return try await body(nginx)
     }
 
-    /// The nginx binary: Debian's package installs it in /usr/sbin, which is not always on PATH.
+    /// The nginx binary, found through GatehouseTesting's table of external programs.
     static func binary() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let candidates = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"]
-            + path.split(separator: ":").map { "\($0)/nginx" }
-        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
-        throw NginxError(description: "nginx is not installed (looked in \(candidates.joined(separator: ", "))); install Debian's package with `apt-get install -y nginx` — these tests need a real nginx and do not skip")
+        do { return try ExternalProgram.nginx.locate() } catch { throw NginxError(description: error.description) }
     }
 
     /// Starts nginx and waits (bounded) until it answers. A port taken between choosing it and

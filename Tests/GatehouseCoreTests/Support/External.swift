@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTesting
 import Testing
 
 /// Runs an external program (a real peer: zbarimg, python3 with PyJWT, rsvg-convert) and
@@ -10,13 +11,15 @@ struct External {
         var stderr: String
     }
 
-    static func locate(_ name: String, hint: String) throws -> String {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") + ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
-            let path = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
+    /// The program's path, through GatehouseTesting's table of external programs; a missing one
+    /// is recorded as a failure naming its package.
+    static func locate(_ program: ExternalProgram) throws -> String {
+        do {
+            return try program.locate()
+        } catch {
+            Issue.record(Comment(rawValue: error.description))
+            throw MissingTool(name: program.name)
         }
-        Issue.record("\(name) not found on PATH: \(hint)")
-        throw MissingTool(name: name)
     }
 
     struct MissingTool: Error { var name: String }
