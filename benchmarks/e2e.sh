@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end benchmarks of issue 6, all in one go, each as a ratio against a reference measured in
+# End-to-end benchmarks, all in one go, each as a ratio against a reference measured in
 # the same run (median of interleaved repetitions; the order alternates every repetition):
 #
 #   1. GET /v1/auth on one node (wrk -t2 -c100)            vs nginx `return 204`          ≥ 0.40

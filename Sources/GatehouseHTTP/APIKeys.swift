@@ -1,7 +1,7 @@
 import GatehouseCrypto
 public import GatehouseService
 
-/// The configured API keys, held only as SHA-256 hashes and compared in constant time (SPEC §3).
+/// The configured API keys, held only as SHA-256 hashes and compared in constant time.
 public struct APIKeyRegistry: Sendable {
     struct Entry: Sendable {
         var name: String

@@ -16,7 +16,7 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// The `GET /v1/auth` decision (SPEC §4), shared by the channel fast path and the responder.
+/// The `GET /v1/auth` decision, shared by the channel fast path and the responder.
 ///
 /// Synchronous and free of I/O: an API key lookup, one token verification and a revocation
 /// lookup in memory. Answers carry no body (nginx `auth_request` reads only the status and
@@ -125,7 +125,7 @@ struct AuthCheck: Sendable {
 ///   head and body are collected here, the same ``GatehouseResponder`` answers in a task, and the
 ///   answer is serialised and written here. Routing, bodies, errors and problems are the
 ///   responder's; this only replaces the transport. On the sign-in path that transport was about
-///   a third of a node's CPU (issue 6, benchmarks/RESULTS.md).
+///   a third of a node's CPU (benchmarks/RESULTS.md).
 ///
 /// Order is kept (HTTP/1.1 pipelining): while a direct request is being answered, the parts,
 /// errors and events that follow it are held (and reading from the socket paused) and replayed

@@ -8,7 +8,7 @@ import Metrics
 import Synchronization
 
 /// Routes every request by method and path — a flat switch, not a router tree, because
-/// `GET /v1/auth` runs on every webmail request and must stay lean (SPEC §4; issue 6 measures
+/// `GET /v1/auth` runs on every webmail request and must stay lean (`benchmarks/e2e.sh` measures
 /// it). Problems are produced only here, at the HTTP edge.
 public struct GatehouseResponder: HTTPResponder {
     public typealias Context = BasicRequestContext

@@ -24,7 +24,7 @@ enum HTTPSupport {
         )
     }
 
-    /// An RFC 9457 problem with a SPEC code.
+    /// An RFC 9457 problem with its code (docs/api.md, Errors).
     static func problem(_ error: ServiceError) -> Response {
         var object: [String: Any] = [
             "type": "https://gatehouse.dev/problems/\(error.code.name)",

@@ -9,11 +9,12 @@
 // queued while a batch is in flight go out together in the next write, so many concurrent
 // callers share one write and one read system call: automatic pipelining.
 //
-// Why threads rather than a SwiftNIO channel with hiredis's reader: the issue asks for hiredis to
-// do the protocol, and its blocking API does all of it (formatting, buffering, parsing) with the
-// least code of ours between the socket and the reply; a thread blocked in `read(2)` costs nothing
-// while the server works, and callers append to the queue without a system call while the thread
-// is busy. The cost is one OS thread per connection, and a pool is 2 connections, so it is small.
+// Why threads rather than a SwiftNIO channel with hiredis's reader: hiredis does the protocol
+// here, and its blocking API does all of it (formatting, buffering, parsing) with the least code
+// of ours between the socket and the reply; a thread blocked in `read(2)` costs nothing while the
+// server works, and callers append to the queue without a system call while the thread is busy.
+// The cost is one OS thread per connection, and a node's pool is one connection by default (at
+// most 16, `GATEHOUSE_REDIS_CONNECTIONS`), so it is small.
 // A NIO channel would add an event loop, a second buffer copy into hiredis's reader and an
 // EventLoop hop per batch for no gain at this pool size.
 //

@@ -1,8 +1,8 @@
-/// The one error type of the service layer. Each code is one of SPEC's problem codes; the HTTP
-/// edge turns it into `application/problem+json` with the status below. Messages never contain
-/// codes, secrets or tokens.
+/// The one error type of the service layer. Each code is one of the API's problem codes
+/// (docs/api.md, Errors); the HTTP edge turns it into `application/problem+json` with the status
+/// below. Messages never contain codes, secrets or tokens.
 public struct ServiceError: Error, Sendable, CustomStringConvertible {
-    /// A SPEC problem code with its HTTP status.
+    /// A problem code with its HTTP status.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         /// The snake_case code clients see.
         public let name: String

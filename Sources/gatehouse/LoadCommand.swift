@@ -7,7 +7,7 @@ import Glibc
 import Histogram
 import Synchronization
 
-/// `gatehouse load`: the load generator for the verification path (SPEC §7).
+/// `gatehouse load`: the load generator for the verification path.
 ///
 /// Seeds users with known TOTP secrets through `POST /v1/users/import`, signs each in once, then
 /// drives a weighted mix of session checks, valid codes (never reusing a time step), wrong codes and

@@ -6,8 +6,8 @@ import Testing
 import Glibc
 #endif
 
-/// Requests are answered inside the channel pipeline, past Hummingbird's request machinery
-/// (issue 6): `GET /v1/auth` synchronously, the rest directly through the same responder. These
+/// Requests are answered inside the channel pipeline, past Hummingbird's request machinery:
+/// `GET /v1/auth` synchronously, the rest directly through the same responder. These
 /// check over raw sockets that the fast paths keep HTTP/1.1's rules — answers in request order
 /// when requests are pipelined (behind a slow one, behind one that Hummingbird takes), keep-alive
 /// and `Connection: close`, HTTP/1.0, chunked and oversized bodies.

@@ -5,8 +5,8 @@ import Glibc
 import Testing
 
 /// A real nginx (Debian's package) in front of a real Gatehouse node with `auth_request`, the way
-/// SPEC §4 means `GET /v1/auth` to be used: the protected page is served for a valid session and
-/// refused without one. nginx must be installed; these tests fail (never skip) without it.
+/// `GET /v1/auth` is meant to be used (docs/api.md): the protected page is served for a valid
+/// session and refused without one. nginx must be installed; these tests fail (never skip) without it.
 @Suite("nginx auth_request in front of Gatehouse", .timeLimit(.minutes(2)))
 struct NginxTests {
     /// Two ways nginx hands the session to Gatehouse: `/protected/` copies the cookie into

@@ -2,7 +2,7 @@ public import GatehouseCrypto
 
 /// A fresh authenticator secret.
 public enum OTPSecret {
-    /// Default secret length in bytes: 160 bits, as RFC 4226 recommends and SPEC §4 requires.
+    /// Default secret length in bytes: 160 bits, as RFC 4226 recommends and enrolment uses.
     public static let defaultLength = 20
 
     /// `length` bytes from the CSPRNG (at least 20).

@@ -2,7 +2,7 @@ public import Foundation
 public import GatehouseCrypto
 import Synchronization
 
-/// The keyring file of SPEC §5: token-signing secrets with their life-cycle state.
+/// The keyring file (docs/tokens.md): token-signing secrets with their life-cycle state.
 ///
 /// ```json
 /// {"version":1,"keys":[{"kid":"k20261130-5f2a","secret":"<base64url ≥32 bytes>","state":"active",

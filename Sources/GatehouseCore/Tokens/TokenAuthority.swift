@@ -1,7 +1,7 @@
 public import GatehouseCrypto
 import Glibc
 
-/// Signs and verifies Gatehouse's compact-JWS tokens (SPEC §5).
+/// Signs and verifies Gatehouse's compact-JWS tokens (docs/tokens.md).
 ///
 /// Verification is strict and ordered so that nothing untrusted is interpreted before the
 /// signature holds: size limit → three canonical base64url segments → header with exactly
@@ -11,7 +11,7 @@ import Glibc
 ///
 /// The HS256 path is allocation-free apart from the claim strings that the result carries.
 public final class TokenAuthority: Sendable {
-    /// Tokens longer than this are refused before any parsing (SPEC §5).
+    /// Tokens longer than this are refused before any parsing.
     public static let maximumTokenLength = 4096
 
     /// The `iss` written and required.

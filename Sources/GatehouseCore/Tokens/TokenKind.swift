@@ -1,5 +1,5 @@
-/// The four token kinds of SPEC §5. Each is signed with its own derived key, so a token of one
-/// kind never verifies as another even before `typ` is compared.
+/// The four token kinds (docs/api.md, Tokens). Each is signed with its own derived key, so a
+/// token of one kind never verifies as another even before `typ` is compared.
 public enum TokenKind: Int, Sendable, CaseIterable {
     case session = 0, remember, challenge, reset
 

@@ -9,7 +9,7 @@ import Musl
 #endif
 
 /// Redis's clock, as seen from this node: samples `TIME` and keeps the offset between the
-/// server's clock and the local one, so every node checks OTP codes against one clock (SPEC §6)
+/// server's clock and the local one, so every node checks OTP codes against one clock
 /// however well its own is synchronised.
 ///
 /// Each sample takes three `TIME` round trips and keeps the one with the shortest round trip;

@@ -1,6 +1,6 @@
 /// The one place Redis keys are built.
 ///
-/// Every key of a user carries the hash tag `{<user>}` (SPEC §1), so all of one user's keys
+/// Every key of a user carries the hash tag `{<user>}`, so all of one user's keys
 /// hash to one Redis Cluster slot and one Lua script may touch them all; moving to Cluster is then
 /// a routing change, not a rewrite of the keys.
 ///

@@ -13,7 +13,7 @@ import Synchronization
 /// (Entries trimmed away by `MINID`/`MAXLEN` while it was disconnected are, of course, gone.)
 ///
 /// "Caught up" means a read returned fewer entries than the batch size: the backlog that existed
-/// at start has been delivered. Gatehouse reports ready only after that (SPEC §1).
+/// at start has been delivered. Gatehouse reports ready only after that.
 ///
 /// Run it as a swift-service-lifecycle `Service`, or call ``run()`` in a task and cancel it.
 public final class RedisStreamFollower: Sendable, Service {

@@ -66,7 +66,7 @@ return {'denied'}
 }
 
 extension Gatehouse {
-    /// At most this many app passwords per user (SPEC §6).
+    /// At most this many app passwords per user.
     static let maximumAppPasswords = 50
     /// The services an app password may be scoped to.
     public static let mailServices = ["imap", "pop3", "smtp"]

@@ -1,6 +1,6 @@
 public import GatehouseRedis
 
-/// The code check: one atomic Lua script per attempt (SPEC §1, §6) — the heart of the product.
+/// The code check: one atomic Lua script per attempt — the heart of the product.
 ///
 /// In one round trip it (1) refuses a locked user, (2) refuses an IP prefix over its failure
 /// budget, (3) refuses while the user's back-off wait runs, (4) refuses if the credential the node
@@ -12,7 +12,7 @@ public import GatehouseRedis
 ///
 /// Time inside the script is Redis's own `TIME`, so every node throttles on one clock.
 ///
-/// One script serves every kind of code (the issue asks for one way of doing each thing); only
+/// One script serves every kind of code (one way of doing each thing); only
 /// step 6 differs by `mode`:
 /// - `totp`: ARGV[2] is the matched step (`-1` = no match); success needs it above the last
 ///   accepted step in KEYS[3], which it then records (forward-only replay protection).

@@ -127,7 +127,7 @@ public struct CodeChecker: Sendable {
     }
 }
 
-/// The client-IP key part: IPv4 as is, IPv6 by its /64 (SPEC §6). nil for text that is not an IP.
+/// The client-IP key part: IPv4 as is, IPv6 by its /64. nil for text that is not an IP.
 public func ipBudgetKey(_ text: String) -> String? {
     var v4 = in_addr()
     if inet_pton(AF_INET, text, &v4) == 1 {

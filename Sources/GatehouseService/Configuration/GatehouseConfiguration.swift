@@ -30,7 +30,7 @@ public struct GatehouseConfiguration: Sendable {
         }
     }
 
-    /// Second-step throttle and lock (SPEC §6).
+    /// Second-step throttle and lock (docs/api.md, Defaults and limits).
     public struct Throttle: Sendable {
         public var freeFailures = 5
         public var maximumBackoffSeconds = 900
@@ -40,7 +40,7 @@ public struct GatehouseConfiguration: Sendable {
         public init() {}
     }
 
-    /// TOTP parameters (SPEC §6).
+    /// TOTP parameters (docs/api.md, Defaults and limits).
     public struct TOTPSettings: Sendable {
         public var digits = 6
         public var period = 30
@@ -50,7 +50,7 @@ public struct GatehouseConfiguration: Sendable {
         public init() {}
     }
 
-    /// Token lifetimes (SPEC §6).
+    /// Token lifetimes (docs/api.md, Defaults and limits).
     public struct Lifetimes: Sendable {
         public var challengeSeconds: Int64 = 300
         public var sessionAbsoluteSeconds: Int64 = 7 * 24 * 3600
@@ -169,9 +169,9 @@ public struct GatehouseConfiguration: Sendable {
     }
 }
 
-/// One API key: `name:scope+scope:secret` (SPEC §7).
+/// One API key: `name:scope+scope:secret`.
 public struct APIKeyConfiguration: Sendable, Equatable {
-    /// Scopes of SPEC §3.
+    /// Scopes (docs/api.md, Callers and headers).
     public enum Scope: String, Sendable, CaseIterable {
         case verify, frontend, mail, admin
     }

@@ -5,7 +5,7 @@ import GatehouseCrypto
 import GatehouseRedis
 
 /// Who a self-service call is for: a signed-in session, or (while enrolling under an enforced
-/// policy) the login challenge standing in for it (SPEC §3).
+/// policy) the login challenge standing in for it.
 public enum Principal: Sendable {
     case session(SessionClaims, UserID)
     case challenge(ChallengeClaims, UserID)
@@ -25,7 +25,7 @@ public struct PendingTOTP: Sendable {
     public var expiresAt: Int64
 }
 
-/// What turning two-step on returns (SPEC §4).
+/// What turning two-step on returns.
 public struct TwoStepEnabled: Sendable {
     public var method: DomainPolicy.Method
     public var backupCodes: [String]

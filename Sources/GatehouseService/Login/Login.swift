@@ -3,7 +3,7 @@ import Foundation
 public import GatehouseCore
 import GatehouseRedis
 
-/// The answer of `login/start` and `login/finish` (SPEC §4).
+/// The answer of `login/start` and `login/finish`.
 public enum LoginResult: Sendable {
     case authenticated(IssuedSession, remember: IssuedRemember?)
     case secondStep(challenge: String, expiresAt: Int64, methods: [String])

@@ -1,4 +1,4 @@
-/// A domain's two-step policy (SPEC §2).
+/// A domain's two-step policy (docs/api.md, Domain policy).
 public struct DomainPolicy: Sendable, Equatable, Codable {
     /// The policy mode.
     public enum Mode: String, Sendable, Codable, CaseIterable {
@@ -32,7 +32,7 @@ public struct DomainPolicy: Sendable, Equatable, Codable {
         case appPasswordReveal = "app_password_reveal"
     }
 
-    /// SPEC defaults.
+    /// The defaults (a domain never set).
     public static let `default` = DomainPolicy(mode: .optional, methods: [.totp, .email], rememberDeviceDays: 30, sessionHours: 8, appPasswordReveal: false)
 
     /// Creates a policy.

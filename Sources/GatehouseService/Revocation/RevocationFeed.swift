@@ -3,7 +3,7 @@ public import GatehouseRedis
 public import Logging
 import Synchronization
 
-/// The revocation feed: a Redis stream every node appends to and follows (SPEC §1).
+/// The revocation feed: a Redis stream every node appends to and follows.
 ///
 /// Entry kinds (field `k`): `sid` (one session revoked: `sid`, `exp`), `epoch` (a user's
 /// security epoch raised: `u`, `ep`), `policy` (a domain's policy changed: `d`, `p` = JSON or

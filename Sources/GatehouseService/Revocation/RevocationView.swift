@@ -2,7 +2,7 @@ public import GatehouseCore
 import Synchronization
 
 /// This node's view of what has been revoked, kept from the revocation feed so that verifying a
-/// session needs no Redis round trip (SPEC §1).
+/// session needs no Redis round trip.
 ///
 /// Holds revoked session ids (until their tokens expire anyway), each user's security epoch
 /// (tokens with a lower `ep` are dead), and every domain's policy (password-only sessions die

@@ -3,7 +3,7 @@ import Glibc
 import GatehouseRedis
 public import Logging
 
-/// The `redis-server` child that `gatehouse serve` starts when no Redis is configured (SPEC §7):
+/// The `redis-server` child that `gatehouse serve` starts when no Redis is configured:
 /// Unix socket only (no TCP port), AOF on, data under the state folder.
 public final class EmbeddedRedis: Sendable {
     /// The URL clients use.

@@ -8,7 +8,7 @@ import Synchronization
 
 /// One Gatehouse node's service layer: the Redis client, token authority, secret box, the
 /// revocation view and feed, the Redis clock and the code checker, and every operation of
-/// SPEC §4 as a method. Stateless apart from caches that the feed keeps honest.
+/// the HTTP API (docs/api.md) as a method. Stateless apart from caches that the feed keeps honest.
 public final class Gatehouse: Sendable, Service {
     public let configuration: GatehouseConfiguration
     public let redis: RedisClient
@@ -76,7 +76,7 @@ public final class Gatehouse: Sendable, Service {
     /// Now, for token times.
     public var now: Int64 { Self.unixNow() }
 
-    /// Redis's clock, for OTP steps (SPEC §6); the local clock until the first sample.
+    /// Redis's clock, for OTP steps; the local clock until the first sample.
     var redisNow: Int64 { clock.lastSample == nil ? now : clock.nowSeconds() }
 
     // MARK: Readiness

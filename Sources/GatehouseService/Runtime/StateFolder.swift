@@ -2,7 +2,7 @@ import Foundation
 public import GatehouseCore
 import GatehouseCrypto
 
-/// First-start setup of the state folder for a configuration-free `gatehouse serve` (SPEC §7):
+/// First-start setup of the state folder for a configuration-free `gatehouse serve`:
 /// a keyring, a data key and a development API key, each 0600.
 public enum StateFolder {
     /// What was prepared.

@@ -186,7 +186,7 @@ extension Gatehouse {
     }
 
     /// `POST /v1/me/password-changed`: every remembered device, every other session and every
-    /// app password dies (SPEC §4).
+    /// app password dies.
     public func passwordChanged(_ principal: Principal) async throws(ServiceError) {
         guard case .session(let claims, let user) = principal else { throw ServiceError(.invalidToken, "a signed-in session is required") }
         do {

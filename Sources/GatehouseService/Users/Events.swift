@@ -3,7 +3,7 @@ import GatehouseCore
 import GatehouseRedis
 import Logging
 
-/// One security event (SPEC §4 `GET /v1/me/events`).
+/// One security event (`GET /v1/me/events`).
 public struct SecurityEvent: Sendable {
     public var type: String
     public var at: Int64

@@ -1,4 +1,4 @@
-/// A user: an email address `local@domain`, lower-cased, at most 254 bytes (SPEC §2).
+/// A user: an email address `local@domain`, lower-cased, at most 254 bytes (docs/api.md, Users).
 public struct UserID: Hashable, Sendable, CustomStringConvertible {
     /// The normalised address.
     public let value: String
