@@ -107,7 +107,7 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
 
     private static func search(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        // Debian installs daemons (nginx, dovecot) in /usr/sbin, which a non-root PATH lacks.
+        // Debian installs daemons such as nginx in /usr/sbin, which a non-root PATH lacks.
         let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/sbin"]
         return directories.lazy.map { $0 + "/" + name }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
