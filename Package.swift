@@ -123,7 +123,6 @@ let package = Package(
             name: "GatehouseHTTP",
             dependencies: [
                 "GatehouseService",
-                "GatehouseMail",
                 "GatehouseCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -140,15 +139,32 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Application (one node wired from configuration: Redis, keys, mail, service, HTTP edge)
+        .target(
+            name: "GatehouseApp",
+            dependencies: [
+                "GatehouseHTTP",
+                "GatehouseService",
+                "GatehouseMail",
+                "GatehouseCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "gatehouse",
             dependencies: [
                 "CEpoll",
-                "GatehouseHTTP",
+                "GatehouseApp",
                 "GatehouseService",
                 "GatehouseCore",
                 "GatehouseCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -164,7 +180,12 @@ let package = Package(
         .testTarget(
             // Drives real `gatehouse serve` processes over HTTP against a real redis-server.
             name: "GatehouseServiceTests",
-            dependencies: ["gatehouse", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis"],
+            dependencies: [
+                "gatehouse", "GatehouseApp", "GatehouseService", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -6,8 +6,12 @@ import Prometheus
 public final class MetricsEndpoint: Sendable {
     let registry: PrometheusCollectorRegistry
 
+    /// The process's registry: swift-metrics can be bootstrapped once per process, so every node
+    /// built in one process (a served node, or the nodes of an in-process test) reports here.
+    public static let shared = MetricsEndpoint()
+
     /// Creates the registry and bootstraps swift-metrics with it (once per process).
-    public init(bootstrap: Bool = true) {
+    init(bootstrap: Bool = true) {
         registry = PrometheusCollectorRegistry()
         if bootstrap { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import GatehouseHTTP
+import GatehouseApp
+import Hummingbird
 import GatehouseService
 
 /// `gatehouse serve`: runs a node.
@@ -17,6 +18,6 @@ struct ServeCommand: AsyncParsableCommand {
         do { configuration = try GatehouseConfiguration.load(configFile: config) } catch {
             throw ValidationError(error.detail)
         }
-        try await GatehouseServer.run(configuration: configuration)
+        try await buildApplication(configuration: configuration).runService()
     }
 }

@@ -24,13 +24,16 @@ public final class Gatehouse: Sendable, Service {
     let random: any SecureRandomSource
     let mailer: any CodeMailer
     let totpCache = TOTPCache(capacity: 100_000)
+    /// Moves the clocks in tests (``ClockOffset``); nil on a served node.
+    let clockOffset: ClockOffset?
 
     /// Builds a node from configuration, a keyring store and a secret box.
     public init(
         configuration: GatehouseConfiguration, redisURL: String, keyring: KeyringStore, secrets: SecretBox,
-        mailer: any CodeMailer = NoMailer(), logger: Logger
+        mailer: any CodeMailer = NoMailer(), clockOffset: ClockOffset? = nil, logger: Logger
     ) throws(ServiceError) {
         self.configuration = configuration
+        self.clockOffset = clockOffset
         self.mailer = mailer
         self.logger = logger
         let url: RedisURL
@@ -74,10 +77,10 @@ public final class Gatehouse: Sendable, Service {
     static func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
     /// Now, for token times.
-    public var now: Int64 { Self.unixNow() }
+    public var now: Int64 { Self.unixNow() + (clockOffset?.seconds ?? 0) }
 
     /// Redis's clock, for OTP steps; the local clock until the first sample.
-    var redisNow: Int64 { clock.lastSample == nil ? now : clock.nowSeconds() }
+    var redisNow: Int64 { clock.lastSample == nil ? now : clock.nowSeconds() + (clockOffset?.seconds ?? 0) }
 
     // MARK: Readiness
 

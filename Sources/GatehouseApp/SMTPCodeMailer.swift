@@ -1,16 +1,16 @@
 import GatehouseMail
-public import GatehouseService
-public import Logging
+import GatehouseService
+import Logging
 
 /// `CodeMailer` over SMTP (`GATEHOUSE_SMTP_URL`): the human text comes from `CodeMail`, delivery
 /// with retries from `MailSender`. A delivery that fails after its retries is a `503` upstream.
-public struct SMTPCodeMailer: CodeMailer {
+struct SMTPCodeMailer: CodeMailer {
     let sender: MailSender
     let from: String
     let issuer: String
 
     /// Parses the URL and prepares the client.
-    public init(url: String, from: String, issuer: String, logger: Logger) throws(ServiceError) {
+    init(url: String, from: String, issuer: String, logger: Logger) throws(ServiceError) {
         let parsed: SMTPURL
         do { parsed = try SMTPURL(url) } catch { throw ServiceError(.invalidRequest, "GATEHOUSE_SMTP_URL: \(error.message)") }
         sender = MailSender(client: SMTPClient(configuration: .init(url: parsed, connectTimeout: .seconds(5), commandTimeout: .seconds(15)), logger: logger), logger: logger)
@@ -18,7 +18,7 @@ public struct SMTPCodeMailer: CodeMailer {
         self.issuer = issuer
     }
 
-    public func send(code: String, purpose: CodePurpose, to address: String, validMinutes: Int) async throws {
+    func send(code: String, purpose: CodePurpose, to address: String, validMinutes: Int) async throws {
         let mail: CodeMail = switch purpose {
         case .verifyRecoveryAddress: try CodeMail.recoveryAddressVerification(code: code, issuer: issuer, validForMinutes: validMinutes)
         case .signIn: try CodeMail.signIn(code: code, issuer: issuer, validForMinutes: validMinutes)
