@@ -15,7 +15,7 @@ struct AccountFeatureTests {
         let token = ((start["session"] as? [String: Any])?["token"] as? String) ?? ""
         let pending = try await d.call("POST", "/v1/me/totp", headers: ["Gatehouse-Session": token])
         let secret = pending["secret"] as? String ?? ""
-        try await d.awaitFreshStep()
+        try await d.freshStep()
         let confirm = try await d.call("POST", "/v1/me/totp/confirm", json: ["code": try await d.code(secret: secret)], headers: ["Gatehouse-Session": token])
         #expect(confirm.status == 200, "\(confirm.json)")
         let app = (confirm["app_password"] as? [String: Any])?["password"] as? String ?? ""
@@ -52,7 +52,7 @@ struct AccountFeatureTests {
     func rememberDevices() async throws {
         try await Deployment.with { d in
             let (user, secret) = try await d.enrolledUser()
-            try await d.awaitFreshStep()
+            try await d.freshStep()
             let finish = try await d.call("POST", "/v1/login/finish", json: [
                 "challenge": try await d.challenge(for: user), "method": "totp", "code": try await d.code(secret: secret), "remember": true,
                 "user_agent": "Thunderbird/128", "client_ip": "198.51.100.4",
@@ -83,7 +83,7 @@ struct AccountFeatureTests {
             #expect(types.first == "device_theft_detected", "newest first: \(types)")
 
             // A fresh device; turning remember-me off by policy stops it at once.
-            try await d.awaitFreshStep()
+            try await d.freshStep()
             let second = try await d.call("POST", "/v1/login/finish", json: [
                 "challenge": try await d.challenge(for: user), "method": "totp", "code": try await d.code(secret: secret, offset: 1), "remember": true,
             ])

@@ -167,7 +167,8 @@ extension FastPathTests {
 
     @Test("nothing after a Connection: close answer is answered; a graceful shutdown (SIGTERM) waits for a direct answer in flight")
     func closeAndShutdown() async throws {
-        try await Deployment.with { d in
+        // A real process: the test sends it SIGTERM.
+        try await Deployment.with(processes: true) { d in
             let frontend = Deployment.keys["frontend"]!
             let port = d.node.baseURL.port!
             // RFC 9112 §9.6: the server reads nothing after a request with Connection: close.
@@ -186,7 +187,7 @@ extension FastPathTests {
             async let pending = RawHTTP.exchange(port: port,
                 "POST /v1/login/start HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(frontend)\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
             try await Task.sleep(for: .milliseconds(500))
-            let node = d.node
+            let node = try #require(d.node as? GatehouseNodeProcess)
             let stopping = Thread { node.stop() }  // SIGTERM, then waits for the exit (blocking)
             stopping.start()
             let text = try await pending

@@ -12,7 +12,7 @@ struct LoginFlowTests {
         try await Deployment.with { d in
             let (user, secret) = try await d.enrolledUser("Jane.Doe@Example.org")
             #expect(user == "jane.doe@example.org")
-            try await d.awaitFreshStep()
+            try await d.freshStep()
             let start = try await d.call("POST", "/v1/login/start", json: ["user": "JANE.DOE@example.org", "client_ip": "192.0.2.7"])
             #expect(start.status == 200)
             #expect(start["status"] as? String == "second_step")
@@ -71,7 +71,7 @@ struct LoginFlowTests {
     func replay() async throws {
         try await Deployment.with { d in
             let (user, secret) = try await d.enrolledUser()
-            try await d.awaitFreshStep()
+            try await d.freshStep()
             let code = try await d.code(secret: secret)
             let first = try await d.challenge(for: user)
             #expect(try await d.call("POST", "/v1/login/finish", json: ["challenge": first, "method": "totp", "code": code]).status == 200)
@@ -140,7 +140,7 @@ struct LoginFlowTests {
             let bad = try await d.call("POST", "/v1/me/totp/confirm", json: ["code": "000000"], headers: ["Gatehouse-Session": token])
             let current = try await d.code(secret: secret)
             #expect(bad.status == 401 || current == "000000")
-            try await d.awaitFreshStep()
+            try await d.freshStep()
             let confirm = try await d.call("POST", "/v1/me/totp/confirm", json: ["code": try await d.code(secret: secret)], headers: ["Gatehouse-Session": token])
             #expect(confirm.status == 200, "\(confirm.json)")
             #expect((confirm["two_step"] as? [String: Any])?["enabled"] as? Bool == true)

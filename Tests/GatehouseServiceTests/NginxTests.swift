@@ -161,7 +161,7 @@ final class NginxProcess: @unchecked Sendable {
     }
 
     /// Starts nginx in front of `node`, runs `body`, and always stops it.
-    static func with<T>(frontOf node: GatehouseNodeProcess, _ body: (NginxProcess) async throws -> T) async throws -> T {
+    static func with<T>(frontOf node: any TestNode, _ body: (NginxProcess) async throws -> T) async throws -> T {
         let nginx = try await start(frontOf: node)
         defer { nginx.stop() }
         return try await body(nginx)
@@ -174,7 +174,7 @@ final class NginxProcess: @unchecked Sendable {
 
     /// Starts nginx and waits (bounded) until it answers. A port taken between choosing it and
     /// nginx binding it is retried on a new port, at most three times.
-    static func start(frontOf node: GatehouseNodeProcess, timeout: Duration = .seconds(15)) async throws -> NginxProcess {
+    static func start(frontOf node: any TestNode, timeout: Duration = .seconds(15)) async throws -> NginxProcess {
         let binary = try binary()
         guard let host = node.baseURL.host, let nodePort = node.baseURL.port else {
             throw NginxError(description: "cannot read host and port from \(node.baseURL)")

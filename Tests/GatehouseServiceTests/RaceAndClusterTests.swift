@@ -34,7 +34,7 @@ struct RaceAndClusterTests {
     func wrongGuessRace() async throws {
         try await Deployment.with(nodes: 2) { d in
             let (user, secret) = try await d.enrolledUser()
-            try await d.awaitFreshStep(margin: 15)
+            try await d.freshStep()
             let challenge = try await d.challenge(for: user)
             var window = Set<String>()
             for o in -1...1 { window.insert(try await d.code(secret: secret, offset: o)) }
@@ -74,7 +74,7 @@ struct RaceAndClusterTests {
     func validCodeRace() async throws {
         try await Deployment.with(nodes: 2) { d in
             let (user, secret) = try await d.enrolledUser()
-            try await d.awaitFreshStep(margin: 15)
+            try await d.freshStep()
             // Each submission on its own challenge, so only the replay marker can stop them.
             var challenges: [String] = []
             for i in 0..<200 { challenges.append(try await d.challenge(for: user, node: i % 2)) }
@@ -137,7 +137,7 @@ struct RaceAndClusterTests {
             let challenge = ((login["challenge"] as? [String: Any])?["token"] as? String) ?? ""
             let pending = try await d.call("POST", "/v1/me/totp", headers: ["Gatehouse-Challenge": challenge])
             #expect(pending.status == 200)
-            try await d.awaitFreshStep()
+            try await d.freshStep()
             let confirm = try await d.call(
                 "POST", "/v1/me/totp/confirm", json: ["code": try await d.code(secret: pending["secret"] as? String ?? "")],
                 headers: ["Gatehouse-Challenge": challenge], node: 1

@@ -2,57 +2,71 @@ import Foundation
 import GatehouseCore
 import GatehouseCrypto
 import GatehouseRedis
+import GatehouseService
 import GatehouseTesting
 import Testing
 
-/// A test deployment: one real redis-server and `nodeCount` real `gatehouse serve` processes
-/// sharing its keys, plus helpers to call the API the way a front end would.
+/// A test deployment: one real redis-server and `nodeCount` nodes sharing its keys, plus helpers
+/// to call the API the way a front end would. Nodes run in this process (``InProcessNode``) and
+/// share one ``ClockOffset``, so tests move time instead of waiting for it; `processes: true`
+/// starts real `gatehouse serve` processes instead, for what only a process shows (signals).
 final class Deployment: @unchecked Sendable {
     // @unchecked: set up once in `start`, then only read; nodes are thread-safe themselves.
     let redis: RedisServerProcess
-    let nodes: [GatehouseNodeProcess]
+    let nodes: [any TestNode]
     let directory: String
     let client: RedisClient
+    /// The nodes' clocks, moved by ``freshStep()`` (nil for process nodes, whose clocks are the wall clock).
+    let clockOffset: ClockOffset?
 
     static let keys = GatehouseNodeProcess.apiKeys
 
-    private init(redis: RedisServerProcess, nodes: [GatehouseNodeProcess], directory: String, client: RedisClient) {
+    private init(redis: RedisServerProcess, nodes: [any TestNode], directory: String, client: RedisClient, clockOffset: ClockOffset?) {
         self.redis = redis
         self.nodes = nodes
         self.directory = directory
         self.client = client
+        self.clockOffset = clockOffset
     }
 
     /// Starts Redis (AOF on) and the nodes; always pair with `shutdown()` (use `with`).
-    static func start(nodes nodeCount: Int = 1, environment: [String: String] = [:]) async throws -> Deployment {
+    static func start(nodes nodeCount: Int = 1, environment: [String: String] = [:], processes: Bool = false) async throws -> Deployment {
         let redis = try await RedisServerProcess.start(.init(appendOnly: true))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-svc-\(UUID().uuidString)").path
-        var nodes: [GatehouseNodeProcess] = []
+        let clockOffset: ClockOffset? = processes ? nil : ClockOffset()
+        var nodes: [any TestNode] = []
         do {
             for _ in 0..<nodeCount {
-                nodes.append(try await GatehouseNodeProcess.start(redisURL: redis.url().description, directory: directory, extraEnvironment: environment))
+                if let clockOffset {
+                    nodes.append(try await InProcessNode.start(redisURL: redis.url().description, directory: directory, environment: environment, clockOffset: clockOffset))
+                } else {
+                    nodes.append(try await GatehouseNodeProcess.start(redisURL: redis.url().description, directory: directory, extraEnvironment: environment))
+                }
             }
         } catch {
-            nodes.forEach { $0.kill() }
+            for node in nodes { await node.shutdown() }
             await redis.cleanup()
             throw error
         }
-        let client = RedisClient(configuration: redis.configuration())
-        return Deployment(redis: redis, nodes: nodes, directory: directory, client: client)
+        // Named apart from the nodes' connections, which tests count by name.
+        var configuration = redis.configuration()
+        configuration.clientName = "gatehouse-test"
+        let client = RedisClient(configuration: configuration)
+        return Deployment(redis: redis, nodes: nodes, directory: directory, client: client, clockOffset: clockOffset)
     }
 
-    static func with<T>(nodes: Int = 1, environment: [String: String] = [:], _ body: (Deployment) async throws -> T) async throws -> T {
-        try await scoped(try await start(nodes: nodes, environment: environment), cleanup: { await $0.shutdown() }, body)
+    static func with<T>(nodes: Int = 1, environment: [String: String] = [:], processes: Bool = false, _ body: (Deployment) async throws -> T) async throws -> T {
+        try await scoped(try await start(nodes: nodes, environment: environment, processes: processes), cleanup: { await $0.shutdown() }, body)
     }
 
     func shutdown() async {
-        nodes.forEach { $0.stop() }
+        for node in nodes { await node.shutdown() }
         await client.shutdown()
         await redis.cleanup()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    var node: GatehouseNodeProcess { nodes[0] }
+    var node: any TestNode { nodes[0] }
 
     // MARK: Calls
 
@@ -88,21 +102,27 @@ final class Deployment: @unchecked Sendable {
         return try await call("POST", "/v1/users/import", key: "admin", raw: Data(text.utf8))
     }
 
-    /// The code an authenticator shows now (Redis's clock, as the node uses), `offset` steps away.
-    func code(secret: String, offset: Int = 0) async throws -> String {
-        let now = try await client.time() / 1_000_000
-        let totp = try TOTP(secret: Base32.decode(secret)!)
-        return totp.code(at: now + Int64(offset) * 30)!
+    /// The nodes' time for OTP steps: Redis's clock moved by the deployment's offset.
+    func now() async throws -> Int64 {
+        try await client.time() / 1_000_000 + (clockOffset?.seconds ?? 0)
     }
 
-    /// Waits until the current TOTP step has at least `margin` seconds left, so a test's codes
-    /// do not straddle a step boundary.
-    func awaitFreshStep(margin: Int64 = 8) async throws {
-        for _ in 0..<40 {
-            let now = try await client.time() / 1_000_000
-            if 30 - now % 30 >= margin { return }
-            try await Task.sleep(for: .milliseconds(500))
+    /// The code an authenticator shows now (the nodes' clock), `offset` steps away.
+    func code(secret: String, offset: Int = 0) async throws -> String {
+        let totp = try TOTP(secret: Base32.decode(secret)!)
+        return totp.code(at: try await now() + Int64(offset) * 30)!
+    }
+
+    /// Moves the nodes' clock to one second into the next TOTP step: a step no code was spent
+    /// on yet, with 29 s left, so a test's codes never straddle a step boundary and nothing
+    /// waits for the wall clock.
+    func freshStep() async throws {
+        guard let clockOffset else {
+            Issue.record("freshStep() moves the clock of in-process nodes; this deployment runs processes")
+            return
         }
+        let now = try await now()
+        clockOffset.advance(by: 30 - now % 30 + 1)
     }
 
     /// A user enrolled with TOTP through import; returns (user, base32 secret).
@@ -126,7 +146,7 @@ final class Deployment: @unchecked Sendable {
     /// `offset` 1 uses the next step's code (still inside the ±1 window) when the current step was
     /// just spent, e.g. by an enrolment confirm.
     func signIn(_ user: String, secret: String, offset: Int = 0, node index: Int = 0) async throws -> String {
-        try await awaitFreshStep()
+        try await freshStep()
         let challenge = try await challenge(for: user, node: index)
         let reply = try await call("POST", "/v1/login/finish", json: ["challenge": challenge, "method": "totp", "code": try await code(secret: secret, offset: offset)], node: index)
         #expect(reply.status == 200, "login/finish: \(reply.json)")
