@@ -164,7 +164,13 @@ let package = Package(
         .testTarget(
             // Drives real `gatehouse serve` processes over HTTP against a real redis-server.
             name: "GatehouseServiceTests",
-            dependencies: ["gatehouse", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis"],
+            // GatehouseHTTP (and NIO's value types) for the I/O-free tests of the fast path's state machine.
+            dependencies: [
+                "gatehouse", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis", "GatehouseHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,221 @@
+import GatehouseService
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Answers requests inside the channel pipeline, straight from the HTTP/1 decoder's parts, past
+/// the conversion to HTTPTypes, `NIOAsyncChannel` and Hummingbird's per-connection loop:
+///
+/// - `GET /v1/auth` synchronously, on the event loop, with ``AuthCheck``. It runs on every webmail
+///   request: through Hummingbird a request costs a header conversion, a task hop, an async
+///   sequence element and a `Request`/`Response` pair; here three header lookups, one
+///   verification and one write.
+/// - Every other request with a bounded body (``FastPathStateMachine/route(_:)``) *directly*: the
+///   head and body are collected here, the same ``GatehouseResponder`` answers in a task, and the
+///   answer is serialised and written here. Routing, bodies, errors and problems are the
+///   responder's; this only replaces the transport. On the sign-in path that transport was about
+///   a third of a node's CPU (benchmarks/RESULTS.md).
+///
+/// What to do when is decided by ``FastPathStateMachine`` (order under pipelining, holding and
+/// replaying, `Connection: close`, graceful shutdown, backpressure); this handler translates
+/// channel calls into its inputs and its actions into channel calls.
+final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let responder: GatehouseResponder
+    private var check: AuthCheck { responder.authCheck }
+    private let logger: Logger
+    private var state = FastPathStateMachine(bodyLimit: FastPathHandler.bodyLimit)
+    /// The context of ``RawResponseWriter`` at the head of the pipeline (set when this handler
+    /// is added, which requires one): answers written there go straight to the socket, past the
+    /// HTTP/1 encoder (they are serialised here, into one buffer).
+    private var raw: ChannelHandlerContext!
+    /// Direct requests whose task has not come back to the event loop yet (a graceful shutdown
+    /// waits for them: ``whenIdle(_:)``), readable off the loop too
+    /// (``GatehouseHTTP1Channel/handle(value:logger:)`` waits only when it is not zero); and who
+    /// waits.
+    let tasksRunning = TaskCounter()
+    private var idleWaiters: [EventLoopPromise<Void>] = []
+    /// `Date:` for answers, formatted once per second per connection.
+    private var date = HTTPDate()
+    /// The last valid `Authorization` value seen on this connection and whose key it is: a
+    /// connection (nginx's upstream keep-alive, a front end's pool) presents the same key on every
+    /// request, so the key's SHA-256 and constant-time lookup run once per connection. The plain
+    /// `==` against it can only tell a client about a value it sent itself on this connection, and
+    /// the configured keys do not change while the node runs.
+    private var knownAuthorization: String?
+    private var knownCaller: APIKeyRegistry.Entry?
+
+    /// The largest body collected for a direct request: one byte past the responder's limit, so
+    /// the responder still refuses a longer one (the rest is read and dropped).
+    static let bodyLimit = HTTPSupport.maximumBodyBytes + 1
+
+    init(responder: GatehouseResponder, logger: Logger) {
+        self.responder = responder
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let raw = try? context.pipeline.syncOperations.context(handlerType: RawResponseWriter.self) else {
+            preconditionFailure("FastPathHandler needs a RawResponseWriter nearer the socket")
+        }
+        self.raw = raw
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch state.read(unwrapInboundIn(data)) {
+        case .forward:
+            context.fireChannelRead(data)
+        case .none:
+            break
+        case .answerAuth(let head, let framing):
+            var buffer = context.channel.allocator.buffer(capacity: 240)
+            FastPathEncoding.write(authAnswer(head.headers), framing: framing, date: date.now(), into: &buffer)
+            write(buffer, framing: framing, context: context)
+        case .startDirect(let head, let body, let framing):
+            start(head, body: body, framing: framing, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if state.readComplete() { raw.flush() }
+        context.fireChannelReadComplete()
+        if state.canReplay { replayHeld(context: context) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if state.errorCaught(error) { context.fireErrorCaught(error) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if state.userInboundEvent(event) { context.fireUserInboundEventTriggered(event) }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if state.readRequested() { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if state.writabilityChanged(isWritable: context.channel.isWritable) { context.read() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Outbound (Hummingbird's responses)
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { state.forwardedResponseEnded() }
+        context.write(data, promise: promise)
+    }
+
+    // MARK: Answers
+
+    /// Writes an answer past the encoder: with `Connection: close` flushed at once and the
+    /// connection closed once it is written; otherwise flushed now or at the end of the read.
+    private func write(_ buffer: ByteBuffer, framing: Framing, flushNow: Bool = false, context: ChannelHandlerContext) {
+        if framing.close {
+            let channel = context.channel
+            raw.writeAndFlush(NIOAny(IOData.byteBuffer(buffer))).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            raw.write(NIOAny(IOData.byteBuffer(buffer)), promise: nil)
+            if flushNow { raw.flush() }
+        }
+    }
+
+    private func authAnswer(_ headers: HTTPHeaders) -> AuthCheck.Answer {
+        let session = headers.first(name: "gatehouse-session")
+        // Several Cookie fields are read as one, as HTTPFields does for the responder.
+        let cookie = session == nil ? headers["cookie"].joined(separator: "; ") : ""
+        return check.decide(caller: caller(headers.first(name: "authorization")), session: session, cookie: cookie.isEmpty ? nil : cookie)
+    }
+
+    private func caller(_ authorization: String?) -> APIKeyRegistry.Entry? {
+        if let authorization, authorization == knownAuthorization { return knownCaller }
+        let caller = check.caller(authorization)
+        if caller != nil {
+            knownAuthorization = authorization
+            knownCaller = caller
+        }
+        return caller
+    }
+
+    // MARK: Direct requests
+
+    /// Hands the request to the responder in a task; the answer comes back to the event loop.
+    private func start(_ head: HTTPRequestHead, body: ByteBuffer, framing: Framing, context: ChannelHandlerContext) {
+        tasksRunning.value.add(1, ordering: .releasing)
+        let request = DirectRequest(head, body: body)
+        let responder = responder
+        let source = ApplicationRequestContextSource(channel: context.channel, logger: logger)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        Task {
+            let answer = await request.answer(with: responder, source: source)
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.answered(answer, context: context)
+            }
+        }
+    }
+
+    /// On the event loop: writes the direct answer, then replays what arrived meanwhile.
+    private func answered(_ answer: DirectRequest.Answer, context: ChannelHandlerContext) {
+        if tasksRunning.value.subtract(1, ordering: .releasing).newValue == 0 {
+            for waiter in idleWaiters { waiter.succeed() }
+            idleWaiters.removeAll()
+        }
+        switch state.directAnswered(channelIsActive: context.channel.isActive) {
+        case .drop:
+            return
+        case .write(let framing):
+            var buffer = context.channel.allocator.buffer(capacity: 256 + answer.body.readableBytes)
+            FastPathEncoding.write(status: answer.status, headers: answer.headers, body: answer.body, framing: framing, date: date.now(), into: &buffer)
+            write(buffer, framing: framing, flushNow: true, context: context)
+            replayHeld(context: context)
+        }
+    }
+
+    /// Replays what was held while the direct answer was pending, until it is all replayed or a
+    /// replayed request is answered directly again; then reads on if a read was held.
+    private func replayHeld(context: ChannelHandlerContext) {
+        var replayed = false
+        while context.channel.isActive, let item = state.nextHeld() {
+            replayed = true
+            switch item {
+            case .part(let part):
+                channelRead(context: context, data: wrapInboundOut(part))
+            case .error(let error):
+                if state.flushBeforeHeldItem() { raw.flush() }
+                context.fireErrorCaught(error)
+            case .event(let event):
+                // Answers written so far go out before an event that may close the connection.
+                if state.flushBeforeHeldItem() { raw.flush() }
+                context.fireUserInboundEventTriggered(event)
+            }
+        }
+        if replayed {
+            if state.readComplete() { raw.flush() }
+            context.fireChannelReadComplete()
+        }
+        if state.resumeReading() { context.read() }
+    }
+
+    /// Succeeds on the event loop once no direct request's task is running: a connection's
+    /// handling ends only then, so a graceful shutdown does not stop the service under a task
+    /// whose client went away.
+    func whenIdle(_ loop: any EventLoop) -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        guard tasksRunning.value.load(ordering: .acquiring) > 0 else { return loop.makeSucceededVoidFuture() }
+        let promise = loop.makePromise(of: Void.self)
+        idleWaiters.append(promise)
+        return promise.futureResult
+    }
+}

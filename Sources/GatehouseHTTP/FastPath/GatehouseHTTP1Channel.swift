@@ -1,0 +1,75 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import Synchronization
+
+/// Hummingbird's HTTP/1 child channel with ``FastPathHandler`` placed between the HTTP/1
+/// decoder and the conversion to HTTPTypes (Hummingbird's `additionalChannelHandlers` go after
+/// that conversion, which was a third of the `/v1/auth` fast path's cost). Everything else is as in
+/// `HTTP1Channel`: the connection state handler, and `handleHTTP`.
+struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
+    /// The async channel Hummingbird reads, and the fast path (to wait for its tasks).
+    struct Value: ServerChildChannelValue {
+        let asyncChannel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+        let fastPath: NIOLoopBound<FastPathHandler>
+        /// The fast path's count of running direct tasks (no hop to the loop to read it).
+        let tasksRunning: TaskCounter
+        var channel: any Channel { asyncChannel.channel }
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let gatehouse: GatehouseResponder
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withPipeliningAssistance: false,
+                withErrorHandling: false,
+                withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: .init()
+            )
+            let fastPath = FastPathHandler(responder: gatehouse, logger: logger)
+            try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
+            try channel.pipeline.syncOperations.addHandler(fastPath)
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            return Value(asyncChannel: asyncChannel, fastPath: NIOLoopBound(fastPath, eventLoop: channel.eventLoop), tasksRunning: fastPath.tasksRunning)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await handleHTTP(asyncChannel: value.asyncChannel, logger: logger)
+        // Hummingbird's part of the connection is over; a direct request's task may still run
+        // (its client went away): the connection is done when that task is.
+        let fastPath = value.fastPath
+        guard value.tasksRunning.value.load(ordering: .acquiring) > 0 else { return }
+        try? await fastPath.eventLoop.flatSubmit { fastPath.value.whenIdle(fastPath.eventLoop) }.get()
+    }
+}
+
+/// A count shared between the event loop and the connection's async handling.
+final class TaskCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// The first handler of the pipeline (nearest the socket): passes the encoded bytes of every
+/// response through, and gives ``FastPathHandler`` a place to write its own serialised
+/// answers that skips the HTTP/1 encoder.
+final class RawResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1 with the channel fast paths of ``FastPathHandler`` in front of `gatehouse`.
+    static func gatehouse(_ gatehouse: GatehouseResponder) -> HTTPServerBuilder {
+        .init { responder in GatehouseHTTP1Channel(responder: responder, gatehouse: gatehouse) }
+    }
+}
