@@ -217,6 +217,35 @@ struct FastPathStateMachineTests {
         #expect(state.resumeReading() == true)
     }
 
+    @Test("idle timeout: counted from the last answer; never while a request is read or answered here or by Hummingbird")
+    func idleTimeout() {
+        func at(_ seconds: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(seconds) * 1_000_000_000) }
+        var state = FastPathStateMachine(bodyLimit: 100, idleTimeout: .seconds(60))
+        #expect(state.channelActive(now: at(0)) == .schedule(at(60)))
+        // A /v1/auth answer at 30 s: idle from then.
+        _ = state.read(Self.auth, now: at(30))
+        _ = state.read(Self.end, now: at(30))
+        #expect(state.idleTimerFired(now: at(60)) == .schedule(at(90)))
+        // A direct request read at 80 s and answered at 200 s: busy meanwhile.
+        _ = state.read(Self.head(.GET, "/healthz"), now: at(80))
+        #expect(state.idleTimerFired(now: at(90)) == .schedule(at(150)), "being read")
+        _ = state.read(Self.end, now: at(100))
+        #expect(state.idleTimerFired(now: at(150)) == .schedule(at(210)), "being answered")
+        _ = state.directAnswered(channelIsActive: true, now: at(200))
+        #expect(state.idleTimerFired(now: at(210)) == .schedule(at(260)))
+        // Passed to Hummingbird at 250 s, its response ends at 400 s.
+        _ = state.read(Self.head(.HEAD, "/healthz"), now: at(250))
+        _ = state.read(Self.end, now: at(250))
+        #expect(state.idleTimerFired(now: at(260)) == .schedule(at(320)), "with Hummingbird")
+        state.forwardedResponseEnded(now: at(400))
+        #expect(state.idleTimerFired(now: at(420)) == .schedule(at(460)))
+        #expect(state.idleTimerFired(now: at(460)) == .close)
+        // Without a timeout, nothing is scheduled.
+        var unlimited = FastPathStateMachine(bodyLimit: 100)
+        #expect(unlimited.channelActive(now: at(0)) == .none)
+        #expect(unlimited.idleTimerFired(now: at(1000)) == .none)
+    }
+
     @Test("a direct body is collected up to the limit; the rest is read and dropped")
     func bodyLimit() {
         var state = FastPathStateMachine(bodyLimit: 5)

@@ -32,11 +32,13 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let responder: GatehouseResponder
     private var check: AuthCheck { responder.authCheck }
     private let logger: Logger
-    private var state = FastPathStateMachine(bodyLimit: FastPathHandler.bodyLimit)
+    private var state: FastPathStateMachine
     /// The context of ``RawResponseWriter`` at the head of the pipeline (set when this handler
     /// is added, which requires one): answers written there go straight to the socket, past the
     /// HTTP/1 encoder (they are serialised here, into one buffer).
     private var raw: ChannelHandlerContext!
+    /// The connection's one idle timer (see ``FastPathStateMachine/idleTimerFired(now:)``).
+    private var idleTimer: Scheduled<Void>?
     /// Direct requests whose task has not come back to the event loop yet (a graceful shutdown
     /// waits for them: ``whenIdle(_:)``), readable off the loop too
     /// (``GatehouseHTTP1Channel/handle(value:logger:)`` waits only when it is not zero); and who
@@ -57,9 +59,11 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the responder still refuses a longer one (the rest is read and dropped).
     static let bodyLimit = HTTPSupport.maximumBodyBytes + 1
 
-    init(responder: GatehouseResponder, logger: Logger) {
+    /// - Parameter idleTimeout: how long a connection may go without a request; nil: no limit.
+    init(responder: GatehouseResponder, idleTimeout: TimeAmount?, logger: Logger) {
         self.responder = responder
         self.logger = logger
+        self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, idleTimeout: idleTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -67,6 +71,39 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             preconditionFailure("FastPathHandler needs a RawResponseWriter nearer the socket")
         }
         self.raw = raw
+        if context.channel.isActive { idle(state.channelActive(now: .now()), context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        idle(state.channelActive(now: .now()), context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        context.fireChannelInactive()
+    }
+
+    private func idle(_ action: FastPathStateMachine.IdleAction, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .schedule(let deadline):
+            guard idleTimer == nil else { return }
+            idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                self.idleTimer = nil
+                self.idle(self.state.idleTimerFired(now: .now()), context: context)
+            }
+        case .close:
+            logger.trace("closing an idle connection")
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Inbound

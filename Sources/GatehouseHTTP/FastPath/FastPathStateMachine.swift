@@ -20,6 +20,9 @@ package import NIOHTTP1
 /// - Nothing is read while the socket takes no more output (a client that sends requests but
 ///   does not read answers): answers written here bypass Hummingbird's writer, which waits for
 ///   writability.
+/// - A connection idle for the idle timeout (no request being read, answered here or with
+///   Hummingbird) is closed. Hummingbird's own idle timer cannot do this: it sees only the
+///   requests passed on to it, so it would close a connection busy with requests answered here.
 package struct FastPathStateMachine {
     /// Where a request goes.
     package enum Route: Equatable, Sendable {
@@ -72,11 +75,17 @@ package struct FastPathStateMachine {
     private var unflushed = false
     /// The largest body collected for a direct request.
     private let bodyLimit: Int
+    private let idleTimeout: TimeAmount?
+    /// When the connection last became idle.
+    private var idleSince = NIODeadline.uptimeNanoseconds(0)
 
-    /// - Parameter bodyLimit: the most body bytes collected for a direct request; the rest of a
-    ///   longer body is read and dropped.
-    package init(bodyLimit: Int) {
+    /// - Parameters:
+    ///   - bodyLimit: the most body bytes collected for a direct request; the rest of a longer
+    ///     body is read and dropped.
+    ///   - idleTimeout: how long a connection may be idle before it is closed; nil: no limit.
+    package init(bodyLimit: Int, idleTimeout: TimeAmount? = nil) {
         self.bodyLimit = bodyLimit
+        self.idleTimeout = idleTimeout
     }
 
     /// Where a request with this head goes: every request with a bounded body goes direct, except
@@ -112,8 +121,9 @@ package struct FastPathStateMachine {
         case startDirect(HTTPRequestHead, body: ByteBuffer, Framing)
     }
 
-    /// A request part from the HTTP/1 decoder (also a replayed one).
-    package mutating func read(_ part: HTTPServerRequestPart) -> ReadAction {
+    /// A request part from the HTTP/1 decoder (also a replayed one). `now` is read only when the
+    /// part leaves the connection idle.
+    package mutating func read(_ part: HTTPServerRequestPart, now: @autoclosure () -> NIODeadline = .now()) -> ReadAction {
         // After a `Connection: close` answer, whatever else was sent is not looked at (RFC 9112 §9.6).
         if closing { return .none }
         if answering != nil {
@@ -157,6 +167,7 @@ package struct FastPathStateMachine {
                 reading = .betweenRequests
                 let framing = Framing(head)
                 answerWritten(framing)
+                becameIdle(now)
                 return .answerAuth(head, framing)
             case .direct(let head, let body):
                 reading = .betweenRequests
@@ -165,6 +176,7 @@ package struct FastPathStateMachine {
                 return .startDirect(head, body: body, framing)
             case .forwarded, .betweenRequests, .modifying:
                 reading = .betweenRequests
+                becameIdle(now)
                 return .forward
             }
         }
@@ -204,7 +216,7 @@ package struct FastPathStateMachine {
     }
 
     /// The answer to the pending direct request is ready.
-    package mutating func directAnswered(channelIsActive: Bool) -> AnswerAction {
+    package mutating func directAnswered(channelIsActive: Bool, now: @autoclosure () -> NIODeadline = .now()) -> AnswerAction {
         guard let framing = answering else { preconditionFailure("a direct answer with no direct request pending") }
         answering = nil
         guard channelIsActive, !closing else {
@@ -214,6 +226,7 @@ package struct FastPathStateMachine {
         answerWritten(framing)
         // Flushed at once: no read is in progress whose end would flush it.
         unflushed = false
+        becameIdle(now)
         return .write(framing)
     }
 
@@ -250,8 +263,10 @@ package struct FastPathStateMachine {
     // MARK: Outbound and reading
 
     /// Hummingbird wrote the `.end` of a response.
-    package mutating func forwardedResponseEnded() {
-        if forwarded > 0 { forwarded -= 1 }
+    package mutating func forwardedResponseEnded(now: @autoclosure () -> NIODeadline = .now()) {
+        guard forwarded > 0 else { return }
+        forwarded -= 1
+        becameIdle(now)
     }
 
     /// The channel asks to read from the socket: whether to pass the request on now (otherwise
@@ -275,6 +290,42 @@ package struct FastPathStateMachine {
         guard readPending, mayRead else { return false }
         readPending = false
         return true
+    }
+
+    // MARK: Idle connections
+
+    package enum IdleAction: Equatable {
+        case none
+        /// Call ``idleTimerFired(now:)`` at this time (unless a call is already scheduled).
+        case schedule(NIODeadline)
+        /// Close the connection.
+        case close
+    }
+
+    /// The connection is active: it is idle from now (a client that connects and sends nothing
+    /// is closed too).
+    package mutating func channelActive(now: NIODeadline) -> IdleAction {
+        idleSince = now
+        return idleTimeout.map { .schedule(now + $0) } ?? .none
+    }
+
+    /// The idle timer went off. One timer per connection, moved on when it finds the connection
+    /// busy or idle for less than the timeout (no timer is set per request).
+    package mutating func idleTimerFired(now: NIODeadline) -> IdleAction {
+        guard let idleTimeout, !closing else { return .none }
+        guard isIdle else { return .schedule(now + idleTimeout) }
+        let deadline = idleSince + idleTimeout
+        return now >= deadline ? .close : .schedule(deadline)
+    }
+
+    /// No request is being read, answered here, or with Hummingbird.
+    package var isIdle: Bool {
+        guard case .betweenRequests = reading else { return false }
+        return answering == nil && forwarded == 0
+    }
+
+    private mutating func becameIdle(_ now: () -> NIODeadline) {
+        if idleTimeout != nil, isIdle { idleSince = now() }
     }
 
     // MARK: State

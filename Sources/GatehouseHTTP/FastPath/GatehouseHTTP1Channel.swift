@@ -1,3 +1,4 @@
+import GatehouseService
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -10,7 +11,9 @@ import Synchronization
 /// Hummingbird's HTTP/1 child channel with ``FastPathHandler`` placed between the HTTP/1
 /// decoder and the conversion to HTTPTypes (Hummingbird's `additionalChannelHandlers` go after
 /// that conversion, which was a third of the `/v1/auth` fast path's cost). Everything else is as in
-/// `HTTP1Channel`: the connection state handler, and `handleHTTP`.
+/// `HTTP1Channel`: the same decoder limits, the connection state handler, and `handleHTTP`; the
+/// idle timeout is the fast path's (``FastPathStateMachine``), since the state handler sees only
+/// the requests passed on to Hummingbird.
 struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     /// The async channel Hummingbird reads, and the fast path (to wait for its tasks).
     struct Value: ServerChildChannelValue {
@@ -23,6 +26,19 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let gatehouse: GatehouseResponder
+    /// How long a keep-alive connection may go without a request (`GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS`).
+    let idleTimeout: TimeAmount?
+
+    /// Hummingbird's limits (`HTTP1Channel.Configuration.DecoderConfiguration`'s defaults), passed
+    /// explicitly: NIO's own default allows 65,534 header fields. A head beyond them is refused
+    /// with `400` and the connection is closed (docs/api.md, Defaults and limits).
+    static let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 80 * 1024
+        limits.maxHeaderListSize = 80 * 1024
+        limits.maxHeaderFieldCount = 1000
+        return limits
+    }()
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -31,12 +47,13 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withErrorHandling: false,
                 withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: .init()
+                withDecoderLimitConfiguration: Self.decoderLimits
             )
-            let fastPath = FastPathHandler(responder: gatehouse, logger: logger)
+            let fastPath = FastPathHandler(responder: gatehouse, idleTimeout: idleTimeout, logger: logger)
             try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
             try channel.pipeline.syncOperations.addHandler(fastPath)
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            // No idle timeout here: this handler sees only Hummingbird's requests (the fast path's is used).
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
@@ -70,6 +87,8 @@ final class RawResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
 extension HTTPServerBuilder {
     /// HTTP/1 with the channel fast paths of ``FastPathHandler`` in front of `gatehouse`.
     static func gatehouse(_ gatehouse: GatehouseResponder) -> HTTPServerBuilder {
-        .init { responder in GatehouseHTTP1Channel(responder: responder, gatehouse: gatehouse) }
+        let seconds = gatehouse.gatehouse.configuration.httpIdleTimeoutSeconds
+        let idleTimeout = seconds > 0 ? TimeAmount.seconds(Int64(seconds)) : nil
+        return .init { responder in GatehouseHTTP1Channel(responder: responder, gatehouse: gatehouse, idleTimeout: idleTimeout) }
     }
 }
