@@ -5,7 +5,6 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 /// Answers requests inside the channel pipeline, straight from the HTTP/1 decoder's parts, past
 /// the conversion to HTTPTypes, `NIOAsyncChannel` and Hummingbird's per-connection loop:
@@ -15,8 +14,9 @@ import Synchronization
 ///   sequence element and a `Request`/`Response` pair; here three header lookups, one
 ///   verification and one write.
 /// - Every other request with a bounded body (``FastPathStateMachine/route(_:)``) *directly*: the
-///   head and body are collected here, the same ``GatehouseResponder`` answers in a task, and the
-///   answer is serialised and written here. Routing, bodies, errors and problems are the
+///   head and body are collected here and handed to the connection's task
+///   (``GatehouseHTTP1Channel/handle(value:logger:)``), where the same ``GatehouseResponder``
+///   answers; the answer comes back to the event loop and is serialised and written here. Routing, bodies, errors and problems are the
 ///   responder's; this only replaces the transport. On the sign-in path that transport was about
 ///   a third of a node's CPU (benchmarks/RESULTS.md).
 ///
@@ -39,12 +39,10 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var raw: ChannelHandlerContext!
     /// The connection's one idle timer (see ``FastPathStateMachine/idleTimerFired(now:)``).
     private var idleTimer: Scheduled<Void>?
-    /// Direct requests whose task has not come back to the event loop yet (a graceful shutdown
-    /// waits for them: ``whenIdle(_:)``), readable off the loop too
-    /// (``GatehouseHTTP1Channel/handle(value:logger:)`` waits only when it is not zero); and who
-    /// waits.
-    let tasksRunning = TaskCounter()
-    private var idleWaiters: [EventLoopPromise<Void>] = []
+    /// Where direct requests go: the connection's task answers them, one at a time (the state
+    /// machine holds everything after one until its answer), and ends when this is finished (the
+    /// channel is gone), so a graceful shutdown waits for an answer in flight by itself.
+    private let directRequests: AsyncStream<DirectRequest>.Continuation
     /// `Date:` for answers, formatted once per second per connection.
     private var date = HTTPDate()
     /// The last valid `Authorization` value seen on this connection and whose key it is: a
@@ -60,8 +58,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static let bodyLimit = HTTPSupport.maximumBodyBytes + 1
 
     /// - Parameter idleTimeout: how long a connection may go without a request; nil: no limit.
-    init(responder: GatehouseResponder, idleTimeout: TimeAmount?, logger: Logger) {
+    init(responder: GatehouseResponder, idleTimeout: TimeAmount?, directRequests: AsyncStream<DirectRequest>.Continuation, logger: Logger) {
         self.responder = responder
+        self.directRequests = directRequests
         self.logger = logger
         self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, idleTimeout: idleTimeout)
     }
@@ -77,6 +76,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         idleTimer = nil
+        directRequests.finish()
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -87,6 +87,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         idleTimer = nil
+        directRequests.finish()
         context.fireChannelInactive()
     }
 
@@ -118,8 +119,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             var buffer = context.channel.allocator.buffer(capacity: 240)
             FastPathEncoding.write(authAnswer(head.headers), framing: framing, date: date.now(), into: &buffer)
             write(buffer, framing: framing, context: context)
-        case .startDirect(let head, let body, let framing):
-            start(head, body: body, framing: framing, context: context)
+        case .startDirect(let head, let body, _):
+            start(head, body: body, context: context)
         }
     }
 
@@ -186,29 +187,14 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Direct requests
 
-    /// Hands the request to the responder in a task; the answer comes back to the event loop.
-    private func start(_ head: HTTPRequestHead, body: ByteBuffer, framing: Framing, context: ChannelHandlerContext) {
-        tasksRunning.value.add(1, ordering: .releasing)
-        let request = DirectRequest(head, body: body)
-        let responder = responder
-        let source = ApplicationRequestContextSource(channel: context.channel, logger: logger)
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
-            let answer = await request.answer(with: responder, source: source)
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.answered(answer, context: context)
-            }
-        }
+    /// Hands the request to the connection's task (``GatehouseHTTP1Channel/handle(value:logger:)``),
+    /// which answers it and calls ``answered(_:context:)`` on the event loop.
+    private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        directRequests.yield(DirectRequest(head, body: body))
     }
 
     /// On the event loop: writes the direct answer, then replays what arrived meanwhile.
-    private func answered(_ answer: DirectRequest.Answer, context: ChannelHandlerContext) {
-        if tasksRunning.value.subtract(1, ordering: .releasing).newValue == 0 {
-            for waiter in idleWaiters { waiter.succeed() }
-            idleWaiters.removeAll()
-        }
+    func answered(_ answer: DirectRequest.Answer, context: ChannelHandlerContext) {
         switch state.directAnswered(channelIsActive: context.channel.isActive) {
         case .drop:
             return
@@ -243,16 +229,5 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelReadComplete()
         }
         if state.resumeReading() { context.read() }
-    }
-
-    /// Succeeds on the event loop once no direct request's task is running: a connection's
-    /// handling ends only then, so a graceful shutdown does not stop the service under a task
-    /// whose client went away.
-    func whenIdle(_ loop: any EventLoop) -> EventLoopFuture<Void> {
-        loop.preconditionInEventLoop()
-        guard tasksRunning.value.load(ordering: .acquiring) > 0 else { return loop.makeSucceededVoidFuture() }
-        let promise = loop.makePromise(of: Void.self)
-        idleWaiters.append(promise)
-        return promise.futureResult
     }
 }

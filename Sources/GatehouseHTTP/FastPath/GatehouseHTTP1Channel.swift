@@ -6,7 +6,6 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
-import Synchronization
 
 /// Hummingbird's HTTP/1 child channel with ``FastPathHandler`` placed between the HTTP/1
 /// decoder and the conversion to HTTPTypes (Hummingbird's `additionalChannelHandlers` go after
@@ -15,12 +14,12 @@ import Synchronization
 /// idle timeout is the fast path's (``FastPathStateMachine``), since the state handler sees only
 /// the requests passed on to Hummingbird.
 struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
-    /// The async channel Hummingbird reads, and the fast path (to wait for its tasks).
+    /// The async channel Hummingbird reads, the direct requests the fast path collects, and the
+    /// fast path (with its context) to hand their answers back to.
     struct Value: ServerChildChannelValue {
         let asyncChannel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
-        let fastPath: NIOLoopBound<FastPathHandler>
-        /// The fast path's count of running direct tasks (no hop to the loop to read it).
-        let tasksRunning: TaskCounter
+        let directRequests: AsyncStream<DirectRequest>
+        let fastPath: NIOLoopBound<(handler: FastPathHandler, context: ChannelHandlerContext)>
         var channel: any Channel { asyncChannel.channel }
     }
 
@@ -49,7 +48,8 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: Self.decoderLimits
             )
-            let fastPath = FastPathHandler(responder: gatehouse, idleTimeout: idleTimeout, logger: logger)
+            let (directRequests, continuation) = AsyncStream.makeStream(of: DirectRequest.self)
+            let fastPath = FastPathHandler(responder: gatehouse, idleTimeout: idleTimeout, directRequests: continuation, logger: logger)
             try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
             try channel.pipeline.syncOperations.addHandler(fastPath)
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
@@ -57,23 +57,28 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
-            return Value(asyncChannel: asyncChannel, fastPath: NIOLoopBound(fastPath, eventLoop: channel.eventLoop), tasksRunning: fastPath.tasksRunning)
+            let context = try channel.pipeline.syncOperations.context(handler: fastPath)
+            return Value(asyncChannel: asyncChannel, directRequests: directRequests, fastPath: NIOLoopBound((fastPath, context), eventLoop: channel.eventLoop))
         }
     }
 
+    /// The connection's one task: Hummingbird's request loop for what is passed on to it, and
+    /// beside it the direct requests the fast path collects, answered one at a time (the fast
+    /// path sends the next only after this one's answer). Both end when the channel closes, so
+    /// a graceful shutdown waits for a direct answer in flight without any bookkeeping.
     func handle(value: Value, logger: Logger) async {
-        await handleHTTP(asyncChannel: value.asyncChannel, logger: logger)
-        // Hummingbird's part of the connection is over; a direct request's task may still run
-        // (its client went away): the connection is done when that task is.
-        let fastPath = value.fastPath
-        guard value.tasksRunning.value.load(ordering: .acquiring) > 0 else { return }
-        try? await fastPath.eventLoop.flatSubmit { fastPath.value.whenIdle(fastPath.eventLoop) }.get()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await handleHTTP(asyncChannel: value.asyncChannel, logger: logger) }
+            let source = ApplicationRequestContextSource(channel: value.channel, logger: logger)
+            let fastPath = value.fastPath
+            for await request in value.directRequests {
+                let answer = await request.answer(with: gatehouse, source: source)
+                fastPath.eventLoop.execute {
+                    fastPath.value.handler.answered(answer, context: fastPath.value.context)
+                }
+            }
+        }
     }
-}
-
-/// A count shared between the event loop and the connection's async handling.
-final class TaskCounter: Sendable {
-    let value = Atomic<Int>(0)
 }
 
 /// The first handler of the pipeline (nearest the socket): passes the encoded bytes of every
