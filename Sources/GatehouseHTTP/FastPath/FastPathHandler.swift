@@ -29,8 +29,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let responder: GatehouseResponder
-    private var check: AuthCheck { responder.authCheck }
+    /// The responder's `/v1/auth` decision (the responder itself runs in the connection's task).
+    private let check: AuthCheck
     private let logger: Logger
     private var state: FastPathStateMachine
     /// The context of ``RawResponseWriter`` at the head of the pipeline (set when this handler
@@ -59,7 +59,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// - Parameter idleTimeout: how long a connection may go without a request; nil: no limit.
     init(responder: GatehouseResponder, idleTimeout: TimeAmount?, directRequests: AsyncStream<DirectRequest>.Continuation, logger: Logger) {
-        self.responder = responder
+        self.check = responder.authCheck
         self.directRequests = directRequests
         self.logger = logger
         self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, idleTimeout: idleTimeout)
