@@ -166,7 +166,7 @@ let package = Package(
             name: "GatehouseServiceTests",
             // GatehouseHTTP (and NIO's value types) for the I/O-free tests of the fast path's state machine.
             dependencies: [
-                "gatehouse", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis", "GatehouseHTTP",
+                "gatehouse", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis", "GatehouseHTTP", "GatehouseService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

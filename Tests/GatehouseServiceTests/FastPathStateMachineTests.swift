@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseHTTP
+import GatehouseService
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
@@ -244,6 +245,16 @@ struct FastPathStateMachineTests {
         var unlimited = FastPathStateMachine(bodyLimit: 100)
         #expect(unlimited.channelActive(now: at(0)) == .none)
         #expect(unlimited.idleTimerFired(now: at(1000)) == .none)
+    }
+
+    @Test("GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS: 60 by default, 0 for none, refused when not a count")
+    func idleTimeoutSetting() throws {
+        #expect(try GatehouseConfiguration.load(environment: [:]).httpIdleTimeoutSeconds == 60)
+        #expect(try GatehouseConfiguration.load(environment: ["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS": "0"]).httpIdleTimeoutSeconds == 0)
+        #expect(try GatehouseConfiguration.load(environment: ["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS": "5"]).httpIdleTimeoutSeconds == 5)
+        for bad in ["-1", "1m", ""] {
+            #expect(throws: ServiceError.self) { try GatehouseConfiguration.load(environment: ["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS": bad]) }
+        }
     }
 
     @Test("a direct body is collected up to the limit; the rest is read and dropped")
