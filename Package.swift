@@ -180,11 +180,17 @@ let package = Package(
         .testTarget(
             // Drives real `gatehouse serve` processes over HTTP against a real redis-server.
             name: "GatehouseServiceTests",
+            // In-process nodes (GatehouseApp), and GatehouseHTTP with NIO's value types for the I/O-free
+            // tests of the fast path's state machine.
             dependencies: [
-                "gatehouse", "GatehouseApp", "GatehouseService", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto", "GatehouseRedis",
+                "gatehouse", "GatehouseApp", "GatehouseHTTP", "GatehouseService", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto",
+                "GatehouseRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -197,6 +197,46 @@ extension FastPathTests {
         }
     }
 
+    @Test("a head of 999 header fields is read; one of 1,001 is refused with 400 and the connection is closed")
+    func headerFieldCount() async throws {
+        try await Deployment.with { d in
+            let port = d.node.baseURL.port!
+            // `fields` fields in all: Host, fillers and Connection.
+            func request(fields: Int, close: Bool) -> String {
+                "GET /healthz HTTP/1.1\r\nHost: t\r\n" + (0..<(fields - 2)).map { "X-Filler-\($0): v\r\n" }.joined()
+                    + "Connection: \(close ? "close" : "keep-alive")\r\n\r\n"
+            }
+            let within = try Self.answers(try await RawHTTP.exchange(port: port, request(fields: 999, close: true)))
+            #expect(within.map(\.status) == [200], "\(within)")
+            // Refused by the HTTP/1 decoder: Hummingbird answers 400 with Connection: close and
+            // closes (the exchange ends only when the node closes; keep-alive was asked for).
+            let beyond = try await RawHTTP.exchange(port: port, request(fields: 1001, close: false))
+            let refused = try Self.answers(beyond)
+            #expect(refused.map(\.status) == [400], "\(beyond)")
+            #expect(refused.first?.headers["connection"] == "close", "\(beyond)")
+        }
+    }
+
+    @Test("an idle keep-alive connection is closed after GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS", arguments: [
+        // Answered here, answered directly, passed to Hummingbird, and no request at all.
+        "GET /v1/auth HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "",
+    ])
+    func idleTimeout(request: String) async throws {
+        try await Deployment.with(environment: ["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS": "2"]) { d in
+            let port = d.node.baseURL.port!
+            let clock = ContinuousClock()
+            let started = clock.now
+            // Keep-alive: the exchange returns only when the node closes (or fails after 10 s).
+            let text = try await RawHTTP.exchange(port: port, request)
+            let waited = clock.now - started
+            #expect(try Self.answers(text).count == (request.isEmpty ? 0 : 1), "\(text)")
+            #expect(waited >= .milliseconds(1900) && waited < .seconds(6), "closed after \(waited)")
+        }
+    }
+
     struct Answer: CustomStringConvertible {
         var status: Int
         var headers: [String: String]

@@ -83,6 +83,9 @@ public struct GatehouseConfiguration: Sendable {
     public var redisConnections = 1
     /// With the revocation feed down, sessions keep verifying this long, then `/v1/auth` is 503.
     public var revocationGraceSeconds = 120
+    /// A keep-alive HTTP connection with no request for this long is closed (docs/api.md,
+    /// Defaults and limits); 0 keeps idle connections open.
+    public var httpIdleTimeoutSeconds = 60
     public var throttle = Throttle()
     public var totp = TOTPSettings()
     public var lifetimes = Lifetimes()
@@ -128,7 +131,7 @@ public struct GatehouseConfiguration: Sendable {
         "GATEHOUSE_LISTEN", "GATEHOUSE_STATE_DIR", "GATEHOUSE_REDIS_URL", "GATEHOUSE_KEYRING_FILE", "GATEHOUSE_DATA_KEY_FILE",
         "GATEHOUSE_API_KEYS", "GATEHOUSE_API_KEYS_FILE", "GATEHOUSE_SMTP_URL", "GATEHOUSE_MAIL_FROM", "GATEHOUSE_ISSUER",
         "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
-        "GATEHOUSE_REDIS_CONNECTIONS",
+        "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS",
     ]
 
     mutating func apply(environment env: [String: String]) throws(ServiceError) {
@@ -155,6 +158,10 @@ public struct GatehouseConfiguration: Sendable {
         if let v = env["GATEHOUSE_REVOCATION_GRACE_SECONDS"] {
             guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_REVOCATION_GRACE_SECONDS must be a non-negative integer") }
             revocationGraceSeconds = n
+        }
+        if let v = env["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS"] {
+            guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS must be a non-negative integer") }
+            httpIdleTimeoutSeconds = n
         }
         var keysText: String?
         if let path = env["GATEHOUSE_API_KEYS_FILE"] {

@@ -1,0 +1,233 @@
+import GatehouseService
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Answers requests inside the channel pipeline, straight from the HTTP/1 decoder's parts, past
+/// the conversion to HTTPTypes, `NIOAsyncChannel` and Hummingbird's per-connection loop:
+///
+/// - `GET /v1/auth` synchronously, on the event loop, with ``AuthCheck``. It runs on every webmail
+///   request: through Hummingbird a request costs a header conversion, a task hop, an async
+///   sequence element and a `Request`/`Response` pair; here three header lookups, one
+///   verification and one write.
+/// - Every other request with a bounded body (``FastPathStateMachine/route(_:)``) *directly*: the
+///   head and body are collected here and handed to the connection's task
+///   (``GatehouseHTTP1Channel/handle(value:logger:)``), where the same ``GatehouseResponder``
+///   answers; the answer comes back to the event loop and is serialised and written here. Routing, bodies, errors and problems are the
+///   responder's; this only replaces the transport. On the sign-in path that transport was about
+///   a third of a node's CPU (benchmarks/RESULTS.md).
+///
+/// What to do when is decided by ``FastPathStateMachine`` (order under pipelining, holding and
+/// replaying, `Connection: close`, graceful shutdown, backpressure); this handler translates
+/// channel calls into its inputs and its actions into channel calls.
+final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// The responder's `/v1/auth` decision (the responder itself runs in the connection's task).
+    private let check: AuthCheck
+    private let logger: Logger
+    private var state: FastPathStateMachine
+    /// The context of ``RawResponseWriter`` at the head of the pipeline (set when this handler
+    /// is added, which requires one): answers written there go straight to the socket, past the
+    /// HTTP/1 encoder (they are serialised here, into one buffer).
+    private var raw: ChannelHandlerContext!
+    /// The connection's one idle timer (see ``FastPathStateMachine/idleTimerFired(now:)``).
+    private var idleTimer: Scheduled<Void>?
+    /// Where direct requests go: the connection's task answers them, one at a time (the state
+    /// machine holds everything after one until its answer), and ends when this is finished (the
+    /// channel is gone), so a graceful shutdown waits for an answer in flight by itself.
+    private let directRequests: AsyncStream<DirectRequest>.Continuation
+    /// `Date:` for answers, formatted once per second per connection.
+    private var date = HTTPDate()
+    /// The last valid `Authorization` value seen on this connection and whose key it is: a
+    /// connection (nginx's upstream keep-alive, a front end's pool) presents the same key on every
+    /// request, so the key's SHA-256 and constant-time lookup run once per connection. The plain
+    /// `==` against it can only tell a client about a value it sent itself on this connection, and
+    /// the configured keys do not change while the node runs.
+    private var knownAuthorization: String?
+    private var knownCaller: APIKeyRegistry.Entry?
+
+    /// The largest body collected for a direct request: one byte past the responder's limit, so
+    /// the responder still refuses a longer one (the rest is read and dropped).
+    static let bodyLimit = HTTPSupport.maximumBodyBytes + 1
+
+    /// - Parameter idleTimeout: how long a connection may go without a request; nil: no limit.
+    init(responder: GatehouseResponder, idleTimeout: TimeAmount?, directRequests: AsyncStream<DirectRequest>.Continuation, logger: Logger) {
+        self.check = responder.authCheck
+        self.directRequests = directRequests
+        self.logger = logger
+        self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, idleTimeout: idleTimeout)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let raw = try? context.pipeline.syncOperations.context(handlerType: RawResponseWriter.self) else {
+            preconditionFailure("FastPathHandler needs a RawResponseWriter nearer the socket")
+        }
+        self.raw = raw
+        if context.channel.isActive { idle(state.channelActive(now: .now()), context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        directRequests.finish()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        idle(state.channelActive(now: .now()), context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        directRequests.finish()
+        context.fireChannelInactive()
+    }
+
+    private func idle(_ action: FastPathStateMachine.IdleAction, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .schedule(let deadline):
+            guard idleTimer == nil else { return }
+            idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                self.idleTimer = nil
+                self.idle(self.state.idleTimerFired(now: .now()), context: context)
+            }
+        case .close:
+            logger.trace("closing an idle connection")
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch state.read(unwrapInboundIn(data)) {
+        case .forward:
+            context.fireChannelRead(data)
+        case .none:
+            break
+        case .answerAuth(let head, let framing):
+            var buffer = context.channel.allocator.buffer(capacity: 240)
+            FastPathEncoding.write(authAnswer(head.headers), framing: framing, date: date.now(), into: &buffer)
+            write(buffer, framing: framing, context: context)
+        case .startDirect(let head, let body, _):
+            start(head, body: body, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if state.readComplete() { raw.flush() }
+        context.fireChannelReadComplete()
+        if state.canReplay { replayHeld(context: context) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if state.errorCaught(error) { context.fireErrorCaught(error) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if state.userInboundEvent(event) { context.fireUserInboundEventTriggered(event) }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if state.readRequested() { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if state.writabilityChanged(isWritable: context.channel.isWritable) { context.read() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Outbound (Hummingbird's responses)
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { state.forwardedResponseEnded() }
+        context.write(data, promise: promise)
+    }
+
+    // MARK: Answers
+
+    /// Writes an answer past the encoder: with `Connection: close` flushed at once and the
+    /// connection closed once it is written; otherwise flushed now or at the end of the read.
+    private func write(_ buffer: ByteBuffer, framing: Framing, flushNow: Bool = false, context: ChannelHandlerContext) {
+        if framing.close {
+            let channel = context.channel
+            raw.writeAndFlush(NIOAny(IOData.byteBuffer(buffer))).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            raw.write(NIOAny(IOData.byteBuffer(buffer)), promise: nil)
+            if flushNow { raw.flush() }
+        }
+    }
+
+    private func authAnswer(_ headers: HTTPHeaders) -> AuthCheck.Answer {
+        let session = headers.first(name: "gatehouse-session")
+        // Several Cookie fields are read as one, as HTTPFields does for the responder.
+        let cookie = session == nil ? headers["cookie"].joined(separator: "; ") : ""
+        return check.decide(caller: caller(headers.first(name: "authorization")), session: session, cookie: cookie.isEmpty ? nil : cookie)
+    }
+
+    private func caller(_ authorization: String?) -> APIKeyRegistry.Entry? {
+        if let authorization, authorization == knownAuthorization { return knownCaller }
+        let caller = check.caller(authorization)
+        if caller != nil {
+            knownAuthorization = authorization
+            knownCaller = caller
+        }
+        return caller
+    }
+
+    // MARK: Direct requests
+
+    /// Hands the request to the connection's task (``GatehouseHTTP1Channel/handle(value:logger:)``),
+    /// which answers it and calls ``answered(_:context:)`` on the event loop.
+    private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        directRequests.yield(DirectRequest(head, body: body))
+    }
+
+    /// On the event loop: writes the direct answer, then replays what arrived meanwhile.
+    func answered(_ answer: DirectRequest.Answer, context: ChannelHandlerContext) {
+        switch state.directAnswered(channelIsActive: context.channel.isActive) {
+        case .drop:
+            return
+        case .write(let framing):
+            var buffer = context.channel.allocator.buffer(capacity: 256 + answer.body.readableBytes)
+            FastPathEncoding.write(status: answer.status, headers: answer.headers, body: answer.body, framing: framing, date: date.now(), into: &buffer)
+            write(buffer, framing: framing, flushNow: true, context: context)
+            replayHeld(context: context)
+        }
+    }
+
+    /// Replays what was held while the direct answer was pending, until it is all replayed or a
+    /// replayed request is answered directly again; then reads on if a read was held.
+    private func replayHeld(context: ChannelHandlerContext) {
+        var replayed = false
+        while context.channel.isActive, let item = state.nextHeld() {
+            replayed = true
+            switch item {
+            case .part(let part):
+                channelRead(context: context, data: wrapInboundOut(part))
+            case .error(let error):
+                if state.flushBeforeHeldItem() { raw.flush() }
+                context.fireErrorCaught(error)
+            case .event(let event):
+                // Answers written so far go out before an event that may close the connection.
+                if state.flushBeforeHeldItem() { raw.flush() }
+                context.fireUserInboundEventTriggered(event)
+            }
+        }
+        if replayed {
+            if state.readComplete() { raw.flush() }
+            context.fireChannelReadComplete()
+        }
+        if state.resumeReading() { context.read() }
+    }
+}
