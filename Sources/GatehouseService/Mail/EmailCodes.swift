@@ -116,9 +116,9 @@ extension Gatehouse {
         let outcome = try await runCheck(
             user: user, record: userKey(user, "recovery-pending"), credentialVersion: "",
             candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: "recovery", triesPerCode: 5),
-            challengeMarker: userKey(user, "recovery-confirmed", try newID()), clientIP: clientIP, method: "email"
+            challengeMarker: userKey(user, "recovery-confirmed", try newID()), clientIP: clientIP, method: .email
         )
-        try conclude(outcome, user: user, method: "email", context: "recovery-address")
+        try conclude(outcome, user: user, method: .email, context: "recovery-address")
         do { _ = try await redis.send(["HSET", userKey(user, "user"), "recovery_email", address, "recovery_verified", "1"]) } catch {
             throw ServiceError.unavailable(error)
         }
@@ -180,9 +180,9 @@ extension Gatehouse {
         let outcome = try await runCheck(
             user: user, record: userKey(user, "reset-code"), credentialVersion: "",
             candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: "reset", triesPerCode: 5),
-            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP, method: "email"
+            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP, method: .email
         )
-        try conclude(outcome, user: user, method: "email", context: "recovery")
+        try conclude(outcome, user: user, method: .email, context: "recovery")
         let jti = try newID()
         let expires = now + configuration.lifetimes.resetSeconds
         let record = try await loadUser(user)
