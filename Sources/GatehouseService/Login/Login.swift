@@ -96,7 +96,10 @@ extension Gatehouse {
         case .email:
             // Codes are only ever mailed to accounts whose second step is email, bound to this
             // challenge; for any other account there is nothing to match.
-            epoch = try await checkEmailCode(user: user, code: code, challengeID: claims.challengeID, challengeMarker: marker, clientIP: clientIP, signIn: signIn)
+            epoch = try await checkEmailCode(
+                user: user, code: code, record: userKey(user, "email-code"), challengeID: claims.challengeID,
+                challengeMarker: marker, clientIP: clientIP, context: "login", signIn: signIn
+            )
         }
         let session = try signSession(prepared, epoch: epoch)
         var device: IssuedRemember?
@@ -153,17 +156,6 @@ extension Gatehouse {
         let epoch = try conclude(outcome, user: user, method: .backupCode, context: "login")
         Task { await self.event(user, "backup_code_used", clientIP: clientIP) }
         return epoch
-    }
-
-    /// Checks an emailed code sent for this challenge.
-    func checkEmailCode(user: UserID, code: String, challengeID: String, challengeMarker: String, clientIP: String?, signIn: SignIn? = nil) async throws(ServiceError) -> UInt64 {
-        guard HOTP.parse(code, digits: 6) != nil else { throw ServiceError(.invalidRequest, "code must be exactly 6 digits") }
-        let outcome = try await runCheck(
-            user: user, record: userKey(user, "email-code"), credentialVersion: "",
-            candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: challengeID, triesPerCode: 5),
-            challengeMarker: challengeMarker, clientIP: clientIP, method: .email, signIn: signIn
-        )
-        return try conclude(outcome, user: user, method: .email, context: "login")
     }
 
     /// How long a completed challenge's marker lives: past the challenge's own expiry.
