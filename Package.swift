@@ -5,8 +5,10 @@
 //   CEpoll                           — <sys/epoll.h> for the load generator
 //   GatehouseSystem                  — POSIX plumbing several layers need and none owns: dedicated
 //                                      OS threads for blocking C calls (the Redis I/O threads, SMTP
-//                                      deliveries); depends on nothing, so GatehouseRedis and
-//                                      GatehouseMail share it without depending on each other
+//                                      deliveries) and child processes (the embedded redis-server,
+//                                      test servers); depends on nothing, so GatehouseRedis,
+//                                      GatehouseMail, GatehouseService and GatehouseTesting share it
+//                                      without depending on each other
 //   GatehouseCrypto                  — libcrypto wrapped: HMAC, SHA, AES-GCM, Ed25519, randomness
 //   GatehouseCore                    — OTP, base32, otpauth URIs, QR, tokens, keyring, envelopes (no I/O
 //                                      beyond reading key files)
@@ -69,7 +71,7 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
-        // MARK: POSIX plumbing shared by the layers above (threads), on libc only
+        // MARK: POSIX plumbing shared by the layers above (threads, child processes), on libc only
         .target(
             name: "GatehouseSystem",
             swiftSettings: swiftSettings
@@ -103,7 +105,7 @@ let package = Package(
         .target(
             // Starts real redis-server processes for tests (like HummingbirdTesting).
             name: "GatehouseTesting",
-            dependencies: ["GatehouseRedis"],
+            dependencies: ["GatehouseRedis", "GatehouseSystem"],
             swiftSettings: swiftSettings
         ),
 
@@ -125,6 +127,7 @@ let package = Package(
                 "GatehouseCore",
                 "GatehouseCrypto",
                 "GatehouseRedis",
+                "GatehouseSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
