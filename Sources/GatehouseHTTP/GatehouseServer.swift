@@ -21,7 +21,18 @@ public enum GatehouseServer {
             embedded = server
             redisURL = server.url
         }
-        defer { embedded?.stop() }
+        // Stopping the embedded redis-server waits for it (async), which a defer cannot.
+        do {
+            try await run(configuration: configuration, prepared: prepared, redisURL: redisURL, logger: logger)
+        } catch {
+            await embedded?.stop()
+            throw error
+        }
+        await embedded?.stop()
+    }
+
+    /// The node on `redisURL`, until SIGTERM/SIGINT.
+    static func run(configuration: GatehouseConfiguration, prepared: StateFolder.Prepared, redisURL: String, logger: Logger) async throws {
         let keyring = KeyringStore(try Keyring.load(path: prepared.keyringFile))
         let secrets = try SecretBox.load(path: prepared.dataKeyFile)
         let mailer: any CodeMailer = if let smtp = configuration.smtpURL {

@@ -5,7 +5,8 @@ package import Glibc
 package import Musl
 #endif
 
-/// Child processes, started with `posix_spawn` so that they can be stopped.
+/// Child processes: started with `posix_spawn` so that they can be stopped, and waited for on a
+/// dedicated thread (a blocking `waitid`), never by polling on Swift's cooperative pool.
 package enum ChildProcess {
     /// `posix_spawn` failed.
     package struct SpawnFailure: Error, CustomStringConvertible {
@@ -16,7 +17,8 @@ package enum ChildProcess {
         package var description: String { "posix_spawn(\(executable)) failed: errno \(errno)" }
     }
 
-    /// Starts `executable` with `arguments` and returns its pid; the caller waits for it.
+    /// Starts `executable` with `arguments` and returns its pid; the caller waits for it
+    /// (``terminate(_:grace:)``, or its own `waitpid`).
     ///
     /// The child gets an empty signal mask and default handlers for the signals that stop or
     /// notify it: Swift's threads block most signals and a child inherits the mask, so without
@@ -62,5 +64,55 @@ package enum ChildProcess {
         }
         guard rc == 0 else { throw SpawnFailure(executable: executable, errno: rc) }
         return pid
+    }
+
+    /// Sends SIGTERM, waits up to `grace` for the child to exit, then SIGKILLs it; reaps it and
+    /// returns its wait status.
+    package static func terminate(_ pid: pid_t, grace: Duration) async -> Int32 {
+        kill(pid, SIGTERM)
+        // Detached, so that the caller's cancellation neither cuts the grace period short nor
+        // skips the SIGKILL; cancelled below once the child has exited.
+        let killer = Task.detached {
+            try? await Task.sleep(for: grace)
+            if !Task.isCancelled { kill(pid, SIGKILL) }
+        }
+        await exited(pid)
+        killer.cancel()
+        // The child is reaped only after the killer has finished, so a late SIGKILL reaches the
+        // zombie and never another process that reused the pid.
+        await killer.value
+        return reap(pid)
+    }
+
+    /// Returns once `pid` has exited (or is not our child), leaving it unreaped: a zombie keeps
+    /// its pid, so signals sent meanwhile cannot reach another process.
+    private static func exited(_ pid: pid_t) async {
+        // A blocking waitid on a dedicated thread: real waiting, no polling.
+        let waiting: Bool = await withCheckedContinuation { continuation in
+            do throws(OSThread.StartFailure) {
+                try OSThread.detached {
+                    var info = siginfo_t()
+                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1, errno == EINTR {}
+                    continuation.resume(returning: true)
+                }
+            } catch {
+                continuation.resume(returning: false)
+            }
+        }
+        guard !waiting else { return }
+        // No thread to spare: poll instead (Linux zeroes `info` when nothing has exited yet). The
+        // pause runs in a detached task so that a cancelled caller still pauses between polls.
+        while true {
+            var info = siginfo_t()
+            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | WNOHANG) == -1, errno != EINTR { return }
+            if info.si_signo != 0 { return }
+            _ = await Task.detached { try? await Task.sleep(for: .milliseconds(50)) }.value
+        }
+    }
+
+    private static func reap(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+        return status
     }
 }

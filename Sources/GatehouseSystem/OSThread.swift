@@ -4,8 +4,8 @@ import Glibc
 import Musl
 #endif
 
-/// Dedicated OS threads for blocking C calls (hiredis I/O, SMTP conversations over libssl).
-/// A blocked call on Swift's cooperative pool would starve every other task of a
+/// Dedicated OS threads for blocking C calls (hiredis I/O, SMTP conversations over libssl,
+/// waiting for a child process). A blocked call on Swift's cooperative pool would starve every other task of a
 /// thread (the pool has one per core), so such calls run only on threads started here.
 package enum OSThread {
     /// `pthread_create` failed (the process is out of threads or memory).

@@ -50,7 +50,7 @@ public final class EmbeddedRedis: Sendable {
             if await answers(url) { return embedded }
             try? await Task.sleep(for: .milliseconds(50))
         }
-        embedded.stop()
+        await embedded.stop()
         throw ServiceError(.unavailable, "redis-server did not come up on \(socket); see \(dir)/redis.log")
     }
 
@@ -64,16 +64,10 @@ public final class EmbeddedRedis: Sendable {
         return (try? await client.ping()) != nil
     }
 
-    /// Stops the child (SIGTERM, then waits; AOF is flushed by Redis on SIGTERM).
-    public func stop() {
+    /// Stops the child: SIGTERM (Redis flushes the AOF on it), then waits for it to exit on a
+    /// dedicated thread; SIGKILL if it has not exited after 5 s. Call it once.
+    public func stop() async {
         guard pid > 0 else { return }
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<100 {
-            if waitpid(pid, &status, WNOHANG) == pid { return }
-            usleep(50_000)
-        }
-        kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
+        _ = await ChildProcess.terminate(pid, grace: .seconds(5))
     }
 }
