@@ -3,6 +3,12 @@
 // Layers, bottom to top (see README "Layout"):
 //   CHiredis, CLibCrypto, CQRencode  — thin system-library shims (pkg-config, apt providers);
 //   CEpoll                           — <sys/epoll.h> for the load generator
+//   GatehouseSystem                  — POSIX plumbing several layers need and none owns: dedicated
+//                                      OS threads for blocking C calls (the Redis I/O threads, SMTP
+//                                      deliveries) and child processes (the embedded redis-server,
+//                                      test servers); depends on nothing, so GatehouseRedis,
+//                                      GatehouseMail, GatehouseService and GatehouseTesting share it
+//                                      without depending on each other
 //   GatehouseCrypto                  — libcrypto wrapped: HMAC, SHA, AES-GCM, Ed25519, randomness
 //   GatehouseCore                    — OTP, base32, otpauth URIs, QR, tokens, keyring, envelopes (no I/O
 //                                      beyond reading key files)
@@ -65,6 +71,12 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
+        // MARK: POSIX plumbing shared by the layers above (threads, child processes), on libc only
+        .target(
+            name: "GatehouseSystem",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Crypto and OTP/token core (no network I/O)
         .target(
             name: "GatehouseCrypto",
@@ -83,6 +95,7 @@ let package = Package(
             dependencies: [
                 "CHiredis",
                 "GatehouseCrypto",
+                "GatehouseSystem",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -92,7 +105,7 @@ let package = Package(
         .target(
             // Starts real redis-server processes for tests (like HummingbirdTesting).
             name: "GatehouseTesting",
-            dependencies: ["GatehouseRedis"],
+            dependencies: ["GatehouseRedis", "GatehouseSystem"],
             swiftSettings: swiftSettings
         ),
 
@@ -101,6 +114,7 @@ let package = Package(
             name: "GatehouseMail",
             dependencies: [
                 "CLibSSL",
+                "GatehouseSystem",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -113,6 +127,7 @@ let package = Package(
                 "GatehouseCore",
                 "GatehouseCrypto",
                 "GatehouseRedis",
+                "GatehouseSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -93,7 +93,7 @@ package func buildApplication(configuration: GatehouseConfiguration, hooks: Appl
             logger: logger
         )
     } catch {
-        embedded?.stop()
+        await embedded?.stop()
         throw error
     }
 }
@@ -106,6 +106,6 @@ struct EmbeddedRedisService: Service {
     func run() async throws {
         // Returns at graceful shutdown, or throws when the group is cancelled: stop either way.
         try? await gracefulShutdown()
-        server.stop()
+        await server.stop()
     }
 }

@@ -150,9 +150,9 @@ public struct GatehouseResponder: HTTPResponder {
             let challenge = try body.string("challenge"), method = try body.string("method"), code = try body.string("code")
             let remember = try body.optionalBool("remember"), clientIP = try body.optionalString("client_ip")
             let userAgent = try body.optionalString("user_agent")
-            guard ["totp", "email", "backup_code"].contains(method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
+            guard let secondStep = SecondStepMethod(rawValue: method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
             let result = try await gatehouse.finishLogin(
-                challenge: HTTPSupport.shortString(challenge, field: "challenge"), method: method,
+                challenge: HTTPSupport.shortString(challenge, field: "challenge"), method: secondStep,
                 code: HTTPSupport.shortString(code, field: "code", max: 64), remember: remember ?? false,
                 clientIP: HTTPSupport.clientIP(clientIP), userAgent: HTTPSupport.userAgent(userAgent)
             )
@@ -433,7 +433,7 @@ public struct GatehouseResponder: HTTPResponder {
             w.raw("},\"status\":\"authenticated\"}")
         case .secondStep(let token, let expires, let methods):
             challenge(token, expires)
-            w.raw(",\"methods\":"); w.strings(methods)
+            w.raw(",\"methods\":"); w.strings(methods.map(\.rawValue))
             w.raw(",\"status\":\"second_step\"}")
         case .enrollmentRequired(let token, let expires):
             challenge(token, expires)

@@ -26,20 +26,37 @@ enum HTTPSupport {
 
     /// An RFC 9457 problem with its code (docs/api.md, Errors).
     static func problem(_ error: ServiceError) -> Response {
+        let status = status(of: error.code)
         var object: [String: Any] = [
             "type": "https://gatehouse.dev/problems/\(error.code.name)",
             "title": title(error.code),
-            "status": error.code.status,
+            "status": status.code,
             "detail": error.detail,
             "code": error.code.name,
         ]
         if let remaining = error.attemptsRemaining { object["attempts_remaining"] = remaining }
         let data = JSONText.bytes(object)
         var headers: HTTPFields = [.contentType: "application/problem+json", .cacheControl: "no-store"]
-        if error.code.status == 429 || error.code.status == 503 {
+        if status == .tooManyRequests || status == .serviceUnavailable {
             headers[retryAfter] = String(error.retryAfterSeconds ?? 1)
         }
-        return Response(status: .init(code: error.code.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The HTTP status of each problem code (docs/api.md, Errors): the one place that maps the
+    /// service layer's codes to HTTP.
+    static func status(of code: ServiceError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .invalidRequest: .badRequest
+        case .unauthorized, .invalidToken, .invalidCode, .challengeExpired, .denied: .unauthorized
+        case .forbidden, .twoStepDisabled, .reauthenticationRequired, .methodNotAllowed: .forbidden
+        case .notFound: .notFound
+        case .recoveryEmailRequired, .notEnrolled: .conflict
+        case .rateLimited: .tooManyRequests
+        case .unavailable: .serviceUnavailable
+        // Every code is listed above; a new one must be added there.
+        default: .internalServerError
+        }
     }
 
     static func title(_ code: ServiceError.Code) -> String {

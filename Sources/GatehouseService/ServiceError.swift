@@ -1,33 +1,31 @@
 /// The one error type of the service layer. Each code is one of the API's problem codes
-/// (docs/api.md, Errors); the HTTP edge turns it into `application/problem+json` with the status
-/// below. Messages never contain codes, secrets or tokens.
+/// (docs/api.md, Errors); the HTTP edge turns it into `application/problem+json` and chooses the
+/// status (`HTTPSupport.status(of:)`): this layer knows nothing of HTTP. Messages never contain
+/// codes, secrets or tokens.
 public struct ServiceError: Error, Sendable, CustomStringConvertible {
-    /// A problem code with its HTTP status.
+    /// A problem code (opaque: the static members are all there are).
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         /// The snake_case code clients see.
         public let name: String
-        /// The HTTP status it maps to.
-        public let status: Int
-        private init(_ name: String, _ status: Int) {
+        private init(_ name: String) {
             self.name = name
-            self.status = status
         }
-        public static let invalidRequest = Code("invalid_request", 400)
-        public static let unauthorized = Code("unauthorized", 401)
-        public static let forbidden = Code("forbidden", 403)
-        public static let invalidToken = Code("invalid_token", 401)
-        public static let invalidCode = Code("invalid_code", 401)
-        public static let challengeExpired = Code("challenge_expired", 401)
-        public static let rateLimited = Code("rate_limited", 429)
-        public static let twoStepDisabled = Code("two_step_disabled", 403)
-        public static let reauthenticationRequired = Code("reauthentication_required", 403)
-        public static let recoveryEmailRequired = Code("recovery_email_required", 409)
-        public static let notEnrolled = Code("not_enrolled", 409)
-        public static let methodNotAllowed = Code("method_not_allowed", 403)
-        public static let notFound = Code("not_found", 404)
+        public static let invalidRequest = Code("invalid_request")
+        public static let unauthorized = Code("unauthorized")
+        public static let forbidden = Code("forbidden")
+        public static let invalidToken = Code("invalid_token")
+        public static let invalidCode = Code("invalid_code")
+        public static let challengeExpired = Code("challenge_expired")
+        public static let rateLimited = Code("rate_limited")
+        public static let twoStepDisabled = Code("two_step_disabled")
+        public static let reauthenticationRequired = Code("reauthentication_required")
+        public static let recoveryEmailRequired = Code("recovery_email_required")
+        public static let notEnrolled = Code("not_enrolled")
+        public static let methodNotAllowed = Code("method_not_allowed")
+        public static let notFound = Code("not_found")
         /// `/v1/mail/authenticate`: not an app password of this user for this service.
-        public static let denied = Code("denied", 401)
-        public static let unavailable = Code("unavailable", 503)
+        public static let denied = Code("denied")
+        public static let unavailable = Code("unavailable")
         public var description: String { name }
     }
 

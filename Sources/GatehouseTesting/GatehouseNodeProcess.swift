@@ -2,6 +2,7 @@ public import Foundation
 #if canImport(FoundationNetworking)
 public import FoundationNetworking
 #endif
+import GatehouseSystem
 import Glibc
 
 /// A real `gatehouse serve` process for tests and load scripts: started with the given
@@ -155,35 +156,14 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
     }
 
     /// posix_spawn with an empty signal mask (Swift's threads block signals and a child would
-    /// inherit that, ignoring SIGTERM) and stdout+stderr appended to `output`.
+    /// inherit that, ignoring SIGTERM) and stdout+stderr appended to `output`
+    /// (``ChildProcess/spawn(_:_:environment:output:)``).
     package static func spawn(_ binary: String, _ arguments: [String], environment: [String: String], output: String) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        do throws(ChildProcess.SpawnFailure) {
+            return try ChildProcess.spawn(binary, arguments, environment: environment, output: output)
+        } catch {
+            throw NodeError(error.description)
         }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, binary, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw NodeError("posix_spawn(\(binary)) failed: errno \(rc)") }
-        return pid
     }
 }
 

@@ -97,7 +97,7 @@ struct CodeCheckArgsCommand: ParsableCommand {
         // then): a fresh id and a record shaped like the node's, so the reference sends as many
         // bytes. `e2e.sh` compares everything else with what a node really sends.
         var effects = CodeChecker.Effects()
-        effects.eventDetail = "totp"
+        effects.eventDetail = SecondStepMethod.totp.rawValue
         effects.clientIP = clientIP
         let now = Int64(Date().timeIntervalSince1970)
         let record: [String: Any] = [

@@ -1,50 +1,18 @@
+import GatehouseSystem
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// Runs one delivery on its own OS thread. An SMTP conversation blocks on the network for up to
 /// its timeouts; on Swift's cooperative pool that would starve every other task of a thread
 /// (the pool has one per core). Deliveries are rare and ``DeliveryGate`` bounds how many run at
 /// once, so a thread each is cheaper to reason about than a pool.
 enum DeliveryThread {
-    private final class Start {
-        let body: () -> Void
-        init(body: @escaping () -> Void) { self.body = body }
-    }
-
-    /// Runs `body` on a new detached thread.
+    /// Runs `body` on a new detached thread with SIGPIPE blocked (``OSThread/detached(_:)``:
+    /// libssl writes with write(2), so a closed connection would otherwise raise SIGPIPE).
     static func run(_ body: @escaping @Sendable () -> Void) throws(MailError) {
-        let start = Unmanaged.passRetained(Start(body: body))
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        var thread = pthread_t()
-        let status = pthread_create(
-            &thread,
-            &attributes,
-            { raw in
-                let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
-                // libssl writes with write(2), not send(MSG_NOSIGNAL): writing to a connection
-                // the server has closed raises SIGPIPE, which kills the process by default.
-                // SIGPIPE goes to the writing thread, so blocking it here turns it into EPIPE
-                // without touching the process's signal disposition.
-                var signals = sigset_t()
-                sigemptyset(&signals)
-                sigaddset(&signals, SIGPIPE)
-                pthread_sigmask(SIG_BLOCK, &signals, nil)
-                start.body()
-                return nil
-            },
-            start.toOpaque()
-        )
-        if status != 0 {
-            start.release()
-            throw MailError(.connectionFailed, "cannot start a mail delivery thread: pthread_create returned \(status)")
+        do throws(OSThread.StartFailure) {
+            try OSThread.detached(body)
+        } catch {
+            throw MailError(.connectionFailed, "cannot start a mail delivery thread: \(error)")
         }
     }
 }

@@ -125,7 +125,7 @@ extension Gatehouse {
     /// Writes the method, bumps the credential version, and makes the backup codes and the
     /// IMAP/POP/SMTP app password that turning two-step on brings (as SmarterMail does).
     func enableTwoStep(user: UserID, method: DomainPolicy.Method, extraFields: [String]) async throws(ServiceError) -> TwoStepEnabled {
-        let codes = try makeBackupCodes()
+        let backup = try newBackupCodes(for: user)
         let app = try makeAppPassword(user: user, label: "IMAP/POP/SMTP", services: Self.mailServices)
         var fields: [any RedisArgumentConvertible] = ["HSET", userKey(user, "user"), "method", method.rawValue]
         for f in extraFields { fields.append(f) }
@@ -138,13 +138,11 @@ extension Gatehouse {
             try await transaction(cleanup + [
                 RedisCommand(fields),
                 RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
-                RedisCommand(["DEL", userKey(user, "backup")]),
-                RedisCommand((["SADD", userKey(user, "backup")] + codes.map { keyedHash(Self.normalizeBackupCode($0)) }).map { $0 as any RedisArgumentConvertible }),
-            ] + app.commands)
+            ] + backup.commands + app.commands)
             try await feed.publish(.credentialsChanged(user: user.value), now: now)
         } catch { throw ServiceError.unavailable(error) }
         await event(user, "two_step_enabled", detail: method.rawValue)
-        return TwoStepEnabled(method: method, backupCodes: codes, appPassword: (app.value.id, app.value.label, app.value.password), session: nil)
+        return TwoStepEnabled(method: method, backupCodes: backup.codes, appPassword: (app.value.id, app.value.label, app.value.password), session: nil)
     }
 
     /// `DELETE /v1/me/two-step {"code"}`: turns two-step off after a current code.
@@ -201,20 +199,25 @@ extension Gatehouse {
         try requireTwoStepAllowed(user)
         try requireFreshSignIn(principal)
         guard try await loadUser(user).twoStepEnabled else { throw ServiceError(.notEnrolled, "two-step is not on") }
-        let codes = try makeBackupCodes()
-        do {
-            _ = try await redis.pipeline([
-                RedisCommand(["DEL", userKey(user, "backup")]),
-                RedisCommand((["SADD", userKey(user, "backup")] + codes.map { keyedHash(Self.normalizeBackupCode($0)) }).map { $0 as any RedisArgumentConvertible }),
-            ])
-        } catch { throw ServiceError.unavailable(error) }
+        let backup = try newBackupCodes(for: user)
+        // MULTI/EXEC: a login meanwhile sees the old set or the new one, never none.
+        do { try await transaction(backup.commands) } catch { throw ServiceError.unavailable(error) }
         await event(user, "backup_codes_regenerated")
-        return codes
+        return backup.codes
     }
 
     // MARK: Backup codes
 
     static let backupAlphabet = Array("23456789abcdefghjkmnpqrstuvwxyz".utf8)  // no 0/1/i/l/o
+
+    /// A fresh set of backup codes for `user` and the commands that replace the stored set with
+    /// it (keyed hashes of the normalised codes); the caller runs them in its transaction.
+    func newBackupCodes(for user: UserID) throws(ServiceError) -> (codes: [String], commands: [RedisCommand]) {
+        let codes = try makeBackupCodes()
+        let key = userKey(user, "backup")
+        let hashes = codes.map { keyedHash(Self.normalizeBackupCode($0)) as any RedisArgumentConvertible }
+        return (codes, [RedisCommand(["DEL", key]), RedisCommand(["SADD", key] + hashes)])
+    }
 
     func makeBackupCodes() throws(ServiceError) -> [String] {
         var codes: [String] = []

@@ -6,7 +6,7 @@ import GatehouseRedis
 /// The answer of `login/start` and `login/finish`.
 public enum LoginResult: Sendable {
     case authenticated(IssuedSession, remember: IssuedRemember?)
-    case secondStep(challenge: String, expiresAt: Int64, methods: [String])
+    case secondStep(challenge: String, expiresAt: Int64, methods: [SecondStepMethod])
     case enrollmentRequired(challenge: String, expiresAt: Int64)
 }
 
@@ -43,15 +43,15 @@ extension Gatehouse {
             return .enrollmentRequired(challenge: token, expiresAt: expires)
         }
         let (token, expires) = try challenge(user: user, epoch: record.epoch, purpose: .login)
-        var methods: [String] = []
+        var methods: [SecondStepMethod] = []
         if record.method == .totp, record.totpEnvelope != nil {
-            methods.append("totp")
+            methods.append(.totp)
             // The finish that usually follows on this node then needs no read of its own (a
             // finish on another node reads the record once and caches it there).
             warmTOTPCache(user: user, record: record)
         }
-        if record.method == .email, policy.methods.contains(.email) { methods.append("email") }
-        if backupCodes > 0 { methods.append("backup_code") }
+        if record.method == .email, policy.methods.contains(.email) { methods.append(.email) }
+        if backupCodes > 0 { methods.append(.backupCode) }
         return .secondStep(challenge: token, expiresAt: expires, methods: methods)
     }
 
@@ -74,15 +74,14 @@ extension Gatehouse {
     }
 
     /// `POST /v1/login/finish`: an authenticator code, an emailed code or a backup code.
-    public func finishLogin(challenge: String, method: String, code: String, remember: Bool, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
+    public func finishLogin(challenge: String, method: SecondStepMethod, code: String, remember: Bool, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
         let (claims, user) = try verifyChallenge(challenge, purpose: .login)
         let marker = userKey(user, "challenge", claims.challengeID)
         let amr: AuthMethods
         switch method {
-        case "totp": amr = [.password, .otp]
-        case "backup_code": amr = [.password, .backup]
-        case "email": amr = [.password, .email]
-        default: throw ServiceError(.invalidRequest, "method must be totp, email or backup_code")
+        case .totp: amr = [.password, .otp]
+        case .backupCode: amr = [.password, .backup]
+        case .email: amr = [.password, .email]
         }
         // One round trip: the script checks the code and, on success, records the session and
         // the event and returns the user's epoch, with which the token is signed afterwards.
@@ -90,14 +89,17 @@ extension Gatehouse {
         let signIn = SignIn(session: prepared)
         let epoch: UInt64
         switch method {
-        case "totp":
+        case .totp:
             epoch = try await checkTOTP(user: user, code: code, challengeMarker: marker, clientIP: clientIP, context: "login", signIn: signIn)
-        case "backup_code":
+        case .backupCode:
             epoch = try await checkBackupCode(user: user, code: code, challengeMarker: marker, clientIP: clientIP, signIn: signIn)
-        default:
+        case .email:
             // Codes are only ever mailed to accounts whose second step is email, bound to this
             // challenge; for any other account there is nothing to match.
-            epoch = try await checkEmailCode(user: user, code: code, challengeID: claims.challengeID, challengeMarker: marker, clientIP: clientIP, signIn: signIn)
+            epoch = try await checkEmailCode(
+                user: user, code: code, record: userKey(user, "email-code"), challengeID: claims.challengeID,
+                challengeMarker: marker, clientIP: clientIP, context: "login", signIn: signIn
+            )
         }
         let session = try signSession(prepared, epoch: epoch)
         var device: IssuedRemember?
@@ -126,7 +128,7 @@ extension Gatehouse {
             let outcome = try await runCheck(
                 user: user, record: userKey(user, "totp", "last"), credentialVersion: entry?.version ?? "",
                 candidate: .totp(matchedStep: match?.step), challengeMarker: challengeMarker, clientIP: clientIP,
-                method: "totp", signIn: signIn
+                method: .totp, signIn: signIn
             )
             if outcome == .stale {
                 // The cached credential is older than the stored one: reload once and retry.
@@ -134,7 +136,7 @@ extension Gatehouse {
                 bypassCache = true
                 continue
             }
-            return try conclude(outcome, user: user, method: "totp", context: context)
+            return try conclude(outcome, user: user, method: .totp, context: context)
         }
         throw ServiceError(.unavailable, "credential changed during the check; try again", retryAfterSeconds: 1)
     }
@@ -149,22 +151,11 @@ extension Gatehouse {
         let outcome = try await runCheck(
             user: user, record: userKey(user, "backup"), credentialVersion: "",
             candidate: .backupCode(hash: keyedHash(normalized)), challengeMarker: challengeMarker, clientIP: clientIP,
-            method: "backup_code", signIn: signIn
+            method: .backupCode, signIn: signIn
         )
-        let epoch = try conclude(outcome, user: user, method: "backup_code", context: "login")
+        let epoch = try conclude(outcome, user: user, method: .backupCode, context: "login")
         Task { await self.event(user, "backup_code_used", clientIP: clientIP) }
         return epoch
-    }
-
-    /// Checks an emailed code sent for this challenge.
-    func checkEmailCode(user: UserID, code: String, challengeID: String, challengeMarker: String, clientIP: String?, signIn: SignIn? = nil) async throws(ServiceError) -> UInt64 {
-        guard HOTP.parse(code, digits: 6) != nil else { throw ServiceError(.invalidRequest, "code must be exactly 6 digits") }
-        let outcome = try await runCheck(
-            user: user, record: userKey(user, "email-code"), credentialVersion: "",
-            candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: challengeID, triesPerCode: 5),
-            challengeMarker: challengeMarker, clientIP: clientIP, method: "email", signIn: signIn
-        )
-        return try conclude(outcome, user: user, method: "email", context: "login")
     }
 
     /// How long a completed challenge's marker lives: past the challenge's own expiry.
@@ -182,7 +173,7 @@ extension Gatehouse {
     /// sign-in, the session record and `second_step_succeeded`.
     func runCheck(
         user: UserID, record: String, credentialVersion: String, candidate: CodeChecker.Candidate,
-        challengeMarker: String, clientIP: String?, method: String, signIn: SignIn? = nil
+        challengeMarker: String, clientIP: String?, method: SecondStepMethod, signIn: SignIn? = nil
     ) async throws(ServiceError) -> CodeChecker.Outcome {
         let keys = CodeChecker.Keys(
             userRecord: userKey(user, "user"), throttle: userKey(user, "throttle"), replayMarker: record,
@@ -190,7 +181,7 @@ extension Gatehouse {
             sessions: userKey(user, "sessions"), events: userKey(user, "events")
         )
         var effects = CodeChecker.Effects()
-        effects.eventDetail = method
+        effects.eventDetail = method.rawValue
         effects.clientIP = clientIP
         effects.eventsKept = Self.eventsKept
         if let signIn {
@@ -211,10 +202,10 @@ extension Gatehouse {
     /// Turns a script outcome into success or the caller-facing error, logging a security event.
     /// Returns the user's epoch on success.
     @discardableResult
-    func conclude(_ outcome: CodeChecker.Outcome, user: UserID, method: String, context: String) throws(ServiceError) -> UInt64 {
+    func conclude(_ outcome: CodeChecker.Outcome, user: UserID, method: SecondStepMethod, context: String) throws(ServiceError) -> UInt64 {
         // Built only when a line is logged (an autoclosure below): most outcomes log at a level
         // below the configured one, and this runs on every code check.
-        func meta() -> Logger.Metadata { ["user": "\(user)", "method": "\(method)", "context": "\(context)"] }
+        func meta() -> Logger.Metadata { ["user": "\(user)", "method": "\(method.rawValue)", "context": "\(context)"] }
         switch outcome {
         case .accepted(let epoch):
             logger.info("second step succeeded", metadata: meta())

@@ -72,7 +72,7 @@ extension Gatehouse {
         do {
             reply = try await redis.eval(
                 EmailCodeStoreScript.script, keys: [userKey(user, "email-sends"), record],
-                arguments: [keyedHash("email:" + code), cid, ttl, Self.emailSendsPerWindow, Self.emailSendWindowSeconds, extra?.0 ?? "", extra?.1 ?? ""]
+                arguments: [emailCodeHash(code), cid, ttl, Self.emailSendsPerWindow, Self.emailSendWindowSeconds, extra?.0 ?? "", extra?.1 ?? ""]
             )
         } catch { throw ServiceError.unavailable(error) }
         if reply.array?.first?.string == "limited" {
@@ -87,6 +87,32 @@ extension Gatehouse {
             throw ServiceError(.unavailable, "the code could not be mailed; try again shortly", retryAfterSeconds: 30, underlying: error)
         }
         return now + Int64(ttl)
+    }
+
+    /// How an emailed code is stored and compared: keyed, and apart from other keyed hashes.
+    func emailCodeHash(_ code: String) -> String { keyedHash("email:" + code) }
+
+    /// An emailed code is six digits; anything else is refused before Redis is asked.
+    static func requireEmailCodeFormat(_ code: String) throws(ServiceError) {
+        guard HOTP.parse(code, digits: 6) != nil else { throw ServiceError(.invalidRequest, "code must be exactly 6 digits") }
+    }
+
+    /// Checks an emailed code stored under `record` (by ``storeAndMail(user:record:cid:purpose:to:extra:)``)
+    /// and bound to `challengeID` — a login's challenge id, `recovery` or `reset` — through the
+    /// code-check script; at most 5 tries per code. Returns the user's epoch on success and throws
+    /// the caller-facing error otherwise.
+    @discardableResult
+    func checkEmailCode(
+        user: UserID, code: String, record: String, challengeID: String, challengeMarker: String, clientIP: String?,
+        context: String, signIn: SignIn? = nil
+    ) async throws(ServiceError) -> UInt64 {
+        try Self.requireEmailCodeFormat(code)
+        let outcome = try await runCheck(
+            user: user, record: record, credentialVersion: "",
+            candidate: .emailCode(hash: emailCodeHash(code), challengeID: challengeID, triesPerCode: 5),
+            challengeMarker: challengeMarker, clientIP: clientIP, method: .email, signIn: signIn
+        )
+        return try conclude(outcome, user: user, method: .email, context: context)
     }
 
     // MARK: Recovery address
@@ -109,16 +135,15 @@ extension Gatehouse {
     /// `POST /v1/me/recovery-email/confirm {"code"}`.
     public func confirmRecoveryEmail(_ principal: Principal, code: String, clientIP: String?) async throws(ServiceError) -> String {
         let user = principal.user
-        guard HOTP.parse(code, digits: 6) != nil else { throw ServiceError(.invalidRequest, "code must be exactly 6 digits") }
+        // The format first: a malformed code is a 400 whether or not an address is waiting.
+        try Self.requireEmailCodeFormat(code)
         let address: String?
         do { address = try await redis.send(["HGET", userKey(user, "recovery-pending"), "address"]).string } catch { throw ServiceError.unavailable(error) }
         guard let address else { throw ServiceError(.invalidCode, "no recovery address is waiting for confirmation (codes last 10 minutes)") }
-        let outcome = try await runCheck(
-            user: user, record: userKey(user, "recovery-pending"), credentialVersion: "",
-            candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: "recovery", triesPerCode: 5),
-            challengeMarker: userKey(user, "recovery-confirmed", try newID()), clientIP: clientIP, method: "email"
+        try await checkEmailCode(
+            user: user, code: code, record: userKey(user, "recovery-pending"), challengeID: "recovery",
+            challengeMarker: userKey(user, "recovery-confirmed", try newID()), clientIP: clientIP, context: "recovery-address"
         )
-        try conclude(outcome, user: user, method: "email", context: "recovery-address")
         do { _ = try await redis.send(["HSET", userKey(user, "user"), "recovery_email", address, "recovery_verified", "1"]) } catch {
             throw ServiceError.unavailable(error)
         }
@@ -176,13 +201,10 @@ extension Gatehouse {
 
     /// `POST /v1/recovery/finish {"user","code"}` → a single-use reset token (15 min).
     public func finishRecovery(user: UserID, code: String, clientIP: String?) async throws(ServiceError) -> (token: String, expiresAt: Int64) {
-        guard HOTP.parse(code, digits: 6) != nil else { throw ServiceError(.invalidRequest, "code must be exactly 6 digits") }
-        let outcome = try await runCheck(
-            user: user, record: userKey(user, "reset-code"), credentialVersion: "",
-            candidate: .emailCode(hash: keyedHash("email:" + code), challengeID: "reset", triesPerCode: 5),
-            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP, method: "email"
+        try await checkEmailCode(
+            user: user, code: code, record: userKey(user, "reset-code"), challengeID: "reset",
+            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP, context: "recovery"
         )
-        try conclude(outcome, user: user, method: "email", context: "recovery")
         let jti = try newID()
         let expires = now + configuration.lifetimes.resetSeconds
         let record = try await loadUser(user)

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import GatehouseRedis
+import GatehouseSystem
 public import Logging
 
 /// The `redis-server` child that `gatehouse serve` starts when no Redis is configured:
@@ -35,30 +36,21 @@ public final class EmbeddedRedis: Sendable {
             throw ServiceError(.unavailable, "redis-server not found: install it with apt-get install redis-server, or set GATEHOUSE_REDIS_URL")
         }
         let arguments = [
-            server, "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", dataDir,
+            "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", dataDir,
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no", "--loglevel", "warning",
             "--logfile", dir + "/redis.log",
         ]
-        var pid: pid_t = 0
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Swift's threads block most signals and a child inherits the mask; give the child an
-        // empty one so SIGTERM stops it.
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, server, nil, &attributes, argv, environ)
-        guard rc == 0 else { throw ServiceError(.unavailable, "cannot start redis-server: errno \(rc)") }
+        // An empty signal mask in the child, so SIGTERM stops it (see ChildProcess.spawn).
+        let pid: pid_t
+        do { pid = try ChildProcess.spawn(server, arguments) } catch {
+            throw ServiceError(.unavailable, "cannot start redis-server: errno \(error.errno)", underlying: error)
+        }
         let embedded = EmbeddedRedis(url: url, pid: pid, logger: logger)
         for _ in 0..<100 {
             if await answers(url) { return embedded }
             try? await Task.sleep(for: .milliseconds(50))
         }
-        embedded.stop()
+        await embedded.stop()
         throw ServiceError(.unavailable, "redis-server did not come up on \(socket); see \(dir)/redis.log")
     }
 
@@ -72,16 +64,10 @@ public final class EmbeddedRedis: Sendable {
         return (try? await client.ping()) != nil
     }
 
-    /// Stops the child (SIGTERM, then waits; AOF is flushed by Redis on SIGTERM).
-    public func stop() {
+    /// Stops the child: SIGTERM (Redis flushes the AOF on it), then waits for it to exit on a
+    /// dedicated thread; SIGKILL if it has not exited after 5 s. Call it once.
+    public func stop() async {
         guard pid > 0 else { return }
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<100 {
-            if waitpid(pid, &status, WNOHANG) == pid { return }
-            usleep(50_000)
-        }
-        kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
+        _ = await ChildProcess.terminate(pid, grace: .seconds(5))
     }
 }
