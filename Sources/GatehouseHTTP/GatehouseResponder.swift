@@ -11,19 +11,12 @@ import Synchronization
 public struct GatehouseResponder: HTTPResponder {
     public typealias Context = BasicRequestContext
 
-    let gatehouse: Gatehouse
-    let apiKeys: APIKeyRegistry
-    let metrics: MetricsEndpoint
-
     let authCheck: AuthCheck
     let responseCounters = ResponseCounters()
     let router: RouterResponder<Context>
 
     /// Creates the responder.
     public init(gatehouse: Gatehouse, apiKeys: APIKeyRegistry, metrics: MetricsEndpoint) {
-        self.gatehouse = gatehouse
-        self.apiKeys = apiKeys
-        self.metrics = metrics
         self.authCheck = AuthCheck(gatehouse: gatehouse, apiKeys: apiKeys)
         self.router = Self.router(access: Access(gatehouse: gatehouse, authCheck: authCheck), metrics: metrics)
     }

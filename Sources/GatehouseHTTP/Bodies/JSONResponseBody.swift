@@ -1,7 +1,6 @@
 import GatehouseCore
 import HTTPTypes
 import Hummingbird
-import NIOCore
 
 /// A response body the API answers as JSON, written with ``JSONWriter``.
 ///
