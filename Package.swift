@@ -210,6 +210,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            // The HTTP edge without a node: bodies as written, no Redis.
+            name: "GatehouseHTTPTests",
+            dependencies: ["GatehouseHTTP", "GatehouseService", "GatehouseCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             // Depends on the executable so `swift test` builds it; the tests run the binary.
             name: "GatehouseCLITests",
             dependencies: ["gatehouse"],

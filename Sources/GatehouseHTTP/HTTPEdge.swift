@@ -14,6 +14,6 @@ public struct HTTPEdge: Sendable {
     public init(gatehouse: Gatehouse, apiKeys: [APIKeyConfiguration], metrics: MetricsEndpoint = .shared) {
         let responder = GatehouseResponder(gatehouse: gatehouse, apiKeys: APIKeyRegistry(apiKeys), metrics: metrics)
         self.responder = responder
-        self.server = .gatehouse(responder)
+        self.server = .gatehouse(responder, idleTimeoutSeconds: gatehouse.configuration.httpIdleTimeoutSeconds)
     }
 }

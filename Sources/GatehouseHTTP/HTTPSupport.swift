@@ -11,10 +11,6 @@ enum HTTPSupport {
     static let jsonType = HTTPField.Name.contentType
     static let retryAfter = HTTPField.Name("Retry-After")!
 
-    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
-        json(status, bytes: JSONText.bytes(object))
-    }
-
     /// A JSON answer already written (``JSONWriter``).
     static func json(_ status: HTTPResponse.Status, bytes data: [UInt8]) -> Response {
         Response(

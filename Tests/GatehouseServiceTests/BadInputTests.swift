@@ -117,6 +117,37 @@ struct BadInputTests {
         }
     }
 
+    @Test("unknown paths and known paths with another method answer the same 404 problem")
+    func noSuchEndpoint() async throws {
+        try await Deployment.with { d in
+            let unknown = try await d.call("GET", "/v1/nothing-here")
+            #expect(unknown.status == 404)
+            #expect(unknown.headers["content-type"] == "application/problem+json")
+            let expected: [String: String] = [
+                "type": "https://gatehouse.dev/problems/not_found", "title": "Not found", "detail": "no such endpoint", "code": "not_found",
+            ]
+            #expect(unknown.json.compactMapValues { $0 as? String } == expected, "\(unknown.json)")
+            #expect(unknown["status"] as? Int == 404)
+            let calls: [(method: String, path: String, key: String)] = [
+                ("GET", "/v1/login/finish", "frontend"),  // known path, another method
+                ("PATCH", "/v1/me", "frontend"),
+                ("DELETE", "/v1/domains/example.org/policy", "admin"),
+                ("POST", "/v1/users/x@example.org", "admin"),
+                ("PUT", "/healthz", "frontend"),
+                ("POST", "/v1/login/finish/", "frontend"),  // empty segments are not folded away
+                ("GET", "/v1//me", "frontend"),
+                ("GET", "/v1/me/devices/x/extra", "frontend"),
+                ("DELETE", "/v1/me/devices/" + String(repeating: "a", count: 65), "frontend"),  // an id over 64 bytes
+            ]
+            for call in calls {
+                let reply = try await d.call(call.method, call.path, key: call.key)
+                #expect(reply.status == unknown.status, "\(call.method) \(call.path) → \(reply.status)")
+                #expect(reply.headers["content-type"] == unknown.headers["content-type"], "\(call.method) \(call.path)")
+                #expect(reply.body == unknown.body, "\(call.method) \(call.path) → \(reply.json)")
+            }
+        }
+    }
+
     @Test("import reports bad lines and lands good ones")
     func importLines() async throws {
         try await Deployment.with { d in

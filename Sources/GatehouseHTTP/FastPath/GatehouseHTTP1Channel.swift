@@ -91,8 +91,8 @@ final class RawResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
 
 extension HTTPServerBuilder {
     /// HTTP/1 with the channel fast paths of ``FastPathHandler`` in front of `gatehouse`.
-    static func gatehouse(_ gatehouse: GatehouseResponder) -> HTTPServerBuilder {
-        let seconds = gatehouse.gatehouse.configuration.httpIdleTimeoutSeconds
+    /// `idleTimeoutSeconds` 0: keep-alive connections are never closed for idleness.
+    static func gatehouse(_ gatehouse: GatehouseResponder, idleTimeoutSeconds seconds: Int) -> HTTPServerBuilder {
         let idleTimeout = seconds > 0 ? TimeAmount.seconds(Int64(seconds)) : nil
         return .init { responder in GatehouseHTTP1Channel(responder: responder, gatehouse: gatehouse, idleTimeout: idleTimeout) }
     }

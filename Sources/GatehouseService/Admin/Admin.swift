@@ -73,8 +73,10 @@ extension Gatehouse {
     /// `GET /v1/domains/{domain}/policy`.
     public func policy(of domain: DomainName) -> DomainPolicy { view.policy(for: domain.value) }
 
-    /// `PUT /v1/domains/{domain}/policy`: stores it and tells every node.
+    /// `PUT /v1/domains/{domain}/policy`: checks it (``DomainPolicy/validate()``), stores it and
+    /// tells every node.
     public func setPolicy(_ policy: DomainPolicy, for domain: DomainName) async throws(ServiceError) {
+        try policy.validate()
         do {
             _ = try await redis.send(["HSET", keys.global("policies"), domain.value, PolicyCodec.encode(policy)])
             try await feed.publish(.policyChanged(domain: domain.value, policy: policy), now: now)

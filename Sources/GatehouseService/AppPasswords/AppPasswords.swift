@@ -69,7 +69,7 @@ extension Gatehouse {
     /// At most this many app passwords per user.
     static let maximumAppPasswords = 50
     /// The services an app password may be scoped to.
-    public static let mailServices = ["imap", "pop3", "smtp"]
+    public static let mailServices = MailService.allCases.map(\.rawValue)
 
     static func normalizeAppPassword(_ text: String) -> String {
         text.lowercased().filter { $0 != " " && $0 != "-" }
@@ -77,7 +77,7 @@ extension Gatehouse {
 
     /// Creates one: 24 lowercase letters (≥ 112 bits) shown in groups of 4, stored as a keyed
     /// hash (plus sealed, when the domain allows revealing it again).
-    public func createAppPassword(user: UserID, label: String, services: [String]) async throws(ServiceError) -> CreatedAppPassword {
+    public func createAppPassword(user: UserID, label: AppPasswordLabel, services: [MailService]) async throws(ServiceError) -> CreatedAppPassword {
         try requireTwoStepAllowed(user)
         // Without two-step the mail servers take the primary password; an app password made now
         // would silently outlive a later "turn on" and keep mail open to a password-only login.
@@ -85,9 +85,9 @@ extension Gatehouse {
         let existing: Int
         do { existing = Int(try await redis.send(["HLEN", userKey(user, "app-passwords")]).integer ?? 0) } catch { throw ServiceError.unavailable(error) }
         guard existing < Self.maximumAppPasswords else { throw ServiceError(.invalidRequest, "at most \(Self.maximumAppPasswords) app passwords") }
-        let created = try makeAppPassword(user: user, label: label, services: services)
+        let created = try makeAppPassword(user: user, label: label.value, services: services.map(\.rawValue))
         do { _ = try await redis.pipeline(created.commands) } catch { throw ServiceError.unavailable(error) }
-        await event(user, "app_password_created", detail: label)
+        await event(user, "app_password_created", detail: label.value)
         return created.value
     }
 
@@ -174,14 +174,14 @@ extension Gatehouse {
     }
 
     /// `POST /v1/mail/authenticate`.
-    public func mailAuthenticate(user: UserID, password: String, service: String, clientIP: String?) async throws(ServiceError) -> MailAuthResult {
+    public func mailAuthenticate(user: UserID, password: String, service: MailService, clientIP: String?) async throws(ServiceError) -> MailAuthResult {
         let reply: RedisValue
         let ipPart = clientIP.flatMap(ipBudgetKey) ?? "none"
         do {
             reply = try await redis.eval(
                 MailAuthScript.script,
                 keys: [userKey(user, "user"), userKey(user, "app-password-index"), userKey(user, "app-password-use"), userKey(user, "mail-fails", ipPart)],
-                arguments: [keyedHash(Self.normalizeAppPassword(password)), service, String(now), clientIP ?? "", 20, 900]
+                arguments: [keyedHash(Self.normalizeAppPassword(password)), service.rawValue, String(now), clientIP ?? "", 20, 900]
             )
         } catch { throw ServiceError.unavailable(error) }
         let items = reply.array ?? []
@@ -189,12 +189,12 @@ extension Gatehouse {
         case "use_primary": return .usePrimary
         case "ok":
             let id = items.count > 1 ? items[1].string ?? "" : ""
-            if items.count > 2, items[2].integer == 1 { await event(user, "app_password_used", clientIP: clientIP, detail: service) }
+            if items.count > 2, items[2].integer == 1 { await event(user, "app_password_used", clientIP: clientIP, detail: service.rawValue) }
             return .ok(appPasswordID: id)
         case "rate_limited":
             throw ServiceError(.rateLimited, "too many failed mail logins", retryAfterSeconds: Int(items.count > 1 ? items[1].integer ?? 60 : 60))
         case "denied":
-            logger.notice("mail login denied", metadata: ["user": "\(user)", "service": "\(service)"])
+            logger.notice("mail login denied", metadata: ["user": "\(user)", "service": "\(service.rawValue)"])
             return .denied
         default:
             throw ServiceError(.unavailable, "unexpected answer from the state store")

@@ -48,4 +48,18 @@ public struct DomainPolicy: Sendable, Equatable, Codable {
     public static let rememberDeviceDaysRange = 0...365
     /// Allowed session lengths in hours (never past the 7-day absolute limit).
     public static let sessionHoursRange = 1...168
+
+    /// Refuses a policy outside the allowed values (`invalid_request`): methods a non-empty list
+    /// without repeats, ``rememberDeviceDaysRange`` and ``sessionHoursRange``, checked in that order.
+    public func validate() throws(ServiceError) {
+        guard !methods.isEmpty, Set(methods).count == methods.count else {
+            throw ServiceError(.invalidRequest, "methods must be a non-empty list without repeats")
+        }
+        guard Self.rememberDeviceDaysRange.contains(rememberDeviceDays) else {
+            throw ServiceError(.invalidRequest, "remember_device_days must be 0...365")
+        }
+        guard Self.sessionHoursRange.contains(sessionHours) else {
+            throw ServiceError(.invalidRequest, "session_hours must be 1...168")
+        }
+    }
 }

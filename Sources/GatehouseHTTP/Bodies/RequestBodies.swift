@@ -1,0 +1,250 @@
+import GatehouseService
+import Hummingbird
+
+/// A request body: one JSON object of the members in ``members``, read by type with
+/// ``RequestFields`` (``HTTPSupport/body(from:allowed:emptyAllowed:)``).
+///
+/// Each body reads its members by type first, in the order declared, and only then checks their
+/// values: a wrong type is reported before a bad value, whichever member comes first, and the
+/// messages and their order are pinned by `BadInputTests`. Values a self-service route checks
+/// only after it knows the caller (``Access/principal(_:)``) stay unchecked here, as before.
+protocol StrictRequestBody {
+    /// The member names allowed (any other is `unknown field`).
+    static var members: Set<String> { get }
+    /// Reads the members.
+    init(_ fields: RequestFields) throws(ServiceError)
+}
+
+extension StrictRequestBody {
+    /// Collects and reads the body (an empty body counts as `{}` when `emptyAllowed`).
+    static func read(from request: inout Request, emptyAllowed: Bool = false) async throws(ServiceError) -> Self {
+        try Self(await HTTPSupport.body(from: &request, allowed: members, emptyAllowed: emptyAllowed))
+    }
+}
+
+// MARK: Sessions
+
+/// `POST /v1/sessions/verify`, `/refresh`, `/revoke`.
+struct TokenBody: StrictRequestBody {
+    static let members: Set<String> = ["token"]
+    var token: String
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        token = try fields.string("token")
+    }
+}
+
+// MARK: Login and recovery
+
+/// `POST /v1/login/start`.
+struct LoginStartBody: StrictRequestBody {
+    static let members: Set<String> = ["user", "client_ip", "user_agent", "remember_token"]
+    var user: UserID
+    var clientIP: String?
+    var userAgent: String?
+    var rememberToken: String?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let user = try fields.string("user"), clientIP = try fields.optionalString("client_ip")
+        let userAgent = try fields.optionalString("user_agent"), rememberToken = try fields.optionalString("remember_token")
+        self.user = try HTTPSupport.user(user)
+        self.clientIP = try HTTPSupport.clientIP(clientIP)
+        self.userAgent = try HTTPSupport.userAgent(userAgent)
+        self.rememberToken = try rememberToken.map { (t) throws(ServiceError) in try HTTPSupport.shortString(t, field: "remember_token") }
+    }
+}
+
+/// `POST /v1/login/finish` (the sign-in path).
+struct LoginFinishBody: StrictRequestBody {
+    static let members: Set<String> = ["challenge", "method", "code", "remember", "client_ip", "user_agent"]
+    var challenge: String
+    var method: SecondStepMethod
+    var code: String
+    var remember: Bool
+    var clientIP: String?
+    var userAgent: String?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let challenge = try fields.string("challenge"), method = try fields.string("method"), code = try fields.string("code")
+        let remember = try fields.optionalBool("remember"), clientIP = try fields.optionalString("client_ip")
+        let userAgent = try fields.optionalString("user_agent")
+        guard let secondStep = SecondStepMethod(rawValue: method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
+        self.challenge = try HTTPSupport.shortString(challenge, field: "challenge")
+        self.method = secondStep
+        self.code = try HTTPSupport.shortString(code, field: "code", max: 64)
+        self.remember = remember ?? false
+        self.clientIP = try HTTPSupport.clientIP(clientIP)
+        self.userAgent = try HTTPSupport.userAgent(userAgent)
+    }
+}
+
+/// `POST /v1/login/email-code`.
+struct EmailCodeBody: StrictRequestBody {
+    static let members: Set<String> = ["challenge"]
+    var challenge: String
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        challenge = try HTTPSupport.shortString(fields.string("challenge"), field: "challenge")
+    }
+}
+
+/// `POST /v1/recovery/start`.
+struct RecoveryStartBody: StrictRequestBody {
+    static let members: Set<String> = ["user"]
+    var user: UserID
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        user = try HTTPSupport.user(fields.string("user"))
+    }
+}
+
+/// `POST /v1/recovery/finish`.
+struct RecoveryFinishBody: StrictRequestBody {
+    static let members: Set<String> = ["user", "code", "client_ip"]
+    var user: UserID
+    var code: String
+    var clientIP: String?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let user = try fields.string("user"), code = try fields.string("code"), clientIP = try fields.optionalString("client_ip")
+        self.user = try HTTPSupport.user(user)
+        self.code = try HTTPSupport.shortString(code, field: "code", max: 64)
+        self.clientIP = try HTTPSupport.clientIP(clientIP)
+    }
+}
+
+/// `POST /v1/recovery/consume`.
+struct ResetTokenBody: StrictRequestBody {
+    static let members: Set<String> = ["reset_token"]
+    var resetToken: String
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        resetToken = try HTTPSupport.shortString(fields.string("reset_token"), field: "reset_token")
+    }
+}
+
+// MARK: Self-service (values checked by the route, after the caller)
+
+/// `POST /v1/me/totp`: nothing, or `{}`.
+struct EmptyBody: StrictRequestBody {
+    static let members: Set<String> = []
+
+    init(_ fields: RequestFields) throws(ServiceError) {}
+}
+
+/// `POST /v1/me/totp/confirm`.
+struct TOTPConfirmBody: StrictRequestBody {
+    static let members: Set<String> = ["code", "client_ip", "user_agent"]
+    var code: String
+    var clientIP: String?
+    var userAgent: String?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        code = try fields.string("code")
+        clientIP = try fields.optionalString("client_ip")
+        userAgent = try fields.optionalString("user_agent")
+    }
+}
+
+/// `DELETE /v1/me/two-step` and `POST /v1/me/recovery-email/confirm`.
+struct CodeBody: StrictRequestBody {
+    static let members: Set<String> = ["code", "client_ip"]
+    var code: String
+    var clientIP: String?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        code = try fields.string("code")
+        clientIP = try fields.optionalString("client_ip")
+    }
+}
+
+/// `PUT /v1/me/recovery-email`.
+struct RecoveryEmailBody: StrictRequestBody {
+    static let members: Set<String> = ["email"]
+    var email: String
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        email = try fields.string("email")
+    }
+}
+
+/// `POST /v1/me/two-step`: only `email` (authenticator apps enrol through `POST /v1/me/totp`).
+struct EnableTwoStepBody: StrictRequestBody {
+    static let members: Set<String> = ["method", "client_ip", "user_agent"]
+    var clientIP: String?
+    var userAgent: String?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let method = try fields.string("method")
+        clientIP = try fields.optionalString("client_ip")
+        userAgent = try fields.optionalString("user_agent")
+        guard method == "email" else {
+            throw HTTPSupport.invalid("method must be email (authenticator apps enrol through POST /v1/me/totp)")
+        }
+    }
+}
+
+/// `POST /v1/me/app-passwords`: label and services are checked before the caller, as before.
+struct AppPasswordBody: StrictRequestBody {
+    static let members: Set<String> = ["label", "services"]
+    var label: AppPasswordLabel
+    var services: [MailService]
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let label = try fields.string("label"), services = try fields.optionalStrings("services")
+        self.label = try AppPasswordLabel(label)
+        self.services = try MailService.list(services)
+    }
+}
+
+// MARK: Mail
+
+/// `POST /v1/mail/authenticate`.
+struct MailAuthenticateBody: StrictRequestBody {
+    static let members: Set<String> = ["user", "password", "service", "client_ip"]
+    var user: UserID
+    var password: String
+    var service: MailService
+    var clientIP: String?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let user = try fields.string("user"), password = try fields.string("password"), service = try fields.string("service")
+        let clientIP = try fields.optionalString("client_ip")
+        self.service = try MailService(validating: service)
+        self.user = try HTTPSupport.user(user)
+        self.password = try HTTPSupport.shortString(password, field: "password", max: 1024)
+        self.clientIP = try HTTPSupport.clientIP(clientIP)
+    }
+}
+
+// MARK: Administration
+
+/// `PUT /v1/domains/{domain}/policy`: `mode`, and any other member replaces the stored value.
+/// The values are checked by ``Gatehouse/setPolicy(_:for:)``.
+struct PolicyBody: StrictRequestBody {
+    static let members: Set<String> = ["mode", "methods", "remember_device_days", "session_hours", "app_password_reveal"]
+    var mode: DomainPolicy.Mode
+    var methods: [DomainPolicy.Method]?
+    var rememberDeviceDays: Int?
+    var sessionHours: Int?
+    var appPasswordReveal: Bool?
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        mode = try fields.option("mode", DomainPolicy.Mode.self)
+        methods = try fields.optionalOptions("methods", DomainPolicy.Method.self)
+        rememberDeviceDays = try fields.optionalInt("remember_device_days")
+        sessionHours = try fields.optionalInt("session_hours")
+        appPasswordReveal = try fields.optionalBool("app_password_reveal")
+    }
+
+    /// `policy` with the members present replaced.
+    func applied(to policy: DomainPolicy) -> DomainPolicy {
+        var policy = policy
+        policy.mode = mode
+        if let methods { policy.methods = methods }
+        if let rememberDeviceDays { policy.rememberDeviceDays = rememberDeviceDays }
+        if let sessionHours { policy.sessionHours = sessionHours }
+        if let appPasswordReveal { policy.appPasswordReveal = appPasswordReveal }
+        return policy
+    }
+}

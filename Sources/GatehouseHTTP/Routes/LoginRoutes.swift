@@ -1,0 +1,61 @@
+import GatehouseService
+import Hummingbird
+
+/// Sign-in and account recovery (frontend scope): `POST /v1/login/start`, `/email-code`,
+/// `/finish` (the sign-in path `benchmarks/e2e.sh` measures), `POST /v1/recovery/start`,
+/// `/finish`, `/consume`.
+struct LoginRoutes {
+    let access: Access
+    var gatehouse: Gatehouse { access.gatehouse }
+
+    var collection: RouteCollection<BasicRequestContext> {
+        .area { routes in
+            routes.post("/v1/login/start") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await LoginStartBody.read(from: &request)
+                let result = try await gatehouse.startLogin(
+                    user: body.user, clientIP: body.clientIP, userAgent: body.userAgent, rememberToken: body.rememberToken
+                )
+                return HTTPSupport.json(.ok, LoginResponse(result: result), capacity: 512)
+            }
+            routes.post("/v1/login/finish") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await LoginFinishBody.read(from: &request)
+                let result = try await gatehouse.finishLogin(
+                    challenge: body.challenge, method: body.method, code: body.code, remember: body.remember,
+                    clientIP: body.clientIP, userAgent: body.userAgent
+                )
+                return HTTPSupport.json(.ok, LoginResponse(result: result), capacity: 512)
+            }
+            routes.post("/v1/login/email-code") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await EmailCodeBody.read(from: &request)
+                let sent = try await gatehouse.sendLoginCode(challenge: body.challenge)
+                return HTTPSupport.json(.accepted, CodeSentResponse(sentTo: sent.sentTo, expiresAt: sent.expiresAt))
+            }
+            routes.post("/v1/recovery/start") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await RecoveryStartBody.read(from: &request)
+                gatehouse.startRecovery(user: body.user)
+                return Response(status: .accepted)
+            }
+            routes.post("/v1/recovery/finish") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await RecoveryFinishBody.read(from: &request)
+                let reset = try await gatehouse.finishRecovery(user: body.user, code: body.code, clientIP: body.clientIP)
+                return HTTPSupport.json(.ok, ResetTokenResponse(token: reset.token, expiresAt: reset.expiresAt))
+            }
+            routes.post("/v1/recovery/consume") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await ResetTokenBody.read(from: &request)
+                return HTTPSupport.json(.ok, UserResponse(user: try await gatehouse.consumeReset(body.resetToken)))
+            }
+        }
+    }
+}
