@@ -1,8 +1,9 @@
 // swift-tools-version:6.1
 // Gatehouse: two-step verification and session service.
 // Layers, bottom to top (see README "Layout"):
-//   CHiredis, CLibCrypto, CQRencode  — thin system-library shims (pkg-config, apt providers);
-//   CEpoll                           — <sys/epoll.h> for the load generator
+//   CHiredis, CLibCrypto, CLibSSL,
+//   CQRencode                        — thin system-library shims (pkg-config, apt providers);
+//   CEpoll                           — <sys/epoll.h> for GatehouseLoad's event loop
 //   GatehouseSystem                  — POSIX plumbing several layers need and none owns: dedicated
 //                                      OS threads for blocking C calls (the Redis I/O threads, SMTP
 //                                      deliveries) and child processes (the embedded redis-server,
@@ -13,7 +14,16 @@
 //   GatehouseCore                    — OTP, base32, otpauth URIs, QR, tokens, keyring, envelopes (no I/O
 //                                      beyond reading key files)
 //   GatehouseRedis                   — the hiredis client (I/O threads, pipelining, scripts, streams)
-//   gatehouse                        — the executable (swift-argument-parser)
+//   GatehouseTesting                 — test helpers: real redis-server, SMTP and node processes
+//   GatehouseMail                    — SMTP delivery of emailed codes (STARTTLS via libssl)
+//   GatehouseService                 — the domain over Redis (no HTTP)
+//   GatehouseHTTP                    — the HTTP edge (Hummingbird 2): the /v1/auth fast path, the
+//                                      router grouped by area, typed bodies, problems
+//   GatehouseApp                     — one node wired from configuration (buildApplication): Redis,
+//                                      keys, mail, service, keyring reloader, HTTP edge
+//   GatehouseLoad                    — the load generator behind `gatehouse load` (epoll client,
+//                                      seeding, operation mix, report); talks to nodes over HTTP only
+//   gatehouse                        — the executable: swift-argument-parser commands over the above
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -170,18 +180,29 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Load generator (an HTTP client of running nodes; no service code)
+        .target(
+            name: "GatehouseLoad",
+            dependencies: [
+                "CEpoll",
+                "GatehouseCore",
+                "GatehouseCrypto",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "CEpoll",
                 "GatehouseApp",
+                "GatehouseLoad",
                 "GatehouseService",
                 "GatehouseCore",
                 "GatehouseCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -219,6 +240,12 @@ let package = Package(
             // Depends on the executable so `swift test` builds it; the tests run the binary.
             name: "GatehouseCLITests",
             dependencies: ["gatehouse"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            // The load generator's parser and options, without a node.
+            name: "GatehouseLoadTests",
+            dependencies: ["GatehouseLoad"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

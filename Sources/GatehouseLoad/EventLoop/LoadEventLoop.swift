@@ -1,3 +1,11 @@
+// Why a hand-written epoll(7) loop and not SwiftNIO: the generator runs on the same two cores as
+// the node and the Redis it measures, so every cycle it spends is taken from what it measures, and
+// its CPU per request is the figure that matters (benchmarks/RESULTS.md follows it). This loop does
+// only what the generator needs: one request in flight per connection, answers framed on bytes by
+// `LoadResponseParser`, each operation's next step run from the loop itself, no channel pipeline
+// or futures in between. A SwiftNIO client has not been measured against it: if one is tried,
+// compare the generator's CPU per request in the same run before switching. This is the only file
+// that imports CEpoll.
 import CEpoll
 import Glibc
 
@@ -27,7 +35,7 @@ final class LoadEventLoop {
     /// One request in flight at a time, and the operation's continuation.
     struct Slot {
         var connections: [Connection]
-        var handler: ((Result<LoadConnection.Response, any Error>) -> LoadStep)?
+        var handler: ((Result<LoadResponse, LoadError>) -> LoadStep)?
         /// The connection the request is on, its method and when it was sent.
         var active = -1
         var method = "GET"
@@ -51,13 +59,13 @@ final class LoadEventLoop {
     var runnable: [(slot: Int, step: LoadStep)] = []
     var finishedCount = 0
 
-    init(worker: LoadWorker, slots count: Int) throws {
+    init(worker: LoadWorker, slots count: Int) throws(LoadError) {
         self.worker = worker
         endpoints = worker.config.endpoints
         mix = worker.config.mix
         slots = Array(repeating: Slot(connections: Array(repeating: Connection(), count: endpoints.count)), count: count)
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epoll >= 0 else { throw LoadHTTPError("epoll_create1: \(String(cString: strerror(errno)))") }
+        guard epoll >= 0 else { throw LoadError(.runFailed, "epoll_create1: \(String(cString: strerror(errno)))") }
     }
 
     deinit {
@@ -106,14 +114,14 @@ final class LoadEventLoop {
                 for s in slots.indices where slots[s].handler != nil && after - slots[s].sentAt > Self.requestTimeout {
                     let c = slots[s].active
                     close(s, c)
-                    complete(s, .failure(LoadHTTPError("timed out waiting for \(endpoints[c].url)")))
+                    complete(s, .failure(LoadError.transport("timed out waiting for \(endpoints[c].url)")))
                 }
             }
         }
         // Whatever is still in flight past the hard stop is a transport error.
         for s in slots.indices where slots[s].handler != nil {
             close(s, slots[s].active)
-            _ = slots[s].handler?(.failure(LoadHTTPError("the run ended with the request in flight")))
+            _ = slots[s].handler?(.failure(LoadError.transport("the run ended with the request in flight")))
             slots[s].handler = nil
         }
     }
@@ -181,7 +189,7 @@ final class LoadEventLoop {
                     guard errno == EINPROGRESS else {
                         let e = errno
                         close(s, c)
-                        return complete(s, .failure(LoadHTTPError("connect \(endpoints[c].url): \(String(cString: strerror(e)))")))
+                        return complete(s, .failure(LoadError.transport("connect \(endpoints[c].url): \(String(cString: strerror(e)))")))
                     }
                     slots[s].connections[c].connecting = true
                     return  // EPOLLOUT says when
@@ -210,7 +218,7 @@ final class LoadEventLoop {
                 setWantsWrite(s, c, true)
                 return
             }
-            return failed(s, c, LoadHTTPError("send: \(String(cString: strerror(e)))", stale: e == EPIPE || e == ECONNRESET))
+            return failed(s, c, LoadError.transport("send: \(String(cString: strerror(e)))", stale: e == EPIPE || e == ECONNRESET))
         }
         setWantsWrite(s, c, false)
     }
@@ -233,7 +241,7 @@ final class LoadEventLoop {
             slots[s].connections[c].connecting = false
             guard error == 0 else {
                 close(s, c)
-                return complete(s, .failure(LoadHTTPError("connect \(endpoints[c].url): \(String(cString: strerror(error)))")))
+                return complete(s, .failure(LoadError.transport("connect \(endpoints[c].url): \(String(cString: strerror(error)))")))
             }
             flush(s, c)
             guard slots[s].connections[c].fd >= 0 else { return }
@@ -275,8 +283,8 @@ final class LoadEventLoop {
                 return deliver(s, c, parsed)
             }
             let error = n == 0
-                ? LoadHTTPError(empty ? "connection closed before the response" : "connection closed mid-response", stale: empty)
-                : LoadHTTPError("recv: \(String(cString: strerror(e)))", stale: e == ECONNRESET && empty)
+                ? LoadError.transport(empty ? "connection closed before the response" : "connection closed mid-response", stale: empty)
+                : LoadError.transport("recv: \(String(cString: strerror(e)))", stale: e == ECONNRESET && empty)
             return failed(s, c, error)
         }
     }
@@ -290,8 +298,8 @@ final class LoadEventLoop {
 
     /// A transport failure on the slot's connection: a kept-alive connection the server closed
     /// while idle gets the request again once on a new one (it never reached the server).
-    private func failed(_ s: Int, _ c: Int, _ error: any Error) {
-        let stale = (error as? LoadHTTPError)?.stale == true && slots[s].connections[c].reused
+    private func failed(_ s: Int, _ c: Int, _ error: LoadError) {
+        let stale = error.code == .staleConnection && slots[s].connections[c].reused
         close(s, c)
         if stale, !slots[s].retried, slots[s].handler != nil {
             slots[s].retried = true
@@ -301,7 +309,7 @@ final class LoadEventLoop {
     }
 
     /// The answer (or error) of the slot's request: the operation goes on, or the next starts.
-    private func complete(_ s: Int, _ answer: Result<LoadConnection.Response, any Error>) {
+    private func complete(_ s: Int, _ answer: Result<LoadResponse, LoadError>) {
         guard let handler = slots[s].handler else { return }
         slots[s].handler = nil
         runnable.append((s, handler(answer)))
