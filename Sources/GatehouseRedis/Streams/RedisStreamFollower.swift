@@ -126,11 +126,14 @@ public final class RedisStreamFollower: Sendable, Service {
         try? await cancelWhenGracefulShutdown {
             var failures = 0
             while !Task.isCancelled {
-                let after = self.status.lastDeliveredID
+                let status = self.status
+                let after = status.lastDeliveredID
                 do {
-                    let command = RedisCommand(
-                        "XREAD", "COUNT", self.batchSize, "BLOCK", blockMilliseconds, "STREAMS", self.stream, after.description
-                    )
+                    // Until caught up, reads do not block: a short read then means the backlog
+                    // is read (waiters, e.g. readiness, go on at once instead of after blockTime).
+                    let command = status.isCaughtUp
+                        ? RedisCommand("XREAD", "COUNT", self.batchSize, "BLOCK", blockMilliseconds, "STREAMS", self.stream, after.description)
+                        : RedisCommand("XREAD", "COUNT", self.batchSize, "STREAMS", self.stream, after.description)
                     let reply = try await connection.execute(command.bytes)
                     if case .error(let message) = reply { throw RedisError(.serverError, message) }
                     // Ids only grow; the filter makes "never repeat" hold even if a server
