@@ -119,31 +119,28 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
     /// The captured log so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    /// SIGTERM and wait (graceful shutdown), SIGKILL after 10 s.
-    public func stop() {
+    /// SIGTERM and wait (graceful shutdown), SIGKILL after 10 s. The exit is waited for on a
+    /// thread of its own (``ChildProcess/terminate(_:grace:)``), not by polling.
+    public func stop() async {
+        guard claimWait() else { return }
+        _ = await ChildProcess.terminate(pid, grace: .seconds(10))
+    }
+
+    /// Whether this call is the one that waits for the process (each pid is waited for once).
+    private func claimWait() -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard !waited else { return }
-        Glibc.kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<200 {
-            if waitpid(pid, &status, WNOHANG) == pid { waited = true; return }
-            usleep(50_000)
-        }
-        Glibc.kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
+        if waited { return false }
         waited = true
+        return true
     }
 
     /// SIGKILL at once.
     public func kill() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !waited else { return }
+        guard claimWait() else { return }
         Glibc.kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        waited = true
     }
 
     /// Runs a command to completion (the CLI for key files).

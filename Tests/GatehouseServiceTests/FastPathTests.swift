@@ -188,12 +188,12 @@ extension FastPathTests {
                 "POST /v1/login/start HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(frontend)\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
             try await Task.sleep(for: .milliseconds(500))
             let node = try #require(d.node as? GatehouseNodeProcess)
-            let stopping = Thread { node.stop() }  // SIGTERM, then waits for the exit (blocking)
-            stopping.start()
+            let stopping = Task { await node.stop() }  // SIGTERM, then waits for the exit
             let text = try await pending
             try d.redis.resume()
             let answers = try Self.answers(text)
             #expect(answers.count == 1 && [200, 503].contains(answers.first?.status ?? 0), "no answer before the close: \(text)")
+            await stopping.value
         }
     }
 

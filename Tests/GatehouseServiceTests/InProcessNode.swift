@@ -21,7 +21,7 @@ protocol TestNode: Sendable {
 }
 
 extension GatehouseNodeProcess: TestNode {
-    func shutdown() async { self.stop() }
+    func shutdown() async { await self.stop() }
 }
 
 /// A node built with `buildApplication` and run in this process, on a port of its own, against a

@@ -23,13 +23,14 @@ struct SentinelNodeTests {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-sentinel-node-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let node = try await GatehouseNodeProcess.start(redisURL: deployment.urlString(), directory: directory)
-            defer { node.stop() }
             let redis = RedisClient(configuration: deployment.configuration())
             do {
                 try await self.run(deployment, node, redis, directory: directory)
                 await redis.shutdown()
+                await node.stop()
             } catch {
                 await redis.shutdown()
+                await node.stop()
                 throw error
             }
         }
