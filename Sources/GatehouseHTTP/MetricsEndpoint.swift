@@ -10,10 +10,10 @@ public final class MetricsEndpoint: Sendable {
     /// built in one process (a served node, or the nodes of an in-process test) reports here.
     public static let shared = MetricsEndpoint()
 
-    /// Creates the registry and bootstraps swift-metrics with it (once per process).
-    init(bootstrap: Bool = true) {
+    /// Creates the registry and bootstraps swift-metrics with it (``shared`` does this once).
+    private init() {
         registry = PrometheusCollectorRegistry()
-        if bootstrap { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     }
 
     func response() -> Response {
