@@ -214,7 +214,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            // Drives real `gatehouse serve` processes over HTTP against a real redis-server.
+            // Nodes built with `buildApplication` and run by HummingbirdTesting's live framework
+            // (real `gatehouse serve` processes where only a process shows it), over HTTP against a
+            // real redis-server.
             name: "GatehouseServiceTests",
             // In-process nodes (GatehouseApp), and GatehouseHTTP with NIO's value types for the I/O-free
             // tests of the fast path's state machine.
@@ -222,8 +224,8 @@ let package = Package(
                 "gatehouse", "GatehouseApp", "GatehouseHTTP", "GatehouseService", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto",
                 "GatehouseRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -24,12 +24,18 @@ package struct ApplicationHooks: Sendable {
     package var logger: Logger?
     /// Moves the service's clocks (tests advance TOTP steps instead of waiting for them).
     package var clockOffset: ClockOffset?
-    /// Called with the bound port once the server listens.
-    package var onListening: (@Sendable (Int) async -> Void)?
+    /// Where the server listens: the bound address and port.
+    package struct Listening: Sendable {
+        package var host: String
+        package var port: Int
+    }
+
+    /// Called with the bound address once the server listens.
+    package var onListening: (@Sendable (Listening) async -> Void)?
     /// Print the URL and the development key on start (what `gatehouse serve` shows a person).
     package var announce = true
 
-    package init(logger: Logger? = nil, clockOffset: ClockOffset? = nil, onListening: (@Sendable (Int) async -> Void)? = nil, announce: Bool = true) {
+    package init(logger: Logger? = nil, clockOffset: ClockOffset? = nil, onListening: (@Sendable (Listening) async -> Void)? = nil, announce: Bool = true) {
         self.logger = logger
         self.clockOffset = clockOffset
         self.onListening = onListening
@@ -88,7 +94,7 @@ package func buildApplication(configuration: GatehouseConfiguration, hooks: Appl
                     }
                     fflush(nil)
                 }
-                await onListening?(port)
+                await onListening?(ApplicationHooks.Listening(host: channel.localAddress?.ipAddress ?? listen.host, port: port))
             },
             logger: logger
         )

@@ -3,8 +3,8 @@ import GatehouseApp
 import GatehouseService
 import GatehouseTesting
 import Hummingbird
+import HummingbirdTesting
 import Logging
-import ServiceLifecycle
 import Synchronization
 
 /// What the tests need of a node, whether it runs in this process or as a `gatehouse serve`
@@ -24,22 +24,24 @@ extension GatehouseNodeProcess: TestNode {
     func shutdown() async { await self.stop() }
 }
 
-/// A node built with `buildApplication` and run in this process, on a port of its own, against a
-/// real Redis: the same HTTP server, fast path, service and Redis client as `gatehouse serve`,
-/// without a process start per test. Its clocks move with the deployment's ``ClockOffset``.
+/// A node built with `buildApplication` and run in this process by HummingbirdTesting's live
+/// test framework (the application's own server, on a port of its own), against a real Redis:
+/// the same HTTP server, fast path, service and Redis client as `gatehouse serve`, without a
+/// process start per test. Its clocks move with the deployment's ``ClockOffset``.
 final class InProcessNode: TestNode {
     let baseURL: URL
     private let lines: LogLines
-    private let group: ServiceGroup
+    /// Finishing it ends the live test closure, which shuts the application down.
+    private let stop: AsyncStream<Void>.Continuation
     private let running: Task<Void, any Error>
 
     var log: String { lines.text }
     var logPath: String { "the in-process node at \(baseURL)" }
 
-    private init(baseURL: URL, lines: LogLines, group: ServiceGroup, running: Task<Void, any Error>) {
+    private init(baseURL: URL, lines: LogLines, stop: AsyncStream<Void>.Continuation, running: Task<Void, any Error>) {
         self.baseURL = baseURL
         self.lines = lines
-        self.group = group
+        self.stop = stop
         self.running = running
     }
 
@@ -51,7 +53,6 @@ final class InProcessNode: TestNode {
         timeout: Duration = .seconds(30)
     ) async throws -> InProcessNode {
         var variables = [
-            "GATEHOUSE_LISTEN": "127.0.0.1:0",
             "GATEHOUSE_REDIS_URL": redisURL,
             "GATEHOUSE_STATE_DIR": directory + "/state",
             "GATEHOUSE_API_KEYS": GatehouseNodeProcess.apiKeysVariable,
@@ -62,31 +63,44 @@ final class InProcessNode: TestNode {
         let lines = LogLines()
         var logger = Logger(label: "gatehouse") { label in LogLines.Handler(label: label, lines: lines) }
         logger.logLevel = Logger.Level(rawValue: variables["GATEHOUSE_LOG_LEVEL"] ?? "info") ?? .info
-        let (ports, listening) = AsyncStream.makeStream(of: Int.self)
+        let (addresses, listening) = AsyncStream.makeStream(of: ApplicationHooks.Listening.self)
         let application = try await buildApplication(
             configuration: configuration,
             hooks: ApplicationHooks(logger: logger, clockOffset: clockOffset, onListening: { listening.yield($0) }, announce: false)
         )
-        let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
-        // The stream ends when the group stops (the server did not start) or at the deadline:
-        // either way no port.
+        // The live framework binds `localhost` on port 0 and runs the application until the
+        // closure returns: here, until `shutdown()` finishes `stopped`.
+        let (stopped, stop) = AsyncStream.makeStream(of: Void.self)
         let running = Task {
             defer { listening.finish() }
-            try await group.run()
+            try await application.test(.live) { _ in
+                for await _ in stopped {}
+            }
         }
+        // The address stream ends when the application stops (it did not start) or at the
+        // deadline: either way no address.
         let deadline = Task {
             try? await Task.sleep(for: timeout)
             listening.finish()
         }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next()
+        var iterator = addresses.makeAsyncIterator()
+        let address = await iterator.next()
         deadline.cancel()
-        guard let port else {
-            await group.triggerGracefulShutdown()
+        guard let address else {
+            stop.finish()
             let outcome = await running.result
             throw GatehouseNodeProcess.NodeError("the in-process node did not start (\(outcome)); log:\n\(lines.text)")
         }
-        let node = InProcessNode(baseURL: URL(string: "http://127.0.0.1:\(port)")!, lines: lines, group: group, running: running)
+        // Tests, nginx and the load generator reach nodes on 127.0.0.1.
+        guard address.host == "127.0.0.1" else {
+            stop.finish()
+            _ = await running.result
+            throw GatehouseNodeProcess.NodeError(
+                "the in-process node bound \(address.host) for 'localhost'; Gatehouse's tests reach nodes on 127.0.0.1: make 'localhost' resolve to 127.0.0.1 first (/etc/hosts)"
+            )
+        }
+        let node = InProcessNode(baseURL: URL(string: "http://127.0.0.1:\(address.port)")!, lines: lines, stop: stop, running: running)
+        // Readiness (Redis reached, scripts loaded) has no event to wait on: poll, bounded by `timeout`.
         let readyBy = ContinuousClock.now + timeout
         while ContinuousClock.now < readyBy {
             if let (status, _, _) = try? await TestHTTP.request(node.baseURL.appendingPathComponent("readyz")), status == 200 {
@@ -99,7 +113,7 @@ final class InProcessNode: TestNode {
     }
 
     func shutdown() async {
-        await group.triggerGracefulShutdown()
+        stop.finish()
         _ = await running.result
     }
 }
