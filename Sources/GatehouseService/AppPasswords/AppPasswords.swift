@@ -24,27 +24,56 @@ public struct CreatedAppPassword: Sendable {
     public var createdAt: Int64
 }
 
-/// `POST /v1/mail/authenticate`'s answer.
+/// The answer to a mail server's check (`POST /v1/mail/authenticate`, `GET /v1/mail/auth-http`).
 public enum MailAuthResult: Sendable, Equatable {
+    /// One of the user's app passwords, for this service.
     case ok(appPasswordID: String)
+    /// The user has no two-step: the mail server checks its own (primary) password.
     case usePrimary
-    case denied
+    /// Two-step is on and the password is not an app password for this service.
+    case denied(MailRefusal)
+}
+
+/// Why and how a mail login was refused.
+public struct MailRefusal: Sendable, Equatable {
+    public enum Reason: Sendable, Equatable {
+        /// Not one of the user's app passwords: often the old primary password.
+        case notAnAppPassword
+        /// An app password of the user, scoped to other services.
+        case otherService
+    }
+
+    public var reason: Reason
+    /// Whether this same password was already refused for this user from this address in the
+    /// current window: a mail client repeating a stale password, not a guesser.
+    public var repeated: Bool
+    /// Seconds a proxy should hold the refusal before answering (nginx's `Auth-Wait`): longer
+    /// for each new password from an address than for a repeated one.
+    public var waitSeconds: Int
 }
 
 /// The mail-server check in one round trip (mail servers check on every connection).
-/// KEYS: 1 user record, 2 index (keyed hash → "id|svc,svc"), 3 last-use hash, 4 failure counter
-/// for this user and client address. ARGV: 1 candidate hash, 2 service, 3 now, 4 ip, 5 failure
-/// limit, 6 window s. Replies: `{"use_primary"}`, `{"rate_limited", ttl}`, `{"ok", id, ip_changed}`,
-/// `{"denied"}`.
+///
+/// A valid app password is accepted before any throttle is looked at: it has ≥ 112 bits, so no
+/// one gets in by guessing, and a stale or hostile client at any address can never lock the
+/// user's real clients out. Refusals are counted per user and client address: each *distinct*
+/// wrong password (a keyed hash, kept for the window) counts as a guess; once `limit` guesses
+/// are spent the address gets `rate_limited` until the window ends. A password already refused
+/// from that address (a phone retrying the old primary password) only counts as a repeat: it is
+/// answered `denied` again, held a little, and never exhausts the guess budget. The first repeat
+/// of a password is reported once per user and password (`stale` = 1) so the user can be told.
+///
+/// KEYS: 1 user record, 2 index (keyed hash → "id|svc,svc"), 3 last-use hash, 4 refusal counts
+/// for this user and address (hash: distinct, repeats), 5 refused password hashes for this user
+/// and address (set), 6 passwords already reported as stale for this user (set).
+/// ARGV: 1 candidate hash, 2 service, 3 now, 4 ip, 5 guess limit, 6 window s, 7 stale-report
+/// memory s, 8 cap of the stale-report set.
+/// Replies: `{"use_primary"}`, `{"ok", id, ip_changed}`, `{"rate_limited", ttl}`,
+/// `{"denied", other_service, repeats, distinct, stale}`.
 enum MailAuthScript {
     static let script = RedisScript(#"""
 if not redis.call('HGET', KEYS[1], 'method') then return {'use_primary'} end
-local fails = tonumber(redis.call('GET', KEYS[4]) or '0')
-if fails >= tonumber(ARGV[5]) then
-  local ttl = redis.call('TTL', KEYS[4])
-  if ttl < 1 then ttl = 1 end
-  return {'rate_limited', ttl}
-end
+local other = 0
 local entry = redis.call('HGET', KEYS[2], ARGV[1])
 if entry then
   local bar = string.find(entry, '|', 1, true)
@@ -59,9 +88,31 @@ if entry then
     redis.call('HSET', KEYS[3], id, cjson.encode(use))
     return {'ok', id, changed}
   end
+  other = 1
 end
-if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6])) end
-return {'denied'}
+local distinct = tonumber(redis.call('HGET', KEYS[4], 'distinct') or '0')
+local repeated = redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1
+if distinct >= tonumber(ARGV[5]) and not repeated then
+  local ttl = redis.call('TTL', KEYS[4])
+  if ttl < 1 then ttl = 1 end
+  return {'rate_limited', ttl}
+end
+local repeats = 0
+local stale = 0
+if repeated then
+  repeats = redis.call('HINCRBY', KEYS[4], 'repeats', 1)
+  if redis.call('SISMEMBER', KEYS[6], ARGV[1]) == 0 and redis.call('SCARD', KEYS[6]) < tonumber(ARGV[8]) then
+    redis.call('SADD', KEYS[6], ARGV[1])
+    redis.call('EXPIRE', KEYS[6], tonumber(ARGV[7]))
+    stale = 1
+  end
+else
+  distinct = redis.call('HINCRBY', KEYS[4], 'distinct', 1)
+  redis.call('SADD', KEYS[5], ARGV[1])
+end
+if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6])) end
+if redis.call('TTL', KEYS[5]) < 0 then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[6])) end
+return {'denied', other, repeats, distinct, stale}
 """#)
 }
 
@@ -173,29 +224,61 @@ extension Gatehouse {
         return stride(from: 0, to: raw.count, by: 4).map { i in String(decoding: raw[i..<min(i + 4, raw.count)], as: UTF8.self) }.joined(separator: " ")
     }
 
-    /// `POST /v1/mail/authenticate`.
+    /// Distinct wrong passwords one address may try for one user per window before it gets
+    /// `rate_limited` (repeats of a password already refused never count).
+    static let mailGuessLimit = 10
+    /// The window of the mail-login counts, seconds.
+    static let mailWindowSeconds = 900
+    /// How long a password reported as stale is not reported again, seconds.
+    static let mailStaleMemorySeconds = 7 * 86_400
+    /// At most this many stale passwords are remembered per user.
+    static let mailStaleMemoryCap = 100
+
+    /// How long a proxy holds a refusal: a new wrong password from an address waits 2, 4, 8, 16,
+    /// then 30 s; a repeated one 2 s, growing by a second per 25 repeats up to 15 s.
+    static func mailWait(distinct: Int, repeats: Int) -> Int {
+        if repeats > 0 { return min(15, 2 + repeats / 25) }
+        return min(30, 1 << min(distinct, 5))
+    }
+
+    /// `POST /v1/mail/authenticate` and `GET /v1/mail/auth-http`: whether `password` opens
+    /// `service` for `user`. Refusals are counted per user and client address (without an
+    /// address, in one bucket per user: a valid app password still gets in, see ``MailAuthScript``).
     public func mailAuthenticate(user: UserID, password: String, service: MailService, clientIP: String?) async throws(ServiceError) -> MailAuthResult {
         let reply: RedisValue
-        let ipPart = clientIP.flatMap(ipBudgetKey) ?? "none"
+        let address = clientIP.flatMap(ipBudgetKey) ?? "none"
         do {
             reply = try await redis.eval(
                 MailAuthScript.script,
-                keys: [userKey(user, "user"), userKey(user, "app-password-index"), userKey(user, "app-password-use"), userKey(user, "mail-fails", ipPart)],
-                arguments: [keyedHash(Self.normalizeAppPassword(password)), service.rawValue, String(now), clientIP ?? "", 20, 900]
+                keys: [
+                    userKey(user, "user"), userKey(user, "app-password-index"), userKey(user, "app-password-use"),
+                    userKey(user, "mail-fails", address), userKey(user, "mail-refused", address), userKey(user, "mail-stale"),
+                ],
+                arguments: [
+                    keyedHash(Self.normalizeAppPassword(password)), service.rawValue, String(now), clientIP ?? "",
+                    Self.mailGuessLimit, Self.mailWindowSeconds, Self.mailStaleMemorySeconds, Self.mailStaleMemoryCap,
+                ]
             )
         } catch { throw ServiceError.unavailable(error) }
         let items = reply.array ?? []
+        func integer(_ index: Int) -> Int { index < items.count ? Int(items[index].integer ?? 0) : 0 }
         switch items.first?.string {
         case "use_primary": return .usePrimary
         case "ok":
             let id = items.count > 1 ? items[1].string ?? "" : ""
-            if items.count > 2, items[2].integer == 1 { await event(user, "app_password_used", clientIP: clientIP, detail: service.rawValue) }
+            if integer(2) == 1 { await event(user, "app_password_used", clientIP: clientIP, detail: service.rawValue) }
             return .ok(appPasswordID: id)
         case "rate_limited":
-            throw ServiceError(.rateLimited, "too many failed mail logins", retryAfterSeconds: Int(items.count > 1 ? items[1].integer ?? 60 : 60))
+            logger.notice("mail login throttled", metadata: ["user": "\(user)", "service": "\(service.rawValue)"])
+            throw ServiceError(.rateLimited, "too many different wrong passwords for this user from this address", retryAfterSeconds: max(1, integer(1)))
         case "denied":
-            logger.notice("mail login denied", metadata: ["user": "\(user)", "service": "\(service.rawValue)"])
-            return .denied
+            let repeats = integer(2), distinct = integer(3)
+            if integer(4) == 1 { await event(user, "mail_stale_password", clientIP: clientIP, detail: service.rawValue) }
+            logger.notice("mail login denied", metadata: ["user": "\(user)", "service": "\(service.rawValue)", "repeated": "\(repeats > 0)"])
+            return .denied(MailRefusal(
+                reason: integer(1) == 1 ? .otherService : .notAnAppPassword, repeated: repeats > 0,
+                waitSeconds: Self.mailWait(distinct: distinct, repeats: repeats)
+            ))
         default:
             throw ServiceError(.unavailable, "unexpected answer from the state store")
         }

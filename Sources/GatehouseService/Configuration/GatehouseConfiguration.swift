@@ -61,6 +61,54 @@ public struct GatehouseConfiguration: Sendable {
         public init() {}
     }
 
+    /// The mail servers behind a proxy that asks Gatehouse (`GET /v1/mail/auth-http`).
+    public struct MailBackend: Sendable, Equatable {
+        /// One backend server: nginx wants an IP address, not a name.
+        public struct Server: Sendable, Equatable {
+            public var address: String
+            public var port: Int
+
+            /// Parses `ip:port` or `[ipv6]:port`; nil for anything else (host names included).
+            public init?(_ text: String) {
+                let host: Substring, portText: Substring
+                if text.hasPrefix("[") {
+                    guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+                    host = text[text.index(after: text.startIndex)..<close]
+                    portText = text[text.index(close, offsetBy: 2)...]
+                } else {
+                    guard let colon = text.lastIndex(of: ":") else { return nil }
+                    host = text[..<colon]
+                    portText = text[text.index(after: colon)...]
+                }
+                guard let port = Int(portText), (1...65535).contains(port), ipBudgetKey(String(host)) != nil else { return nil }
+                self.address = String(host)
+                self.port = port
+            }
+        }
+
+        /// Backend per protocol; a protocol without one is refused at the proxy.
+        public var imap: Server?
+        public var pop3: Server?
+        public var smtp: Server?
+        /// The master user the proxy logs in as for a two-step user (`<user><separator><master>`,
+        /// Dovecot's master-user login), so the backend never sees an app password. nil: the
+        /// proxy passes the client's own login on.
+        public var masterUser: String?
+        public var masterPassword: String?
+        public var masterSeparator = "*"
+
+        public init() {}
+
+        /// The backend for `service`.
+        public func server(for service: MailService) -> Server? {
+            switch service {
+            case .imap: imap
+            case .pop3: pop3
+            case .smtp: smtp
+            }
+        }
+    }
+
     public var listen = Listen(host: "127.0.0.1", port: 8080)
     /// Folder for the embedded Redis, generated keys and the development API key.
     public var stateDirectory = ".gatehouse"
@@ -86,6 +134,9 @@ public struct GatehouseConfiguration: Sendable {
     /// A keep-alive HTTP connection with no request for this long is closed (docs/api.md,
     /// Defaults and limits); 0 keeps idle connections open.
     public var httpIdleTimeoutSeconds = 60
+    /// Where a mail proxy (nginx `auth_http`) sends IMAP, POP3 and SMTP logins that Gatehouse
+    /// accepts, and how it logs in there (docs/mail-servers.md).
+    public var mailBackend = MailBackend()
     public var throttle = Throttle()
     public var totp = TOTPSettings()
     public var lifetimes = Lifetimes()
@@ -132,6 +183,8 @@ public struct GatehouseConfiguration: Sendable {
         "GATEHOUSE_API_KEYS", "GATEHOUSE_API_KEYS_FILE", "GATEHOUSE_SMTP_URL", "GATEHOUSE_MAIL_FROM", "GATEHOUSE_ISSUER",
         "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
         "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS",
+        "GATEHOUSE_MAIL_BACKEND_IMAP", "GATEHOUSE_MAIL_BACKEND_POP3", "GATEHOUSE_MAIL_BACKEND_SMTP",
+        "GATEHOUSE_MAIL_BACKEND_MASTER_USER", "GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE", "GATEHOUSE_MAIL_BACKEND_MASTER_SEPARATOR",
     ]
 
     mutating func apply(environment env: [String: String]) throws(ServiceError) {
@@ -162,6 +215,39 @@ public struct GatehouseConfiguration: Sendable {
         if let v = env["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS"] {
             guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS must be a non-negative integer") }
             httpIdleTimeoutSeconds = n
+        }
+        for service in MailService.allCases {
+            let name = "GATEHOUSE_MAIL_BACKEND_" + service.rawValue.uppercased()
+            guard let v = env[name], !v.isEmpty else { continue }
+            guard let server = MailBackend.Server(v) else { throw ServiceError(.invalidRequest, "\(name) must be ip:port (an IP address: nginx takes no host name here)") }
+            switch service {
+            case .imap: mailBackend.imap = server
+            case .pop3: mailBackend.pop3 = server
+            case .smtp: mailBackend.smtp = server
+            }
+        }
+        if let v = env["GATEHOUSE_MAIL_BACKEND_MASTER_SEPARATOR"], !v.isEmpty {
+            guard v.utf8.count == 1, !v.contains(" ") else { throw ServiceError(.invalidRequest, "GATEHOUSE_MAIL_BACKEND_MASTER_SEPARATOR must be one character") }
+            mailBackend.masterSeparator = v
+        }
+        if let v = env["GATEHOUSE_MAIL_BACKEND_MASTER_USER"], !v.isEmpty {
+            guard v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !v.contains(mailBackend.masterSeparator) else {
+                throw ServiceError(.invalidRequest, "GATEHOUSE_MAIL_BACKEND_MASTER_USER must be printable ASCII without spaces or the separator")
+            }
+            mailBackend.masterUser = v
+        }
+        if let path = env["GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE"], !path.isEmpty {
+            let text: String
+            do { text = String(decoding: try KeyFiles.read(path: path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
+                throw ServiceError(.invalidRequest, "cannot read GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE", underlying: error)
+            }
+            guard text.utf8.count >= 16, text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw ServiceError(.invalidRequest, "the mail backend master password must be at least 16 printable ASCII characters without spaces")
+            }
+            mailBackend.masterPassword = text
+        }
+        guard (mailBackend.masterUser == nil) == (mailBackend.masterPassword == nil) else {
+            throw ServiceError(.invalidRequest, "GATEHOUSE_MAIL_BACKEND_MASTER_USER and GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE go together")
         }
         var keysText: String?
         if let path = env["GATEHOUSE_API_KEYS_FILE"] {
