@@ -154,6 +154,7 @@ struct OpenAPIConformanceTests {
         Route("POST", "/v1/recovery/finish"),
         Route("POST", "/v1/recovery/consume"),
         Route("POST", "/v1/mail/authenticate"),
+        Route("GET", "/v1/mail/auth-http"),
         Route("POST", "/v1/users/import"),
         Route("GET", "/v1/domains/{domain}/policy"),
         Route("PUT", "/v1/domains/{domain}/policy"),
