@@ -220,7 +220,7 @@ let package = Package(
             // tests of the fast path's state machine.
             dependencies: [
                 "gatehouse", "GatehouseApp", "GatehouseHTTP", "GatehouseService", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto",
-                "GatehouseRedis",
+                "GatehouseRedis", "GatehouseSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -237,9 +237,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            // Depends on the executable so `swift test` builds it; the tests run the binary.
+            // Depends on the executable so `swift test` builds it; the tests run the binary
+            // (GatehouseTesting's Program).
             name: "GatehouseCLITests",
-            dependencies: ["gatehouse"],
+            dependencies: ["gatehouse", "GatehouseTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -249,8 +250,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            // ChildProcess: spawning, waiting with and without a timeout, reaping.
+            name: "GatehouseSystemTests",
+            dependencies: ["GatehouseSystem"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GatehouseRedisTests",
-            dependencies: ["GatehouseRedis", "GatehouseTesting"],
+            dependencies: ["GatehouseRedis", "GatehouseSystem", "GatehouseTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
