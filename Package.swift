@@ -222,7 +222,7 @@ let package = Package(
             // tests of the fast path's state machine.
             dependencies: [
                 "gatehouse", "GatehouseApp", "GatehouseHTTP", "GatehouseService", "GatehouseTesting", "GatehouseCore", "GatehouseCrypto",
-                "GatehouseRedis",
+                "GatehouseRedis", "GatehouseSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -239,9 +239,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            // Depends on the executable so `swift test` builds it; the tests run the binary.
+            // Depends on the executable so `swift test` builds it; the tests run the binary
+            // (GatehouseTesting's Program).
             name: "GatehouseCLITests",
-            dependencies: ["gatehouse"],
+            dependencies: ["gatehouse", "GatehouseTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -251,8 +252,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            // ChildProcess: spawning, waiting with and without a timeout, reaping.
+            name: "GatehouseSystemTests",
+            dependencies: ["GatehouseSystem"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GatehouseRedisTests",
-            dependencies: ["GatehouseRedis", "GatehouseTesting"],
+            dependencies: ["GatehouseRedis", "GatehouseSystem", "GatehouseTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -112,18 +113,17 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
         return directories.lazy.map { $0 + "/" + name }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// Whether `python -c 'import module'` succeeds (bounded: killed after 30 s).
+    /// Whether `python -c 'import module'` succeeds (bounded: killed after 30 s). Synchronous,
+    /// as ``locate()`` is: the calling thread blocks until the exit
+    /// (``ChildProcess/waitForExitBlocking(_:timeout:)``).
     private static func imports(_ module: String, python: String) -> Bool {
-        guard let pid = try? GatehouseNodeProcess.spawn(python, ["-c", "import \(module)"], environment: ProcessInfo.processInfo.environment, output: "/dev/null") else {
+        guard let pid = try? ChildProcess.spawn(python, ["-c", "import \(module)"], output: .file("/dev/null")) else {
             return false
         }
-        var status: Int32 = 0
-        for _ in 0..<3000 {
-            if waitpid(pid, &status, WNOHANG) == pid { return status == 0 }
-            usleep(10_000)
+        guard let status = ChildProcess.waitForExitBlocking(pid, timeout: .seconds(30)) else {
+            ChildProcess.killBlocking(pid)
+            return false
         }
-        kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
-        return false
+        return status == 0
     }
 }

@@ -59,10 +59,10 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
         let binary = try executable()
         let keyring = directory + "/keyring.json", dataKey = directory + "/data-key.json"
         if !FileManager.default.fileExists(atPath: keyring) {
-            _ = try run(binary, ["keys", "create", "--file", keyring])
+            try await run(binary, ["keys", "create", "--file", keyring])
         }
         if !FileManager.default.fileExists(atPath: dataKey) {
-            _ = try run(binary, ["data-key", "create", "--file", dataKey])
+            try await run(binary, ["data-key", "create", "--file", dataKey])
         }
         let logPath = directory + "/node-\(UUID().uuidString.prefix(8)).log"
         var environment = [
@@ -77,11 +77,18 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
         environment.merge(extraEnvironment) { $1 }
-        let pid = try spawn(binary, ["serve"], environment: environment, output: logPath)
-        // The node prints its URL once it listens.
+        let pid: pid_t
+        do throws(ChildProcess.SpawnFailure) {
+            pid = try ChildProcess.spawn(binary, ["serve"], environment: environment, output: .file(logPath))
+        } catch {
+            throw NodeError(error.description)
+        }
+        // Readiness poll for the URL the node prints once it listens (a line in a file, no
+        // event): at most one check per 50 ms of `timeout`, and `timeout`. An exit at start ends
+        // it early.
         let deadline = ContinuousClock.now + timeout
         var base: URL?
-        while ContinuousClock.now < deadline, base == nil {
+        for _ in 0..<Int(timeout / .milliseconds(50)) where base == nil && ContinuousClock.now < deadline {
             if let text = try? String(contentsOfFile: logPath, encoding: .utf8),
                let range = text.range(of: "Gatehouse listening on ") {
                 let line = text[range.upperBound...].prefix { !$0.isNewline }
@@ -89,22 +96,23 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
             } else {
                 try await Task.sleep(for: .milliseconds(50))
             }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
+            if let status = ChildProcess.reapIfExited(pid) {
                 let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
                 throw NodeError("gatehouse serve exited early (status \(status)):\n\(log.suffix(2000))")
             }
         }
         guard let base else {
-            Glibc.kill(pid, SIGKILL)
+            _ = await ChildProcess.kill(pid)
             throw NodeError("gatehouse serve did not start listening within \(timeout)")
         }
         let node = GatehouseNodeProcess(pid: pid, baseURL: base, logPath: logPath)
-        while ContinuousClock.now < deadline {
+        // Readiness poll of /readyz (no event either): at most one check per 100 ms of
+        // `timeout`, and the same deadline.
+        for _ in 0..<Int(timeout / .milliseconds(100)) where ContinuousClock.now < deadline {
             if let (status, _, _) = try? await TestHTTP.request(node.baseURL.appendingPathComponent("readyz")), status == 200 { return node }
             try await Task.sleep(for: .milliseconds(100))
         }
-        node.kill()
+        await node.kill()
         throw NodeError("gatehouse serve did not become ready within \(timeout)")
     }
 
@@ -114,7 +122,10 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
         self.logPath = logPath
     }
 
-    deinit { kill() }
+    deinit {
+        guard claimWait() else { return }
+        ChildProcess.killBlocking(pid)
+    }
 
     /// The captured log so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -135,31 +146,19 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
         return true
     }
 
-    /// SIGKILL at once.
-    public func kill() {
+    /// SIGKILL at once; returns once the node has exited (``ChildProcess/kill(_:)``).
+    public func kill() async {
         guard claimWait() else { return }
-        Glibc.kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        _ = await ChildProcess.kill(pid)
     }
 
-    /// Runs a command to completion (the CLI for key files).
-    static func run(_ binary: String, _ arguments: [String]) throws -> Int32 {
-        let pid = try spawn(binary, arguments, environment: ProcessInfo.processInfo.environment, output: "/dev/null")
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        guard status == 0 else { throw NodeError("\(binary) \(arguments.joined(separator: " ")) failed with status \(status)") }
-        return status
-    }
-
-    /// posix_spawn with an empty signal mask (Swift's threads block signals and a child would
-    /// inherit that, ignoring SIGTERM) and stdout+stderr appended to `output`
-    /// (``ChildProcess/spawn(_:_:environment:output:)``).
-    package static func spawn(_ binary: String, _ arguments: [String], environment: [String: String], output: String) throws -> pid_t {
-        do throws(ChildProcess.SpawnFailure) {
-            return try ChildProcess.spawn(binary, arguments, environment: environment, output: output)
-        } catch {
-            throw NodeError(error.description)
+    /// Runs a command to completion (the CLI for key files), at most 60 s.
+    static func run(_ binary: String, _ arguments: [String]) async throws {
+        let result = try await Program.run(binary, arguments, timeout: .seconds(60))
+        guard result.status == 0, !result.timedOut else {
+            throw NodeError(
+                "\(binary) \(arguments.joined(separator: " ")) failed with status \(result.status)\(result.timedOut ? " (stopped after 60 s)" : ""): \(result.stderr)"
+            )
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 public import GatehouseRedis
+import GatehouseSystem
 import Logging
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -100,7 +100,7 @@ public final class RedisSentinelDeployment: Sendable {
             try await deployment.waitUntilSettled(masterPort: master.port, timeout: timeout)
             return deployment
         } catch {
-            for sentinel in sentinels { sentinel.cleanup() }
+            for sentinel in sentinels { await sentinel.cleanup() }
             for server in servers { await server.cleanup() }
             throw error
         }
@@ -117,7 +117,7 @@ public final class RedisSentinelDeployment: Sendable {
 
     /// SIGKILLs every process and removes every directory.
     public func cleanup() async {
-        for sentinel in self.sentinels { sentinel.cleanup() }
+        for sentinel in self.sentinels { await sentinel.cleanup() }
         for server in self.servers { await server.cleanup() }
     }
 
@@ -191,7 +191,9 @@ public final class RedisSentinelDeployment: Sendable {
     public func waitForNewMaster(other port: Int, timeout: Duration = .seconds(30)) async throws -> RedisServerProcess {
         let deadline = ContinuousClock.now + timeout
         var last: [Int?] = []
-        // Bounded in time (the deadline) and in count (every wait is ≥ 100 ms).
+        // A poll: the condition spans every sentinel and the promoted server's ROLE, which no
+        // single event reports. Bounded in time (the deadline) and in count (10 000 checks, each
+        // after a 100 ms pause).
         for _ in 0..<10_000 where ContinuousClock.now < deadline {
             last = []
             for index in self.sentinels.indices {
@@ -217,11 +219,14 @@ public final class RedisSentinelDeployment: Sendable {
 
     // MARK: Internals
 
-    /// Bounded: until every sentinel knows the master, sees a replica that is up, and knows the
-    /// two other sentinels, and the replica's link to the master is up.
+    /// Until every sentinel knows the master, sees a replica that is up, and knows the two other
+    /// sentinels, and the replica's link to the master is up.
     private func waitUntilSettled(masterPort: Int, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         var lastState = ""
+        // A readiness poll (sentinels discover replicas and each other with no event to wait
+        // on): bounded in time (the deadline) and in count (10 000 checks, each after a 100 ms
+        // pause).
         for _ in 0..<10_000 where ContinuousClock.now < deadline {
             var settled = true
             for sentinel in self.sentinels {
@@ -291,14 +296,18 @@ public final class RedisSentinelDeployment: Sendable {
 private final class SentinelProcess: Sendable {
     let port: Int
     let directory: String
-    private let child = Mutex<pid_t?>(nil)
+    /// The child, until it has been reaped.
+    private let child = OwnedChild()
 
     private init(port: Int, directory: String) {
         self.port = port
         self.directory = directory
     }
 
-    deinit { self.cleanup() }
+    deinit {
+        self.child.killBlocking()
+        self.removeDirectory()
+    }
 
     static func start(executable: String, masterName: String, masterPort: Int, password: String?) async throws -> SentinelProcess {
         var lastError: (any Error)?
@@ -314,7 +323,7 @@ private final class SentinelProcess: Sendable {
                 try await sentinel.launch(executable: executable, masterName: masterName, masterPort: masterPort, password: password)
                 return sentinel
             } catch {
-                sentinel.cleanup()
+                await sentinel.cleanup()
                 lastError = error
             }
         }
@@ -340,19 +349,19 @@ private final class SentinelProcess: Sendable {
         let file = self.directory + "/sentinel.conf"
         try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
         let pid: pid_t
-        do {
+        do throws(ChildProcess.SpawnFailure) {
             // posix_spawn with an empty signal mask, as for every redis-server of the tests.
-            pid = try GatehouseNodeProcess.spawn(
-                executable, [file, "--sentinel"], environment: ProcessInfo.processInfo.environment, output: "/dev/null"
-            )
+            pid = try ChildProcess.spawn(executable, [file, "--sentinel"], output: .file("/dev/null"))
         } catch {
             throw RedisServerError(.startFailed, "cannot start a sentinel: \(error)")
         }
         LiveServers.add(self.directory, pid: pid)
-        self.child.withLock { $0 = pid }
-        // Bounded: 10 s at most, checking every 20 ms.
-        for _ in 0..<500 {
-            guard self.isRunning else {
+        self.child.adopt(pid)
+        // Readiness poll (a listening sentinel sends no event): at most 500 checks 20 ms apart
+        // and 10 s. An exit at start ends it early.
+        let deadline = ContinuousClock.now + .seconds(10)
+        for _ in 0..<500 where ContinuousClock.now < deadline {
+            guard self.child.pid != nil else {
                 throw RedisServerError(.startFailed, "a sentinel exited at start (port \(self.port)): \(self.logTail())")
             }
             if RedisServerProcess.ping(port: self.port) { return }
@@ -361,20 +370,13 @@ private final class SentinelProcess: Sendable {
         throw RedisServerError(.startFailed, "a sentinel did not answer PING within 10 s (port \(self.port)): \(self.logTail())")
     }
 
-    private var isRunning: Bool {
-        self.child.withLock { runningPID(&$0) } != nil
+    /// SIGKILL, wait for the exit (at most 10 s) and reap, remove the directory.
+    func cleanup() async {
+        await self.child.kill(timeout: .seconds(10))
+        self.removeDirectory()
     }
 
-    /// SIGKILL, reap, remove the directory.
-    func cleanup() {
-        self.child.withLock { child in
-            if let pid = child {
-                kill(pid, SIGKILL)
-                var status: Int32 = 0
-                _ = waitpid(pid, &status, 0)
-                child = nil
-            }
-        }
+    private func removeDirectory() {
         LiveServers.remove(self.directory)
         try? FileManager.default.removeItem(atPath: self.directory)
     }

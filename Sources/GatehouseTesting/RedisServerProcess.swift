@@ -1,5 +1,6 @@
 import Foundation
 public import GatehouseRedis
+import GatehouseSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -95,8 +96,8 @@ public final class RedisServerProcess: Sendable {
     /// The options it was started with.
     public let options: Options
     private let executable: String
-    /// The child's pid while it has not been reaped.
-    private let child = Mutex<pid_t?>(nil)
+    /// The child, until it has been reaped.
+    private let child = OwnedChild()
 
     private init(port: Int, directory: String, options: Options, executable: String) {
         self.port = port
@@ -106,14 +107,7 @@ public final class RedisServerProcess: Sendable {
     }
 
     deinit {
-        self.child.withLock { child in
-            if let pid = child {
-                Glibc.kill(pid, SIGKILL)
-                var status: Int32 = 0
-                _ = waitpid(pid, &status, 0)
-                child = nil
-            }
-        }
+        self.child.killBlocking()
         LiveServers.remove(self.directory)
         try? FileManager.default.removeItem(atPath: self.directory)
     }
@@ -144,7 +138,7 @@ public final class RedisServerProcess: Sendable {
 
     /// The server's process id while it runs.
     public var pid: Int32? {
-        self.child.withLock { runningPID(&$0) }
+        self.child.pid
     }
 
     /// Starts a server on a free loopback port in a new temporary directory and waits until it
@@ -190,22 +184,16 @@ public final class RedisServerProcess: Sendable {
     }
 
     /// SIGTERM (after SIGCONT, in case it is paused), then waits up to 10 s for it to exit, then
-    /// SIGKILLs it.
+    /// SIGKILLs it and waits up to 10 s more. The exit is waited for on a thread of its own
+    /// (``ChildProcess``), not by polling.
     public func stop() async {
-        guard let pid = self.pid else { return }
-        Glibc.kill(pid, SIGCONT)
-        Glibc.kill(pid, SIGTERM)
-        if await !self.waitForExit(timeout: .seconds(10)) {
-            Glibc.kill(pid, SIGKILL)
-            _ = await self.waitForExit(timeout: .seconds(10))
-        }
+        await self.child.stop(grace: .seconds(10), killTimeout: .seconds(10))
     }
 
-    /// SIGKILL: the server dies at once, mid-command, as in a crash.
+    /// SIGKILL: the server dies at once, mid-command, as in a crash. Returns once it has exited
+    /// (at most 10 s).
     public func kill() async {
-        guard let pid = self.pid else { return }
-        Glibc.kill(pid, SIGKILL)
-        _ = await self.waitForExit(timeout: .seconds(10))
+        await self.child.kill(timeout: .seconds(10))
     }
 
     /// SIGSTOP: the server stops answering but keeps its connections open (a hung server).
@@ -222,6 +210,8 @@ public final class RedisServerProcess: Sendable {
     public func restart() async throws {
         await self.stop()
         var lastError: (any Error)?
+        // The port can still be held for a moment after the old server's exit, with no event to
+        // wait for: bounded, 3 attempts 200 ms apart.
         for _ in 0..<3 {
             do {
                 try await self.launch()
@@ -250,11 +240,8 @@ public final class RedisServerProcess: Sendable {
     // MARK: Internals
 
     private func signal(_ signal: Int32) throws {
-        guard let pid = self.pid else {
-            throw RedisServerError(.signalFailed, "redis-server on port \(self.port) is not running")
-        }
-        guard Glibc.kill(pid, signal) == 0 else {
-            throw RedisServerError(.signalFailed, "kill(\(pid), \(signal)) failed: errno \(errno)")
+        guard self.child.signal(signal) else {
+            throw RedisServerError(.signalFailed, "redis-server on port \(self.port) is not running (signal \(signal) not sent)")
         }
     }
 
@@ -281,10 +268,12 @@ public final class RedisServerProcess: Sendable {
     private func launch() async throws {
         let pid = try self.spawn()
         LiveServers.add(self.directory, pid: pid)
-        self.child.withLock { $0 = pid }
+        self.child.adopt(pid)
 
-        // Bounded: 10 s at most, checking every 20 ms.
-        for _ in 0..<500 {
+        // Readiness poll (a listening server sends no event): at most 500 checks 20 ms apart and
+        // 10 s. An exit at start ends it early.
+        let deadline = ContinuousClock.now + .seconds(10)
+        for _ in 0..<500 where ContinuousClock.now < deadline {
             guard self.pid != nil else {
                 throw RedisServerError(.startFailed, "redis-server exited at start (port \(self.port)): \(self.logTail())")
             }
@@ -295,24 +284,15 @@ public final class RedisServerProcess: Sendable {
         throw RedisServerError(.startFailed, "redis-server did not answer PING within 10 s (port \(self.port)): \(self.logTail())")
     }
 
-    /// Starts redis-server through the shared `GatehouseNodeProcess.spawn` (posix_spawn with an
-    /// empty signal mask and default handlers: Swift's concurrency threads block most signals, a
-    /// child inherits the mask, and a redis-server with SIGTERM blocked ignores ``stop()``).
+    /// Starts redis-server with ``ChildProcess/spawn(_:_:environment:output:)`` (an empty signal
+    /// mask and default handlers: Swift's concurrency threads block most signals, a child inherits
+    /// the mask, and a redis-server with SIGTERM blocked ignores ``stop()``).
     private func spawn() throws -> pid_t {
-        do {
-            return try GatehouseNodeProcess.spawn(self.executable, self.arguments, environment: ProcessInfo.processInfo.environment, output: "/dev/null")
+        do throws(ChildProcess.SpawnFailure) {
+            return try ChildProcess.spawn(self.executable, self.arguments, output: .file("/dev/null"))
         } catch {
-            throw RedisServerError(.startFailed, "\(error)")
+            throw RedisServerError(.startFailed, error.description)
         }
-    }
-
-    private func waitForExit(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if self.pid == nil { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return self.pid == nil
     }
 
     private func logTail() -> String {

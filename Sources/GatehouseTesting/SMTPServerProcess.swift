@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -84,25 +85,18 @@ public final class SMTPServerProcess: Sendable {
     public let directory: String
     /// The options it was started with.
     public let options: Options
-    /// The child's pid while it has not been reaped.
-    private let child: Mutex<pid_t?>
+    /// The child, until it has been reaped.
+    private let child: OwnedChild
 
-    private init(port: Int, directory: String, options: Options, pid: pid_t) {
+    private init(port: Int, directory: String, options: Options, child: OwnedChild) {
         self.port = port
         self.directory = directory
         self.options = options
-        self.child = Mutex(pid)
+        self.child = child
     }
 
     deinit {
-        self.child.withLock { child in
-            if let pid = child {
-                Glibc.kill(pid, SIGKILL)
-                var status: Int32 = 0
-                _ = waitpid(pid, &status, 0)
-                child = nil
-            }
-        }
+        self.child.killBlocking()
         LiveSMTPServers.remove(self.directory)
         try? FileManager.default.removeItem(atPath: self.directory)
     }
@@ -127,7 +121,7 @@ public final class SMTPServerProcess: Sendable {
 
     /// The server's process id while it runs.
     public var pid: Int32? {
-        self.child.withLock { runningPID(&$0) }
+        self.child.pid
     }
 
     /// The messages accepted so far, in the order received.
@@ -144,18 +138,20 @@ public final class SMTPServerProcess: Sendable {
     /// Waits until at least `count` messages have been accepted (checking every 20 ms) and
     /// returns them all; throws if that takes longer than `timeout`.
     public func waitForMessages(count: Int, timeout: Duration = .seconds(10)) async throws -> [ReceivedMail] {
+        // A poll of the message files (the server signals nothing): bounded by `timeout` and by
+        // one check per 20 ms of it.
         let deadline = ContinuousClock.now + timeout
-        while true {
+        for _ in 0..<Int(timeout / .milliseconds(20)) where ContinuousClock.now < deadline {
             let messages = self.messages()
             if messages.count >= count { return messages }
-            guard ContinuousClock.now < deadline else {
-                throw RedisServerError(
-                    .startFailed,
-                    "the SMTP server received \(messages.count) of \(count) messages within \(timeout): \(self.logTail())"
-                )
-            }
             try await Task.sleep(for: .milliseconds(20))
         }
+        let messages = self.messages()
+        if messages.count >= count { return messages }
+        throw RedisServerError(
+            .startFailed,
+            "the SMTP server received \(messages.count) of \(count) messages within \(timeout): \(self.logTail())"
+        )
     }
 
     /// The server's captured output (aiosmtpd's warnings, Python errors).
@@ -195,32 +191,39 @@ public final class SMTPServerProcess: Sendable {
             var environment = ProcessInfo.processInfo.environment
             environment["PYTHONUNBUFFERED"] = "1"
             environment["PYTHONDONTWRITEBYTECODE"] = "1"
-            let pid = try GatehouseNodeProcess.spawn(python, [script, json], environment: environment, output: directory + "/server.log")
+            let pid: pid_t
+            do throws(ChildProcess.SpawnFailure) {
+                pid = try ChildProcess.spawn(python, [script, json], environment: environment, output: .file(directory + "/server.log"))
+            } catch {
+                throw RedisServerError(.startFailed, "cannot start the SMTP test server: \(error)")
+            }
+            let child = OwnedChild(pid)
             LiveSMTPServers.add(directory, pid: pid)
 
+            // Readiness poll for the file the script writes once it listens (no event to wait
+            // on): at most 750 checks 20 ms apart and 15 s. An exit at start ends it early.
             let deadline = ContinuousClock.now + .seconds(15)
-            while ContinuousClock.now < deadline {
+            for _ in 0..<750 where ContinuousClock.now < deadline {
                 if let data = FileManager.default.contents(atPath: directory + "/ready.json"),
                    let ready = try? JSONDecoder().decode(Ready.self, from: data) {
-                    return SMTPServerProcess(port: ready.port, directory: directory, options: options, pid: pid)
+                    return SMTPServerProcess(port: ready.port, directory: directory, options: options, child: child)
                 }
-                var status: Int32 = 0
-                if waitpid(pid, &status, WNOHANG) == pid {
+                if child.pid == nil {
                     LiveSMTPServers.remove(directory)
                     let log = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
                     if let line = log.split(separator: "\n").first(where: { $0.contains("smtp_sink: MISSING") }) {
                         throw RedisServerError(.notInstalled, String(line))
                     }
+                    let status = child.exitStatus.map { "\($0)" } ?? "unknown"
                     throw RedisServerError(.startFailed, "the SMTP test server exited at start (status \(status)): \(log.suffix(2000))")
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            Glibc.kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
+            await child.kill(timeout: .seconds(10))
             LiveSMTPServers.remove(directory)
             throw RedisServerError(.startFailed, "the SMTP test server did not listen within 15 s")
         } catch {
+            LiveSMTPServers.remove(directory)
             try? FileManager.default.removeItem(atPath: directory)
             throw error
         }
@@ -235,23 +238,17 @@ public final class SMTPServerProcess: Sendable {
         try await scoped(try await start(options), cleanup: { await $0.cleanup() }, body)
     }
 
-    /// SIGTERM (after SIGCONT, in case it is paused), SIGKILL if it has not exited within 5 s.
-    /// The port then refuses connections.
+    /// SIGTERM (after SIGCONT, in case it is paused), SIGKILL if it has not exited within 5 s,
+    /// then waits up to 5 s more. The port then refuses connections. The exit is waited for on a
+    /// thread of its own (``ChildProcess``), not by polling.
     public func stop() async {
-        guard let pid = self.pid else { return }
-        Glibc.kill(pid, SIGCONT)
-        Glibc.kill(pid, SIGTERM)
-        if await !self.waitForExit(timeout: .seconds(5)) {
-            Glibc.kill(pid, SIGKILL)
-            _ = await self.waitForExit(timeout: .seconds(5))
-        }
+        await self.child.stop(grace: .seconds(5), killTimeout: .seconds(5))
     }
 
-    /// SIGKILL: the server dies at once, as in a crash.
+    /// SIGKILL: the server dies at once, as in a crash. Returns once it has exited (at most
+    /// 10 s).
     public func kill() async {
-        guard let pid = self.pid else { return }
-        Glibc.kill(pid, SIGKILL)
-        _ = await self.waitForExit(timeout: .seconds(10))
+        await self.child.kill(timeout: .seconds(10))
     }
 
     /// SIGSTOP: the kernel still accepts connections but the server never answers (a hung
@@ -291,21 +288,9 @@ public final class SMTPServerProcess: Sendable {
     }
 
     private func signal(_ signal: Int32) throws {
-        guard let pid = self.pid else {
-            throw RedisServerError(.signalFailed, "the SMTP test server on port \(self.port) is not running")
+        guard self.child.signal(signal) else {
+            throw RedisServerError(.signalFailed, "the SMTP test server on port \(self.port) is not running (signal \(signal) not sent)")
         }
-        guard Glibc.kill(pid, signal) == 0 else {
-            throw RedisServerError(.signalFailed, "kill(\(pid), \(signal)) failed: errno \(errno)")
-        }
-    }
-
-    private func waitForExit(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if self.pid == nil { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return self.pid == nil
     }
 
     private func logTail() -> String {

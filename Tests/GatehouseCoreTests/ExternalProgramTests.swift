@@ -10,8 +10,8 @@ struct ExternalProgramTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// `scripts/bootstrap.sh --table`, one row per program: name, group, source, package.
-    static func bootstrapTable() throws -> [(name: String, group: String, source: String, package: String)] {
-        let result = try External.run("/bin/bash", [root.appendingPathComponent("scripts/bootstrap.sh").path, "--table"])
+    static func bootstrapTable() async throws -> [(name: String, group: String, source: String, package: String)] {
+        let result = try await External.run("/bin/bash", [root.appendingPathComponent("scripts/bootstrap.sh").path, "--table"])
         #expect(result.status == 0, "bootstrap.sh --table failed: \(result.stderr)")
         return result.stdout.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -20,8 +20,8 @@ struct ExternalProgramTests {
     }
 
     @Test("bootstrap.sh installs every program in the table, from the same package, in a mode that covers its use")
-    func bootstrapInstallsEveryProgram() throws {
-        let rows = try Self.bootstrapTable()
+    func bootstrapInstallsEveryProgram() async throws {
+        let rows = try await Self.bootstrapTable()
         #expect(!rows.isEmpty, "bootstrap.sh --table printed no rows")
         for program in ExternalProgram.all {
             guard let row = rows.first(where: { $0.name == program.name }) else {
@@ -52,15 +52,15 @@ struct ExternalProgramTests {
     }
 
     @Test("bootstrap.sh --require names the package of a missing program and exits 1")
-    func requireNamesThePackage() throws {
+    func requireNamesThePackage() async throws {
         let script = Self.root.appendingPathComponent("scripts/bootstrap.sh").path
-        let present = try External.run("/bin/bash", [script, "--require", "redis-server", "python3"])
+        let present = try await External.run("/bin/bash", [script, "--require", "redis-server", "python3"])
         #expect(present.status == 0, "\(present.stderr)")
-        let unknown = try External.run("/bin/bash", [script, "--require", "no-such-program"])
+        let unknown = try await External.run("/bin/bash", [script, "--require", "no-such-program"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("not in the table"))
         // A program looked up with a PATH that cannot have it: the message names its package.
-        let missing = try External.run("/usr/bin/env", ["PATH=/nonexistent", "/bin/bash", script, "--require", "zbarimg"])
+        let missing = try await External.run("/usr/bin/env", ["PATH=/nonexistent", "/bin/bash", script, "--require", "zbarimg"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("'zbar-tools'"), "\(missing.stderr)")
     }

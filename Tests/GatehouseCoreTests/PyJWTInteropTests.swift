@@ -9,14 +9,14 @@ import Testing
 /// hmac, so the derivation itself is checked too.
 @Suite("PyJWT interoperability")
 struct PyJWTInteropTests {
-    static func python(_ script: String, input: String) throws -> External.Result {
+    static func python(_ script: String, input: String) async throws -> External.Result {
         _ = try External.locate(.pythonCryptography)
         let python = try External.locate(.pyJWT)
-        return try External.run(python, ["-c", script], stdin: input)
+        return try await External.run(python, ["-c", script], stdin: input)
     }
 
     @Test("PyJWT verifies our HS256 session token with the derived key")
-    func pyjwtVerifiesHS256() throws {
+    func pyjwtVerifiesHS256() async throws {
         let f = try TokenFixture()
         let token = try f.session()
         let secret = f.file.keys[0].secret
@@ -30,7 +30,7 @@ struct PyJWTInteropTests {
                             options={"verify_exp": False, "verify_iat": False})
         print(json.dumps({"typ": hdr["typ"], "kid": hdr["kid"], "sub": claims["sub"], "amr": claims["amr"], "sid": claims["sid"]}))
         """
-        let result = try Self.python(script, input: "{\"secret\":\"\(secret)\",\"token\":\"\(token)\"}")
+        let result = try await Self.python(script, input: "{\"secret\":\"\(secret)\",\"token\":\"\(token)\"}")
         #expect(result.status == 0, "PyJWT refused our token: \(result.stderr)")
         let out = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         #expect(out?["typ"] as? String == "gh-session")
@@ -41,7 +41,7 @@ struct PyJWTInteropTests {
     }
 
     @Test("PyJWT verifies our EdDSA session token from the JWKS")
-    func pyjwtVerifiesEdDSA() throws {
+    func pyjwtVerifiesEdDSA() async throws {
         let f = try TokenFixture(sessionAlgorithm: .edDSA)
         let token = try f.session()
         let jwks = f.authority.keys.keyring.jwks
@@ -55,18 +55,18 @@ struct PyJWTInteropTests {
                             options={"verify_exp": False, "verify_iat": False})
         print(claims["sub"])
         """
-        let result = try Self.python(script, input: "{\"jwks\":\(jwks),\"token\":\"\(token)\"}")
+        let result = try await Self.python(script, input: "{\"jwks\":\(jwks),\"token\":\"\(token)\"}")
         #expect(result.status == 0, "PyJWT refused our EdDSA token: \(result.stderr)")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "jane@example.org")
         // A tampered token must fail in PyJWT too (the check above is not vacuous).
         var tampered = Array(token.utf8)
         tampered[tampered.count - 10] = tampered[tampered.count - 10] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
-        let refused = try Self.python(script, input: "{\"jwks\":\(jwks),\"token\":\"\(String(decoding: tampered, as: UTF8.self))\"}")
+        let refused = try await Self.python(script, input: "{\"jwks\":\(jwks),\"token\":\"\(String(decoding: tampered, as: UTF8.self))\"}")
         #expect(refused.status != 0)
     }
 
     @Test("a PyJWT-made token with the right key and claims verifies here")
-    func weVerifyPyJWT() throws {
+    func weVerifyPyJWT() async throws {
         let f = try TokenFixture()
         let key = Base64URL.encode(f.authority.keys.keyring.derivedKey(kid: f.kid, kind: .session)!)
         let script = """
@@ -78,14 +78,14 @@ struct PyJWTInteropTests {
                   "sid": "py-1", "auth_time": now, "amr": ["pwd", "email"]}
         print(jwt.encode(claims, key, algorithm="HS256", headers={"kid": data["kid"], "typ": data["typ"]}))
         """
-        let result = try Self.python(script, input: "{\"key\":\"\(key)\",\"kid\":\"\(f.kid)\",\"now\":\(f.now),\"typ\":\"gh-session\"}")
+        let result = try await Self.python(script, input: "{\"key\":\"\(key)\",\"kid\":\"\(f.kid)\",\"now\":\(f.now),\"typ\":\"gh-session\"}")
         #expect(result.status == 0, "PyJWT failed: \(result.stderr)")
         let token = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let claims = try f.authority.verifySession(token, now: f.now + 1)
         #expect(claims.common.user == "pyjwt@example.org")
         #expect(claims.methods == [.password, .email])
         // The same PyJWT token labelled as another kind is refused.
-        let wrongTyp = try Self.python(script, input: "{\"key\":\"\(key)\",\"kid\":\"\(f.kid)\",\"now\":\(f.now),\"typ\":\"gh-remember\"}")
+        let wrongTyp = try await Self.python(script, input: "{\"key\":\"\(key)\",\"kid\":\"\(f.kid)\",\"now\":\(f.now),\"typ\":\"gh-remember\"}")
         #expect(f.verifyError(wrongTyp.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == .wrongType)
     }
 }

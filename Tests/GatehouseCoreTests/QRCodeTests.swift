@@ -11,31 +11,31 @@ struct QRCodeTests {
         issuer: "Example Mail", account: "jane.doe+2fa@example.org", secret: Array("12345678901234567890".utf8)
     ).uri
 
-    static func decode(file: URL) throws -> String {
+    static func decode(file: URL) async throws -> String {
         let zbarimg = try External.locate(.zbarimg)
-        let result = try External.run(zbarimg, ["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", file.path])
+        let result = try await External.run(zbarimg, ["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", file.path])
         #expect(result.status == 0, "zbarimg failed: \(result.stderr)")
         return result.stdout.trimmingCharacters(in: .newlines)
     }
 
-    @Test func pbmRendering() throws {
+    @Test func pbmRendering() async throws {
         let dir = try External.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("code.pbm")
         try QRCode(encoding: Self.uri).pbm().write(to: file, atomically: true, encoding: .ascii)
-        #expect(try Self.decode(file: file) == Self.uri)
+        #expect(try await Self.decode(file: file) == Self.uri)
     }
 
-    @Test func svgRendering() throws {
+    @Test func svgRendering() async throws {
         let dir = try External.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let svg = dir.appendingPathComponent("code.svg"), png = dir.appendingPathComponent("code.png")
         let qr = try QRCode(encoding: Self.uri)
         try qr.svg().write(to: svg, atomically: true, encoding: .utf8)
         let rsvg = try External.locate(.rsvgConvert)
-        let converted = try External.run(rsvg, ["-o", png.path, svg.path])
+        let converted = try await External.run(rsvg, ["-o", png.path, svg.path])
         #expect(converted.status == 0, "rsvg-convert failed: \(converted.stderr)")
-        #expect(try Self.decode(file: png) == Self.uri)
+        #expect(try await Self.decode(file: png) == Self.uri)
     }
 
     /// Reads the half-block terminal text back into pixels, as a camera would see the screen.
@@ -61,7 +61,7 @@ struct QRCodeTests {
     }
 
     @Test(arguments: [false, true])
-    func terminalRendering(darkOnLight: Bool) throws {
+    func terminalRendering(darkOnLight: Bool) async throws {
         let qr = try QRCode(encoding: Self.uri)
         let text = qr.terminal(quietZone: 4, darkOnLight: darkOnLight)
         let pixels = Self.pixels(fromTerminal: text, darkOnLight: darkOnLight)
@@ -77,7 +77,7 @@ struct QRCodeTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("terminal.pbm")
         try pbm.write(to: file, atomically: true, encoding: .ascii)
-        #expect(try Self.decode(file: file) == Self.uri)
+        #expect(try await Self.decode(file: file) == Self.uri)
     }
 
     @Test("the symbol has QR structure: finder patterns in three corners")

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseRedis
+import GatehouseSystem
 import GatehouseTesting
 import Synchronization
 import Testing
@@ -292,18 +293,21 @@ struct FaultTests {
         defer { peer.stop() }
         try await withClient(peer.configuration) { redis in
             try await redis.ping()  // connected
-            let child = try ChildProcess(["/bin/sleep", "60"])
-            defer { child.kill() }
-            do {
-                _ = try await redis.send(["GET", "x"])
-                Issue.record("garbage is not a reply")
-            } catch {
-                #expect(redisCode(error) == .protocolError)
+            // No file actions: the child inherits every descriptor of this process that is not
+            // close-on-exec, as any spawned tool would.
+            let child = try ChildProcess.spawn("/bin/sleep", ["60"])
+            try await scoped(child, cleanup: { _ = await ChildProcess.kill($0) }) { _ in
+                do {
+                    _ = try await redis.send(["GET", "x"])
+                    Issue.record("garbage is not a reply")
+                } catch {
+                    #expect(redisCode(error) == .protocolError)
+                }
+                // Well within the child's 60 s: without the fix, the peer would see the end only
+                // when the child exits.
+                let closed = try await waitUntil(timeout: .seconds(10)) { peer.connectionsClosedByClient >= 1 }
+                #expect(closed)
             }
-            // Well within the child's 60 s: without the fix, the peer would see the end only
-            // when the child exits.
-            let closed = try await waitUntil(timeout: .seconds(10)) { peer.connectionsClosedByClient >= 1 }
-            #expect(closed)
         }
     }
 }
@@ -441,26 +445,3 @@ final class GarbagePeer: Sendable {
     }
 }
 
-/// A child process started with `posix_spawn` and no file actions, so it inherits every
-/// descriptor of this process that is not close-on-exec (as any spawned tool would).
-final class ChildProcess: Sendable {
-    let pid: pid_t
-
-    init(_ arguments: [String]) throws {
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
-        guard status == 0 else {
-            throw RedisError(.connectionUnavailable, "posix_spawn(\(arguments[0])) failed: errno \(status)")
-        }
-        self.pid = pid
-    }
-
-    /// SIGKILLs and reaps it.
-    func kill() {
-        Glibc.kill(self.pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(self.pid, &status, 0)
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseSystem
 import GatehouseTesting
 import Testing
 
@@ -15,21 +16,25 @@ struct EmbeddedServeTests {
         let log = dir + "/serve.log"
         let state = dir + "/state"
         let binary = try GatehouseNodeProcess.executable()
-        let pid = try GatehouseNodeProcess.spawn(
+        let pid = try ChildProcess.spawn(
             binary, ["serve"],
             environment: ["GATEHOUSE_LISTEN": "127.0.0.1:0", "GATEHOUSE_STATE_DIR": state, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
-            output: log
+            output: .file(log)
         )
-        defer {
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            for _ in 0..<200 where waitpid(pid, &status, WNOHANG) != pid { usleep(50_000) }
-            kill(pid, SIGKILL)
-            waitpid(pid, &status, WNOHANG)
+        // Whatever the checks do, the node then gets SIGTERM (it stops its redis-server) and
+        // SIGKILL if it has not exited 10 s later.
+        try await scoped(pid, cleanup: { _ = await ChildProcess.terminate($0, grace: .seconds(10)) }) { _ in
+            try await self.check(binary: binary, log: log, state: state)
         }
+    }
+
+    func check(binary: String, log: String, state: String) async throws {
         var base: String?
         var key: String?
-        for _ in 0..<300 where base == nil || key == nil {
+        // Readiness poll of the log (no event to wait on): at most 300 checks 100 ms apart and
+        // 30 s.
+        let printed = ContinuousClock.now + .seconds(30)
+        for _ in 0..<300 where (base == nil || key == nil) && ContinuousClock.now < printed {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if let r = text.range(of: "Gatehouse listening on ") { base = String(text[r.upperBound...].prefix { !$0.isNewline }) }
             if let r = text.range(of: "development API key (all scopes), saved in "), let colon = text[r.upperBound...].range(of: ": ") {
@@ -45,7 +50,9 @@ struct EmbeddedServeTests {
         }
         #expect(FileManager.default.fileExists(atPath: state + "/redis/appendonlydir") || FileManager.default.fileExists(atPath: state + "/redis/appendonly.aof"))
         var ready = false
-        for _ in 0..<100 where !ready {
+        // Readiness poll of /readyz: at most 100 checks 100 ms apart and 15 s.
+        let readyBy = ContinuousClock.now + .seconds(15)
+        for _ in 0..<100 where !ready && ContinuousClock.now < readyBy {
             ready = (try? await TestHTTP.request(URL(string: url + "/readyz")!))?.0 == 200
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
@@ -59,14 +66,13 @@ struct EmbeddedServeTests {
 
         // Rotate the keyring file; the node notices the change and signs with the new key, while
         // the old session keeps verifying (the old key is now verify-only).
-        let rotate = Process()
-        rotate.executableURL = URL(fileURLWithPath: binary)
-        rotate.arguments = ["keys", "rotate", "--file", state + "/keyring.json"]
-        try rotate.run()
-        rotate.waitUntilExit()
-        #expect(rotate.terminationStatus == 0)
+        let rotate = try await Program.run(binary, ["keys", "rotate", "--file", state + "/keyring.json"])
+        #expect(rotate.status == 0, "\(rotate.stdout) \(rotate.stderr)")
         var newKid = oldKid
-        for _ in 0..<50 where newKid == oldKid {
+        // A poll of the node's answers until it signs with the new key (its reload is not
+        // observable from here): at most 50 checks 200 ms apart and 15 s.
+        let rotatedBy = ContinuousClock.now + .seconds(15)
+        for _ in 0..<50 where newKid == oldKid && ContinuousClock.now < rotatedBy {
             try await Task.sleep(for: .milliseconds(200))
             let again = try await TestHTTP.request(URL(string: url + "/v1/login/start")!, method: "POST", headers: auth, body: Data("{\"user\":\"first@example.org\"}".utf8))
             let t = (((try JSONSerialization.jsonObject(with: again.2) as? [String: Any])?["session"] as? [String: Any])?["token"] as? String) ?? ""

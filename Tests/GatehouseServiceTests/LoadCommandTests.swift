@@ -10,28 +10,18 @@ struct LoadCommandTests {
     /// its JSON report, after checking it exited 0.
     static func run(_ arguments: [String]) async throws -> [String: Any]? {
         let keys = GatehouseNodeProcess.apiKeys
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try GatehouseNodeProcess.executable())
-        process.arguments = ["load"] + arguments + [
+        let arguments = ["load"] + arguments + [
             "--json", "--no-progress",
             "--admin-key", keys["admin"]!, "--frontend-key", keys["frontend"]!, "--verify-key", keys["verify"]!,
         ]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
         // Bounded: the runs last a few seconds plus seeding; give them at most 90 s.
-        let deadline = ContinuousClock.now + .seconds(90)
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        if process.isRunning {
-            process.terminate()
+        let result = try await Program.run(try GatehouseNodeProcess.executable(), arguments, timeout: .seconds(90))
+        if result.timedOut {
             Issue.record("gatehouse load did not finish within 90 s")
             return nil
         }
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "exit \(process.terminationStatus): \(String(decoding: output, as: UTF8.self)) \(errors)")
-        return try #require((try? JSONSerialization.jsonObject(with: output)) as? [String: Any], "not JSON: \(String(decoding: output, as: UTF8.self)) \(errors)")
+        #expect(result.status == 0, "exit \(result.status): \(result.stdout) \(result.stderr)")
+        return try #require((try? JSONSerialization.jsonObject(with: result.output)) as? [String: Any], "not JSON: \(result.stdout) \(result.stderr)")
     }
 
     @Test("a short run across two nodes passes its own checks", .timeLimit(.minutes(3)))

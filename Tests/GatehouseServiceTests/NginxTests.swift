@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseSystem
 import GatehouseTesting
 import Glibc
 import Testing
@@ -148,8 +149,8 @@ struct NginxTests {
 /// the system's nginx configuration. It listens on a free loopback port and sends its
 /// `auth_request` subrequests to one Gatehouse node.
 final class NginxProcess: @unchecked Sendable {
-    // @unchecked: pid and paths are set once in init; `stop()` is guarded by the lock and waits
-    // for the process exactly once.
+    // @unchecked: pid and paths are set once in init; `stopped` is guarded by the lock, so the
+    // process is stopped, waited for and reaped exactly once.
     let pid: pid_t
     let baseURL: URL
     let directory: String
@@ -162,9 +163,7 @@ final class NginxProcess: @unchecked Sendable {
 
     /// Starts nginx in front of `node`, runs `body`, and always stops it.
     static func with<T>(frontOf node: any TestNode, _ body: (NginxProcess) async throws -> T) async throws -> T {
-        let nginx = try await start(frontOf: node)
-        defer { nginx.stop() }
-        return try await body(nginx)
+        try await scoped(try await start(frontOf: node), cleanup: { await $0.stop() }, body)
     }
 
     /// The nginx binary, found through GatehouseTesting's table of external programs.
@@ -193,17 +192,17 @@ final class NginxProcess: @unchecked Sendable {
             let port = try freeLoopbackPort()
             let conf = directory + "/nginx.conf"
             try configuration(directory: directory, port: port, upstream: "\(host):\(nodePort)").write(toFile: conf, atomically: true, encoding: .utf8)
-            let pid = try GatehouseNodeProcess.spawn(
+            let pid = try ChildProcess.spawn(
                 binary, ["-c", conf, "-p", directory + "/", "-e", directory + "/error.log"],
-                environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], output: directory + "/output.log"
+                environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], output: .file(directory + "/output.log")
             )
             let nginx = NginxProcess(pid: pid, baseURL: URL(string: "http://127.0.0.1:\(port)")!, directory: directory)
             let deadline = ContinuousClock.now + timeout
             var exited = false
-            while ContinuousClock.now < deadline {
-                var status: Int32 = 0
-                if waitpid(pid, &status, WNOHANG) == pid {
-                    nginx.markExited()
+            // Readiness poll of the health location (no event to wait on): at most one check per
+            // 50 ms of `timeout`, and `timeout`. An exit at start ends it early.
+            for _ in 0..<Int(timeout / .milliseconds(50)) where ContinuousClock.now < deadline {
+                if let status = nginx.reapIfExited() {
                     exited = true
                     lastFailure = "nginx exited at once (status \(status)):\n\(nginx.logs)"
                     break
@@ -214,7 +213,7 @@ final class NginxProcess: @unchecked Sendable {
                 try await Task.sleep(for: .milliseconds(50))
             }
             if !exited {
-                nginx.stop(removeDirectory: false)
+                await nginx.stop(removeDirectory: false)
                 lastFailure = "nginx did not answer on \(nginx.baseURL) within \(timeout):\n\(nginx.logs)"
                 break
             }
@@ -313,7 +312,19 @@ final class NginxProcess: @unchecked Sendable {
         self.directory = directory
     }
 
-    deinit { stop() }
+    /// The backstop for a test that never called ``stop(removeDirectory:)``: the same sequence,
+    /// blocking this thread.
+    deinit {
+        if claimStop() {
+            var exited = false
+            for (signal, grace) in Self.stopSignals where !exited {
+                kill(pid, signal)
+                exited = ChildProcess.waitForExitBlocking(pid, timeout: grace) != nil
+            }
+            if !exited { ChildProcess.killBlocking(pid) }
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 
     /// nginx's error log and its stdout/stderr, for failure messages.
     var logs: String {
@@ -338,32 +349,39 @@ final class NginxProcess: @unchecked Sendable {
         #expect(bad.isEmpty, "nginx logged errors:\n\(bad.joined(separator: "\n"))", sourceLocation: sourceLocation)
     }
 
-    private func markExited() {
-        lock.lock()
-        stopped = true
-        lock.unlock()
-    }
-
-    /// SIGQUIT (graceful: finish requests, then exit) and wait; SIGTERM after 5 s, SIGKILL after
-    /// 2 more. Then removes the directory.
-    func stop(removeDirectory: Bool = true) {
+    /// Whether this call is the one that stops and reaps the process.
+    private func claimStop() -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        if !stopped {
-            stopped = true
-            var status: Int32 = 0
-            var done = false
-            for (sig, polls) in [(SIGQUIT, 100), (SIGTERM, 40)] where !done {
-                kill(pid, sig)
-                for _ in 0..<polls {
-                    if waitpid(pid, &status, WNOHANG) == pid { done = true; break }
-                    usleep(50_000)
-                }
+        if stopped { return false }
+        stopped = true
+        return true
+    }
+
+    /// While nginx has not been stopped: if it has exited, reaps it and returns its wait status
+    /// (and it counts as stopped); nil while it runs.
+    private func reapIfExited() -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped, let status = ChildProcess.reapIfExited(pid) else { return nil }
+        stopped = true
+        return status
+    }
+
+    /// SIGQUIT (graceful: finish requests, then exit), then SIGTERM if it still runs 5 s later,
+    /// then SIGKILL 2 s after that.
+    private static let stopSignals: [(Int32, Duration)] = [(SIGQUIT, .seconds(5)), (SIGTERM, .seconds(2))]
+
+    /// Stops nginx (SIGQUIT, SIGTERM after 5 s, SIGKILL after 2 more), waiting for each step on a
+    /// thread of its own (``ChildProcess``); then removes the directory.
+    func stop(removeDirectory: Bool = true) async {
+        if claimStop() {
+            var exited = false
+            for (signal, grace) in Self.stopSignals where !exited {
+                kill(pid, signal)
+                exited = await ChildProcess.waitForExit(pid, timeout: grace) != nil
             }
-            if !done {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-            }
+            if !exited { _ = await ChildProcess.kill(pid) }
         }
         if removeDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }

@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import GatehouseCrypto
 import GatehouseRedis
+import GatehouseSystem
 import GatehouseTesting
 import Synchronization
 import Testing
@@ -57,30 +58,22 @@ struct SentinelNodeTests {
             "--admin-key", Self.keys["admin"]!, "--frontend-key", Self.keys["frontend"]!, "--verify-key", Self.keys["verify"]!,
         ]
         let started = ContinuousClock.now
-        let pid = try GatehouseNodeProcess.spawn(binary, arguments, environment: ProcessInfo.processInfo.environment, output: output)
-        var exited = false
-        var status: Int32 = 0
-        defer {
-            if !exited {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-            }
+        let pid = try ChildProcess.spawn(binary, arguments, output: .file(output))
+        do {
+            // Seeding 40 users takes well under a second here; kill 4 s after the start.
+            try await Task.sleep(for: .seconds(4))
+            let killed = try await deployment.killMaster()
+            let killedAt = ContinuousClock.now
+            let newMaster = try await deployment.waitForNewMaster(other: killed.port, timeout: .seconds(30))
+            print("Sentinel node: master \(killed.port) killed \(killedAt - started) into the load; sentinels promoted \(newMaster.port) after \(ContinuousClock.now - killedAt)")
+        } catch {
+            _ = await ChildProcess.kill(pid)
+            throw error
         }
-        // Seeding 40 users takes well under a second here; kill 4 s after the start.
-        try await Task.sleep(for: .seconds(4))
-        let killed = try await deployment.killMaster()
-        let killedAt = ContinuousClock.now
-        let newMaster = try await deployment.waitForNewMaster(other: killed.port, timeout: .seconds(30))
-        print("Sentinel node: master \(killed.port) killed \(killedAt - started) into the load; sentinels promoted \(newMaster.port) after \(ContinuousClock.now - killedAt)")
 
-        // Bounded: the run lasts 15 s plus seeding; at most 120 s.
-        for _ in 0..<1200 {
-            if waitpid(pid, &status, WNOHANG) == pid {
-                exited = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        // Bounded: the run lasts 15 s plus seeding; at most 120 s, then SIGKILL.
+        let exited = await ChildProcess.waitForExit(pid, timeout: .seconds(120)) != nil
+        if !exited { _ = await ChildProcess.kill(pid) }
         #expect(exited, "gatehouse load did not finish within 120 s")
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         let jsonLine = text.split(separator: "\n").last { $0.hasPrefix("{") }.map(String.init) ?? ""

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseSystem
 import GatehouseTesting
 import Testing
 
@@ -16,20 +17,17 @@ struct TopologyTests {
         environment["GATEHOUSE_BINARY"] = try GatehouseNodeProcess.executable()
         // posix_spawn with an empty signal mask: the script's cleanup must be able to stop what
         // it started (a child of Foundation's Process would inherit blocked signals).
-        let pid = try GatehouseNodeProcess.spawn(
+        let pid = try ChildProcess.spawn(
             "/bin/bash",
             [root.appendingPathComponent("scripts/topology.sh").path, "-n", "3", "--", root.appendingPathComponent("scripts/topology-check.sh").path],
-            environment: environment, output: log
+            environment: environment, output: .file(log)
         )
-        var status: Int32 = 0
-        var exited = false
-        for _ in 0..<2400 where !exited {  // at most 240 s
-            if waitpid(pid, &status, WNOHANG) == pid { exited = true } else { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        if !exited {
-            kill(pid, SIGTERM)
-            waitpid(pid, &status, 0)
-        }
+        // At most 240 s; then SIGTERM (the script's trap stops what it started) and SIGKILL if it
+        // has not exited 30 s later.
+        let finished = await ChildProcess.waitForExit(pid, timeout: .seconds(240))
+        let exited = finished != nil
+        var status = finished ?? 0
+        if !exited { status = await ChildProcess.terminate(pid, grace: .seconds(30)) }
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(exited && status == 0, "topology check failed (status \(status)):\n\(text)")
         for line in ["ok 1:", "ok 2:", "ok 3:", "ok 4:", "ok 5:"] {

@@ -24,31 +24,12 @@ struct External {
 
     struct MissingTool: Error { var name: String }
 
+    /// Runs the program to completion (``Program/run(_:_:environment:input:mergingErrors:timeout:)``:
+    /// its exit is awaited, not polled); past `timeout` it is stopped.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes concurrently so a chatty child cannot block on a full pipe.
-        nonisolated(unsafe) var errData = Data()
-        let errThread = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        errThread.start()
-        let deadline = Date().addingTimeInterval(timeout)
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        while process.isRunning {
-            if Date() > deadline { process.terminate(); break }
-            usleep(10_000)
-        }
-        process.waitUntilExit()
-        while !errThread.isFinished { usleep(1_000) }
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(60)) async throws -> Result {
+        let result = try await Program.run(executable, arguments, input: stdin.map { Data($0.utf8) }, timeout: timeout)
+        return Result(status: result.status, stdout: result.stdout, stderr: result.stderr)
     }
 
     /// A fresh temporary directory, removed by the caller's `defer`.
