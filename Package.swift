@@ -188,6 +188,8 @@ let package = Package(
                 "GatehouseCore",
                 "GatehouseCrypto",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

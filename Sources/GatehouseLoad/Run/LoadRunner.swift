@@ -24,6 +24,14 @@ package enum LoadGenerator {
     }
 }
 
+/// User + system CPU seconds of this process so far, all threads (getrusage(2)).
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 func jsonString(_ text: String) -> String {
     var w = JSONWriter(capacity: text.utf8.count + 2)
     w.string(text)
@@ -155,6 +163,7 @@ struct LoadRunner {
         // The run.
         let results = Mutex<[LoadWorkerResult]>([])
         let done = Atomic<Bool>(false)
+        let startCPU = processCPUSeconds()
         let start = monotonicNanos()
         let deadline = start + UInt64(config.duration * 1e9)
         let interval = config.rate.map { UInt64(1e9 / $0) }
@@ -183,11 +192,16 @@ struct LoadRunner {
         try threads(loops, timeout: config.duration + 60, failing: .runFailed) { t in
             let worker = LoadWorker(config: config, shared: shared, index: t)
             let share = config.concurrency / loops + (t < config.concurrency % loops ? 1 : 0)
-            do {
-                let loop = try LoadEventLoop(worker: worker, slots: share)
-                loop.run(deadline: deadline, interval: interval)
-            } catch {
-                loopErrors.withLock { $0.append("\(error)") }
+            switch config.engine {
+            case .epoll:
+                do {
+                    let loop = try LoadEventLoop(worker: worker, slots: share)
+                    loop.run(deadline: deadline, interval: interval)
+                } catch {
+                    loopErrors.withLock { $0.append("\(error)") }
+                }
+            case .nio:
+                LoadNIOLoop.run(worker: worker, slots: share, deadline: deadline, interval: interval)
             }
             let result = worker.result
             results.withLock { $0.append(result) }
@@ -195,9 +209,10 @@ struct LoadRunner {
         if let first = loopErrors.withLock({ $0.first }) { throw LoadError(.runFailed, "load: \(first)") }
         done.store(true, ordering: .relaxed)
         let elapsed = Double(monotonicNanos() - start) / 1e9
+        let runCPU = processCPUSeconds() - startCPU
         var total = LoadWorkerResult()
         for r in results.withLock({ $0 }) { total.merge(r) }
-        return LoadReport(config: config, result: total, elapsed: elapsed, seedSeconds: seedSeconds,
+        return LoadReport(config: config, result: total, elapsed: elapsed, seedSeconds: seedSeconds, runCPUSeconds: runCPU,
                           validPool: shared.validPool.count, wrongPool: shared.wrongPool.count)
     }
 }
