@@ -1,7 +1,5 @@
 import Glibc
-import Foundation
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// The timed run of `gatehouse load` on SwiftNIO: the calling thread becomes a NIO event loop
@@ -23,7 +21,6 @@ final class LoadNIOLoop: @unchecked Sendable {
     struct Connection {
         /// The channel's handler, from the connect on (its context writes the requests).
         fileprivate var handler: LoadNIOHandler?
-        fileprivate var codecHandler: LoadNIOCodecHandler?
         var channel: (any Channel)?
         var connecting = false
         /// Whether this connection answered a request before (a close before any byte of the
@@ -48,11 +45,7 @@ final class LoadNIOLoop: @unchecked Sendable {
         var sentAt: UInt64 = 0
         var retried = false
         var finished = false
-        var request: LoadRequest?
     }
-
-    /// Experiment: frame with NIO's HTTP/1 client codec instead of LoadResponseParser.
-    let codec = ProcessInfo.processInfo.environment["GATEHOUSE_LOAD_NIO_FRAMING"] == "codec"
 
     let worker: LoadWorker
     let endpoints: [LoadEndpoint]
@@ -185,38 +178,12 @@ final class LoadNIOLoop: @unchecked Sendable {
         slots[s].method = request.method
         slots[s].sentAt = monotonicNanos()
         slots[s].retried = false
-        if codec {
-            slots[s].request = request
-            return transmit(s, c)
-        }
         LoadConnection.encode(request.method, request.path, endpoint: endpoints[c], headers: request.allHeaders, body: request.body, into: &slots[s].connections[c].output)
         transmit(s, c)
     }
 
     /// Writes the slot's request on connection `c`, connecting first if needed.
     private func transmit(_ s: Int, _ c: Int) {
-        if codec {
-            guard slots[s].connections[c].channel != nil, let handler = slots[s].connections[c].codecHandler, let request = slots[s].request else { return connect(s, c) }
-            let endpoint = endpoints[c]
-            var headers = HTTPHeaders([("Host", endpoint.hostHeader)])
-            for (name, value) in request.allHeaders { headers.add(name: name, value: value) }
-            let body = request.body
-            if let body {
-                headers.add(name: "Content-Type", value: "application/json")
-                headers.add(name: "Content-Length", value: String(body.count))
-            } else if request.method != "GET" {
-                headers.add(name: "Content-Length", value: "0")
-            }
-            let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: endpoint.basePath + request.path, headers: headers)
-            var buffer: ByteBuffer?
-            if let body {
-                slots[s].connections[c].buffer.clear()
-                slots[s].connections[c].buffer.writeBytes(body)
-                buffer = slots[s].connections[c].buffer
-            }
-            handler.write(head, body: buffer)
-            return
-        }
         guard slots[s].connections[c].channel != nil, let handler = slots[s].connections[c].handler else { return connect(s, c) }
         slots[s].connections[c].buffer.clear()
         slots[s].connections[c].buffer.writeBytes(slots[s].connections[c].output)
@@ -231,23 +198,13 @@ final class LoadNIOLoop: @unchecked Sendable {
         slots[s].connections[c].input.removeAll(keepingCapacity: true)
         let generation = slots[s].connections[c].generation
         let created = LoadNIOHandler(loop: self, slot: s, connection: c, generation: generation)
-        let createdCodec = LoadNIOCodecHandler(loop: self, slot: s, connection: c, generation: generation)
-        if codec { slots[s].connections[c].codecHandler = createdCodec } else { slots[s].connections[c].handler = created }
+        slots[s].connections[c].handler = created
         let handler = NIOLoopBound(created, eventLoop: eventLoop)
-        let codecHandler = NIOLoopBound(createdCodec, eventLoop: eventLoop)
-        let codec = self.codec
         // TCP_NODELAY is on by default in ClientBootstrap.
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(Int64(LoadEventLoop.requestTimeout)))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if codec {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(codecHandler.value)
-                    } else {
-                        try channel.pipeline.syncOperations.addHandler(handler.value)
-                    }
-                }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
             }
             .connect(to: addresses[c])
             .whenComplete { [self] result in connected(s, c, generation, result) }
@@ -285,15 +242,6 @@ final class LoadNIOLoop: @unchecked Sendable {
         } catch {
             failed(s, c, error)
         }
-    }
-
-    /// A whole answer from the codec on connection `c` of slot `s`.
-    fileprivate func answered(_ s: Int, _ c: Int, _ generation: Int, _ response: LoadResponse, close: Bool) {
-        guard slots[s].connections[c].generation == generation else { return }
-        guard slots[s].active == c, slots[s].handler != nil else { return self.close(s, c) }
-        slots[s].connections[c].reused = true
-        if close { self.close(s, c) }
-        complete(s, .success(response))
     }
 
     /// The channel of connection `c` closed (the end of the stream, or `error`).
@@ -349,7 +297,6 @@ final class LoadNIOLoop: @unchecked Sendable {
         slots[s].connections[c].connecting = false
         slots[s].connections[c].input.removeAll(keepingCapacity: true)
         slots[s].connections[c].handler = nil
-        slots[s].connections[c].codecHandler = nil
         if let channel = slots[s].connections[c].channel {
             slots[s].connections[c].channel = nil
             channel.close(promise: nil)
@@ -395,64 +342,6 @@ private final class LoadNIOHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         loop.received(slot, connection, generation, unwrapInboundIn(data))
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if self.error == nil { self.error = error }
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        loop.closed(slot, connection, generation, error: error)
-    }
-}
-
-/// Experiment: answers through NIO's HTTP/1 client codec.
-private final class LoadNIOCodecHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    let loop: LoadNIOLoop
-    let slot: Int
-    let connection: Int
-    let generation: Int
-    var error: (any Error)?
-    var context: ChannelHandlerContext?
-    var status = 0
-    var keepAlive = true
-    var body: [UInt8] = []
-    var started = false
-
-    init(loop: LoadNIOLoop, slot: Int, connection: Int, generation: Int) {
-        self.loop = loop
-        self.slot = slot
-        self.connection = connection
-        self.generation = generation
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    func write(_ head: HTTPRequestHead, body: ByteBuffer?) {
-        guard let context else { return }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            started = true
-            status = Int(head.status.code)
-            keepAlive = head.isKeepAlive
-            body.removeAll(keepingCapacity: true)
-        case .body(let bytes):
-            body.append(contentsOf: bytes.readableBytesView)
-        case .end:
-            started = false
-            loop.answered(slot, connection, generation, LoadResponse(status: status, body: body), close: !keepAlive)
-        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
