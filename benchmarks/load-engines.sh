@@ -45,7 +45,8 @@ if [ "${GATEHOUSE_LOAD_ENGINES_INNER:-}" != 1 ]; then
     GATEHOUSE_BINARY="$(cd "$root" && swift build -c release --show-bin-path)/gatehouse"
   fi
   [ -x "$GATEHOUSE_BINARY" ] || { echo "load-engines: $GATEHOUSE_BINARY is not an executable" >&2; exit 2; }
-  "$GATEHOUSE_BINARY" load --help 2>&1 | grep -q -- '--engine' || {
+  help=$("$GATEHOUSE_BINARY" load --help 2>&1 || true)
+  grep -q -- '--engine' <<<"$help" || {
     echo "load-engines: $GATEHOUSE_BINARY has no 'load --engine': rebuild it" >&2; exit 2; }
   export GATEHOUSE_BINARY GATEHOUSE_LOAD_ENGINES_INNER=1 GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-notice}"
   exec "$root/scripts/topology.sh" -n 1 -- "$0" "${args[@]}"
