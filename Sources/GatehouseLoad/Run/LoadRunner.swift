@@ -8,7 +8,7 @@ import Synchronization
 /// `gatehouse load`'s generator: seeds users with known TOTP secrets through
 /// `POST /v1/users/import`, signs each in once, then drives a weighted mix of session checks, valid
 /// codes (never reusing a time step), wrong codes and replays from epoll event loops
-/// (``LoadEventLoop``), and checks the answers: an accepted replay or wrong code, a refused valid
+/// (``LoadEventLoop``, or ``LoadNIOLoop`` with `--engine nio`), and checks the answers: an accepted replay or wrong code, a refused valid
 /// code or a refused live session is a correctness failure (``LoadReport/passed`` is false).
 package enum LoadGenerator {
     /// Runs `config` to its end and returns the report. Everything blocking (sockets, joins) runs on
