@@ -15,7 +15,7 @@
 #
 # Default: 5 repetitions of 5 s (about 6 minutes). Exit 2 when something broke (an invalid run, a
 # failed set-up). Loopback only, inside scripts/topology.sh -n 1 (Redis with AOF, one node;
-# GATEHOUSE_BINARY=<path> skips its build); everything is torn down on exit.
+# GATEHOUSE_BINARY=<path> skips its build); everything is torn down and removed on exit.
 set -euo pipefail
 
 reps=5 duration=5
@@ -49,7 +49,13 @@ if [ "${GATEHOUSE_LOAD_ENGINES_INNER:-}" != 1 ]; then
   grep -q -- '--engine' <<<"$help" || {
     echo "load-engines: $GATEHOUSE_BINARY has no 'load --engine': rebuild it" >&2; exit 2; }
   export GATEHOUSE_BINARY GATEHOUSE_LOAD_ENGINES_INNER=1 GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-notice}"
-  exec "$root/scripts/topology.sh" -n 1 -- "$0" "${args[@]}"
+  # The topology's state (Redis AOF: hundreds of MB after the check runs' users) goes to a
+  # directory of ours, removed after a clean run and kept (and named) when something broke.
+  topology_dir="$(mktemp -d /tmp/gatehouse-load-engines-topology.XXXXXX)"
+  rc=0
+  "$root/scripts/topology.sh" -n 1 -d "$topology_dir" -- "$0" "${args[@]}" || rc=$?
+  if [ "$rc" = 0 ]; then rm -rf "$topology_dir"; else echo "load-engines: topology state kept in $topology_dir" >&2; fi
+  exit "$rc"
 fi
 
 # ---------------------------------------------------------------------------------------------
