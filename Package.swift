@@ -21,8 +21,9 @@
 //                                      router grouped by area, typed bodies, problems
 //   GatehouseApp                     — one node wired from configuration (buildApplication): Redis,
 //                                      keys, mail, service, keyring reloader, HTTP edge
-//   GatehouseLoad                    — the load generator behind `gatehouse load` (epoll client,
-//                                      seeding, operation mix, report); talks to nodes over HTTP only
+//   GatehouseLoad                    — the load generator behind `gatehouse load` (epoll client, or
+//                                      the same run on SwiftNIO with --engine nio; seeding, operation
+//                                      mix, report); talks to nodes over HTTP only
 //   gatehouse                        — the executable: swift-argument-parser commands over the above
 import PackageDescription
 
@@ -188,6 +189,8 @@ let package = Package(
                 "GatehouseCore",
                 "GatehouseCrypto",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

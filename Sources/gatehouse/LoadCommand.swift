@@ -27,7 +27,8 @@ struct LoadCommand: AsyncParsableCommand {
     var urls: [String] = []
     @Option(help: "Users to seed.") var users: Int = LoadCommand.defaults.users
     @Option(help: "Requests in flight: each runs operations back to back on its own keep-alive connection per URL.") var concurrency: Int = LoadCommand.defaults.concurrency
-    @Option(help: "Event-loop threads the in-flight requests are spread over (epoll; 1 is enough for most runs).") var threads: Int = LoadCommand.defaults.threads
+    @Option(help: "Event-loop threads the in-flight requests are spread over (1 is enough for most runs).") var threads: Int = LoadCommand.defaults.threads
+    @Option(help: "What drives the timed run's connections: epoll (a hand-written epoll loop) or nio (SwiftNIO).") var engine: String = LoadCommand.defaults.engine
     @Option(help: "Seconds to run (at most 3600).") var duration: Double = LoadCommand.defaults.duration
     @Option(help: "Cap on operations per second across all workers.") var rate: Double?
     @Option(help: "Weights of the operations: auth, valid, wrong, replay, check (a lone valid-code check on a challenge opened before the run).") var mix: String = LoadCommand.defaults.mix
@@ -49,6 +50,7 @@ struct LoadCommand: AsyncParsableCommand {
         options.users = users
         options.concurrency = concurrency
         options.threads = threads
+        options.engine = engine
         options.duration = duration
         options.rate = rate
         options.mix = mix

@@ -25,6 +25,7 @@ struct LoadOptionsTests {
         #expect(config.endpoints.map(\.url) == ["http://127.0.0.1:9000/base/"])
         #expect((config.users, config.concurrency, config.threads, config.duration) == (200, 50, 1, 10))
         #expect(config.rate == nil && config.prefix == nil && !config.tolerateUnavailable)
+        #expect(config.engine == .epoll)
         #expect(config.mix.weights.map(\.0) == LoadOp.allCases)
         #expect(config.mix.weights.map(\.1) == [70, 10, 15, 5, 0])
 
@@ -40,6 +41,7 @@ struct LoadOptionsTests {
         Refused("--threads must be 1...16 and at most --concurrency") { $0.concurrency = 2; $0.threads = 3 },
         Refused("--duration must be in (0, 3600] seconds") { $0.duration = 0 },
         Refused("--rate must be in (0, 1000000]") { $0.rate = 0 },
+        Refused("--engine must be epoll or nio") { $0.engine = "kqueue" },
         Refused("--mix: 'bogus=1' is not <auth|valid|wrong|replay|check>=<weight>") { $0.mix = "auth=70,bogus=1" },
         Refused("--mix: the weights add up to 0") { $0.mix = "auth=0,check=0" },
         Refused("--url 'ftp://127.0.0.1/' is not an http:// URL") { $0.urls = ["ftp://127.0.0.1/"] },
@@ -52,6 +54,13 @@ struct LoadOptionsTests {
         let error = #expect(throws: LoadError.self) { try refused.options.validated(environment: [:]) }
         #expect(error?.code == .invalidOption)
         #expect(error?.message == refused.message)
+    }
+
+    @Test("--engine names what drives the timed run", arguments: LoadEngine.allCases)
+    func engine(_ engine: LoadEngine) throws {
+        var options = LoadOptions()
+        options.engine = engine.rawValue
+        #expect(try options.validated(environment: Self.keys).engine == engine)
     }
 
     @Test("a mix: spaces trimmed, the last weight of a kind wins, rolls land in operation order")

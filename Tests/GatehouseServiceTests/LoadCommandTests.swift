@@ -24,14 +24,18 @@ struct LoadCommandTests {
         return try #require((try? JSONSerialization.jsonObject(with: result.output)) as? [String: Any], "not JSON: \(result.stdout) \(result.stderr)")
     }
 
-    @Test("a short run across two nodes passes its own checks", .timeLimit(.minutes(3)))
-    func shortRun() async throws {
+    /// The engines that can drive the timed run (`--engine`).
+    static let engines = ["epoll", "nio"]
+
+    @Test("a short run across two nodes passes its own checks", .timeLimit(.minutes(3)), arguments: engines)
+    func shortRun(engine: String) async throws {
         try await Deployment.with(nodes: 2) { d in
             guard let report = try await Self.run([
                 "--url", d.nodes[0].baseURL.absoluteString, "--url", d.nodes[1].baseURL.absoluteString,
-                "--users", "50", "--concurrency", "8", "--duration", "4",
+                "--users", "50", "--concurrency", "8", "--duration", "4", "--engine", engine,
                 "--mix", "auth=60,valid=10,wrong=15,replay=5,check=10",
             ]) else { return }
+            #expect(report["engine"] as? String == engine)
             let kinds = try #require(report["kinds"] as? [String: Any])
             for kind in ["auth", "valid", "wrong", "replay", "check"] {
                 let stats = kinds[kind] as? [String: Any]
@@ -51,13 +55,14 @@ struct LoadCommandTests {
         }
     }
 
-    @Test("a rate cap over two event loops: at most the cap, every answer right", .timeLimit(.minutes(3)))
-    func rateCap() async throws {
+    @Test("a rate cap over two event loops: at most the cap, every answer right", .timeLimit(.minutes(3)), arguments: engines)
+    func rateCap(engine: String) async throws {
         try await Deployment.with(nodes: 1) { d in
             guard let report = try await Self.run([
                 "--url", d.nodes[0].baseURL.absoluteString, "--users", "40", "--concurrency", "6", "--threads", "2",
-                "--rate", "100", "--duration", "2", "--mix", "auth=70,wrong=20,replay=10",
+                "--rate", "100", "--duration", "2", "--mix", "auth=70,wrong=20,replay=10", "--engine", engine,
             ]) else { return }
+            #expect(report["engine"] as? String == engine)
             let total = try #require(report["total_ops"] as? Int)
             // The pacer hands out one start every 10 ms until the deadline: never more than
             // 2 s worth (plus the one in hand per connection), and on a busy machine still most.

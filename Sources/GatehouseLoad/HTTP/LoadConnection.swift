@@ -1,7 +1,7 @@
 import Glibc
 
 /// A minimal blocking keep-alive HTTP/1.1 client over one TCP socket, for the seeding (the timed
-/// run uses ``LoadEventLoop``); owned by one thread (not Sendable).
+/// run uses ``LoadEventLoop`` or ``LoadNIOLoop``); owned by one thread (not Sendable).
 /// Every send and receive is bounded by a 10 s socket timeout.
 final class LoadConnection {
     let endpoint: LoadEndpoint

@@ -61,14 +61,16 @@ package struct LoadEndpoint: Sendable {
         }
     }
 
+    /// Whether a `sockaddr_in` (127.0.0.0/8) or `sockaddr_in6` (::1) is a loopback address. Read
+    /// at the fields' offsets in Linux's layout (family and port first, then IPv4's address, or
+    /// IPv6's flow information and address), not through the fields: with SwiftNIO in the module
+    /// the C structs' members would need one of NIO's internal modules imported.
     static func isLoopback(family: Int32, _ bytes: [UInt8]) -> Bool {
         if family == AF_INET, bytes.count >= MemoryLayout<sockaddr_in>.size {
-            return bytes.withUnsafeBytes { $0.load(as: sockaddr_in.self) }.sin_addr.s_addr.bigEndian >> 24 == 127
+            return bytes[4] == 127
         }
         if family == AF_INET6, bytes.count >= MemoryLayout<sockaddr_in6>.size {
-            let a = bytes.withUnsafeBytes { $0.load(as: sockaddr_in6.self) }.sin6_addr
-            let raw = withUnsafeBytes(of: a) { Array($0) }
-            return raw[0..<15].allSatisfy { $0 == 0 } && raw[15] == 1
+            return bytes[8..<23].allSatisfy { $0 == 0 } && bytes[23] == 1
         }
         return false
     }

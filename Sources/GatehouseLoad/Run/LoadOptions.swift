@@ -14,6 +14,8 @@ package struct LoadOptions: Sendable {
     package var concurrency = 50
     /// Event-loop threads the requests in flight are spread over (1...16, at most `concurrency`).
     package var threads = 1
+    /// What drives the timed run's connections: `epoll` (``LoadEventLoop``) or `nio` (``LoadNIOLoop``).
+    package var engine = LoadEngine.epoll.rawValue
     /// Seconds of the timed run, in (0, 3600].
     package var duration: Double = 10
     /// Cap on operations per second across all event loops, in (0, 1000000]; nil for none.
@@ -47,6 +49,7 @@ package struct LoadOptions: Sendable {
         guard (1...16).contains(threads), threads <= concurrency else { throw invalid("--threads must be 1...16 and at most --concurrency") }
         guard duration > 0, duration <= 3600 else { throw invalid("--duration must be in (0, 3600] seconds") }
         if let rate, !(rate > 0 && rate <= 1_000_000) { throw invalid("--rate must be in (0, 1000000]") }
+        guard let engine = LoadEngine(rawValue: engine) else { throw invalid("--engine must be epoll or nio") }
         let mix = try LoadMix(parsing: mix)
         let list = urls.isEmpty ? [environment["GATEHOUSE_URL"] ?? "http://127.0.0.1:8080"] : urls
         guard list.count <= 64 else { throw invalid("at most 64 --url") }
@@ -58,7 +61,7 @@ package struct LoadOptions: Sendable {
             throw invalid("no \(option): pass it or set \(variable)")
         }
         return LoadConfig(
-            endpoints: endpoints, users: users, concurrency: concurrency, threads: threads, duration: duration, rate: rate, mix: mix,
+            endpoints: endpoints, users: users, concurrency: concurrency, threads: threads, engine: engine, duration: duration, rate: rate, mix: mix,
             adminKey: try key(adminKey, "GATEHOUSE_ADMIN_KEY", "--admin-key"),
             frontendKey: try key(frontendKey, "GATEHOUSE_FRONTEND_KEY", "--frontend-key"),
             verifyKey: try key(verifyKey, "GATEHOUSE_VERIFY_KEY", "--verify-key"),
@@ -77,6 +80,8 @@ package struct LoadConfig: Sendable {
     package let concurrency: Int
     /// Event-loop threads of the timed run.
     package let threads: Int
+    /// What drives the timed run's connections.
+    package let engine: LoadEngine
     /// Seconds of the timed run.
     package let duration: Double
     /// Cap on operations per second, if any.
@@ -94,6 +99,14 @@ package struct LoadConfig: Sendable {
     /// 503 answers to code operations are expected (a state-store outage under test): counted
     /// as errors of their own, not as refused valid codes.
     package let tolerateUnavailable: Bool
+}
+
+/// What drives the timed run's connections, one event loop per `--threads`.
+package enum LoadEngine: String, CaseIterable, Sendable {
+    /// A hand-written epoll(7) loop (``LoadEventLoop``).
+    case epoll
+    /// A SwiftNIO event loop and channels (``LoadNIOLoop``).
+    case nio
 }
 
 /// Operation kinds.

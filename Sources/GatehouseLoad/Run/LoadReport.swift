@@ -12,6 +12,8 @@ package struct LoadReport: Sendable {
     package let elapsed: Double
     /// Seconds the seeding took.
     package let seedSeconds: Double
+    /// CPU seconds (user + system) the generator's process used during the timed run.
+    package let runCPUSeconds: Double
     let validPool: Int
     let wrongPool: Int
 
@@ -41,6 +43,7 @@ package struct LoadReport: Sendable {
         let object: [String: Any] = [
             "urls": config.endpoints.map(\.url), "users": config.users, "valid_pool": validPool, "wrong_pool": wrongPool,
             "concurrency": config.concurrency, "duration_s": round3(elapsed), "seed_s": round3(seedSeconds),
+            "engine": config.engine.rawValue, "run_cpu_s": round3(runCPUSeconds),
             "rate": config.rate ?? NSNull(), "mix": Dictionary(uniqueKeysWithValues: config.mix.weights.map { ($0.0.rawValue, $0.1) }),
             "total_ops": totalOps, "throughput": round3(Double(totalOps) / elapsed), "kinds": kinds,
             "errors": result.errors, "transport_errors": result.transportErrors, "skipped": result.skipped,
@@ -54,7 +57,8 @@ package struct LoadReport: Sendable {
     package func text() -> String {
         var out = "gatehouse load: \(config.endpoints.count) URL(s), \(config.users) users (\(validPool) for valid codes and replays, \(wrongPool) for wrong codes), concurrency \(config.concurrency)"
         if let rate = config.rate { out += ", rate cap \(rate)/s" }
-        out += String(format: "\nseeded in %.2f s; ran %.2f s\n\n", seedSeconds, elapsed)
+        out += ", engine \(config.engine.rawValue)"
+        out += String(format: "\nseeded in %.2f s; ran %.2f s using %.2f s of CPU\n\n", seedSeconds, elapsed, runCPUSeconds)
         out += "kind        count        ok      ops/s     p50 ms     p90 ms     p99 ms   p99.9 ms     max ms\n"
         for op in LoadOp.allCases {
             let s = result.kinds[op] ?? LoadKindStats()

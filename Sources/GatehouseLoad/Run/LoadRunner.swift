@@ -8,7 +8,7 @@ import Synchronization
 /// `gatehouse load`'s generator: seeds users with known TOTP secrets through
 /// `POST /v1/users/import`, signs each in once, then drives a weighted mix of session checks, valid
 /// codes (never reusing a time step), wrong codes and replays from epoll event loops
-/// (``LoadEventLoop``), and checks the answers: an accepted replay or wrong code, a refused valid
+/// (``LoadEventLoop``, or ``LoadNIOLoop`` with `--engine nio`), and checks the answers: an accepted replay or wrong code, a refused valid
 /// code or a refused live session is a correctness failure (``LoadReport/passed`` is false).
 package enum LoadGenerator {
     /// Runs `config` to its end and returns the report. Everything blocking (sockets, joins) runs on
@@ -22,6 +22,14 @@ package enum LoadGenerator {
         }
         return try result.get()
     }
+}
+
+/// User + system CPU seconds of this process so far, all threads (getrusage(2)).
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 func jsonString(_ text: String) -> String {
@@ -155,6 +163,7 @@ struct LoadRunner {
         // The run.
         let results = Mutex<[LoadWorkerResult]>([])
         let done = Atomic<Bool>(false)
+        let startCPU = processCPUSeconds()
         let start = monotonicNanos()
         let deadline = start + UInt64(config.duration * 1e9)
         let interval = config.rate.map { UInt64(1e9 / $0) }
@@ -183,11 +192,16 @@ struct LoadRunner {
         try threads(loops, timeout: config.duration + 60, failing: .runFailed) { t in
             let worker = LoadWorker(config: config, shared: shared, index: t)
             let share = config.concurrency / loops + (t < config.concurrency % loops ? 1 : 0)
-            do {
-                let loop = try LoadEventLoop(worker: worker, slots: share)
-                loop.run(deadline: deadline, interval: interval)
-            } catch {
-                loopErrors.withLock { $0.append("\(error)") }
+            switch config.engine {
+            case .epoll:
+                do {
+                    let loop = try LoadEventLoop(worker: worker, slots: share)
+                    loop.run(deadline: deadline, interval: interval)
+                } catch {
+                    loopErrors.withLock { $0.append("\(error)") }
+                }
+            case .nio:
+                LoadNIOLoop.run(worker: worker, slots: share, deadline: deadline, interval: interval)
             }
             let result = worker.result
             results.withLock { $0.append(result) }
@@ -195,9 +209,10 @@ struct LoadRunner {
         if let first = loopErrors.withLock({ $0.first }) { throw LoadError(.runFailed, "load: \(first)") }
         done.store(true, ordering: .relaxed)
         let elapsed = Double(monotonicNanos() - start) / 1e9
+        let runCPU = processCPUSeconds() - startCPU
         var total = LoadWorkerResult()
         for r in results.withLock({ $0 }) { total.merge(r) }
-        return LoadReport(config: config, result: total, elapsed: elapsed, seedSeconds: seedSeconds,
+        return LoadReport(config: config, result: total, elapsed: elapsed, seedSeconds: seedSeconds, runCPUSeconds: runCPU,
                           validPool: shared.validPool.count, wrongPool: shared.wrongPool.count)
     }
 }

@@ -50,7 +50,8 @@ struct LoadRequest {
 
 /// What an operation does next: send a request and continue with its answer (or the transport
 /// error), or nothing (the operation is over). Operations are written once in this form; the
-/// event loop (``LoadEventLoop``) runs them during the timed run.
+/// event loop (``LoadEventLoop``, or ``LoadNIOLoop`` with `--engine nio`) runs them during the
+/// timed run.
 enum LoadStep {
     case send(LoadRequest, (Result<LoadResponse, LoadError>) -> LoadStep)
     case done
