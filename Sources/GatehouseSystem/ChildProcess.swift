@@ -20,9 +20,9 @@ package enum ChildProcess {
     /// Starts `executable` with `arguments` and returns its pid; the caller waits for it
     /// (``terminate(_:grace:)``, or its own `waitpid`).
     ///
-    /// The child gets an empty signal mask and default handlers for the signals that stop or
-    /// notify it: Swift's threads block most signals and a child inherits the mask, so without
-    /// this a child would ignore SIGTERM.
+    /// The child gets descriptors 0, 1 and 2 only, an empty signal mask and default handlers for
+    /// the signals that stop or notify it: Swift's threads block most signals and a child
+    /// inherits the mask, so without this a child would ignore SIGTERM.
     ///
     /// - Parameters:
     ///   - environment: the child's environment; nil passes this process's on.
@@ -50,6 +50,10 @@ package enum ChildProcess {
             posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        // Nothing else of this process's: a descriptor opened without close-on-exec (a listening
+        // socket, a connection) would otherwise live on in the child and every process it
+        // starts, accepting connections for a server that has stopped.
+        _ = Self.addCloseFrom?(&actions, 3)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer {
@@ -66,14 +70,29 @@ package enum ChildProcess {
         return pid
     }
 
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later, Debian 12 has 2.36),
+    /// looked up at run time: its header declares it only under `_GNU_SOURCE`, which Swift's Glibc
+    /// module does not define.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32).self)
+    }()
+
     /// Sends SIGTERM, waits up to `grace` for the child to exit, then SIGKILLs it; reaps it and
     /// returns its wait status.
     package static func terminate(_ pid: pid_t, grace: Duration) async -> Int32 {
         kill(pid, SIGTERM)
-        // Detached, so that the caller's cancellation neither cuts the grace period short nor
-        // skips the SIGKILL; cancelled below once the child has exited.
+        return await wait(pid, limit: grace)
+    }
+
+    /// Waits for the child to exit by itself, SIGKILLs it if it still runs after `limit`; reaps
+    /// it and returns its wait status. For a child that is expected to finish (a client run to
+    /// completion), bounded.
+    package static func wait(_ pid: pid_t, limit: Duration) async -> Int32 {
+        // Detached, so that the caller's cancellation neither cuts the limit short nor skips the
+        // SIGKILL; cancelled below once the child has exited.
         let killer = Task.detached {
-            try? await Task.sleep(for: grace)
+            try? await Task.sleep(for: limit)
             if !Task.isCancelled { kill(pid, SIGKILL) }
         }
         await exited(pid)
