@@ -14,7 +14,8 @@
 //   GatehouseCore                    — OTP, base32, otpauth URIs, QR, tokens, keyring, envelopes (no I/O
 //                                      beyond reading key files)
 //   GatehouseRedis                   — the hiredis client (I/O threads, pipelining, scripts, streams)
-//   GatehouseTesting                 — test helpers: real redis-server, SMTP and node processes
+//   GatehouseTesting                 — test helpers: real redis-server, SMTP, node and Dovecot
+//                                      processes, real IMAP/POP3/SMTP clients
 //   GatehouseMail                    — SMTP delivery of emailed codes (STARTTLS via libssl)
 //   GatehouseService                 — the domain over Redis (no HTTP)
 //   GatehouseHTTP                    — the HTTP edge (Hummingbird 2): the /v1/auth fast path, the
@@ -114,9 +115,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // Starts real redis-server processes for tests (like HummingbirdTesting).
+            // Starts real peers for tests (redis-server, an SMTP sink, gatehouse serve, Dovecot)
+            // and real mail clients; GatehouseCrypto hashes Dovecot's test passwords.
             name: "GatehouseTesting",
-            dependencies: ["GatehouseRedis", "GatehouseSystem"],
+            dependencies: ["GatehouseRedis", "GatehouseSystem", "GatehouseCrypto"],
             swiftSettings: swiftSettings
         ),
 

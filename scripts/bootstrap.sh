@@ -11,27 +11,35 @@
 #   scripts/bootstrap.sh --table          print the table of external programs below
 #
 # The table is the one list of programs outside the Swift build that Gatehouse's tests, scripts
-# and benchmarks start. GatehouseTesting's ExternalProgram table says the same, and a test
-# (BootstrapTableTests) fails when the two disagree or a program the tests use is missing here.
+# and benchmarks start. A program is a name looked up on PATH (and in /usr/sbin, /sbin), or an
+# absolute path, present when that file exists (a daemon's service binary, a loadable module).
+# GatehouseTesting's ExternalProgram table says the same, and a test (ExternalProgramTests)
+# fails when the two disagree or a program the tests use is missing here.
 set -euo pipefail
 
-# program          group  source  package       started by
+# program                                       group  source  package              started by
 read -r -d '' table <<'TABLE' || true
-redis-server       run    debian  redis-server  `gatehouse serve` (embedded default), every Redis-backed test, topology.sh
-redis-cli          run    debian  redis-tools   scripts/topology.sh, scripts/topology-check.sh, benchmarks
-python3            tests  debian  python3       the SMTP sink, PyJWT interop, scripts/topology.sh (free ports)
-pip3               tests  debian  python3-pip   installs the PyPI peers below
-curl               tests  debian  curl          scripts/topology.sh, scripts/topology-check.sh
-nginx              tests  debian  nginx         nginx auth_request tests, scripts/topology.sh, benchmarks/e2e.sh
-zbarimg            tests  debian  zbar-tools    QR code tests (decodes Gatehouse's QR codes)
-rsvg-convert       tests  debian  librsvg2-bin  QR code tests (rasterises the SVG)
-jwt                tests  pypi    pyjwt         token interoperability tests (Python module)
-cryptography       tests  pypi    cryptography  PyJWT's EdDSA support and the SMTP sink's TLS certificate (Python module)
-aiosmtpd           tests  pypi    aiosmtpd      the real SMTP server mailed codes go to (Python module)
-wrk                bench  debian  wrk           benchmarks/e2e.sh
-jq                 bench  debian  jq            benchmarks/e2e.sh
-redis-benchmark    bench  debian  redis-tools   benchmarks/e2e.sh, benchmarks/redis-bench.sh
-openssl            bench  debian  openssl       benchmarks/run-core.sh (`openssl speed`, the token benchmarks' reference)
+redis-server                                    run    debian  redis-server         `gatehouse serve` (embedded default), every Redis-backed test, topology.sh
+redis-cli                                       run    debian  redis-tools          scripts/topology.sh, scripts/topology-check.sh, benchmarks
+python3                                         tests  debian  python3              the SMTP sink, PyJWT interop, scripts/topology.sh (free ports)
+pip3                                            tests  debian  python3-pip          installs the PyPI peers below
+curl                                            tests  debian  curl                 scripts/topology.sh, scripts/topology-check.sh
+nginx                                           tests  debian  nginx                nginx auth_request tests, scripts/topology.sh, benchmarks/e2e.sh
+zbarimg                                         tests  debian  zbar-tools           QR code tests (decodes Gatehouse's QR codes)
+rsvg-convert                                    tests  debian  librsvg2-bin         QR code tests (rasterises the SVG)
+jwt                                             tests  pypi    pyjwt                token interoperability tests (Python module)
+cryptography                                    tests  pypi    cryptography         PyJWT's EdDSA support and the SMTP sink's TLS certificate (Python module)
+aiosmtpd                                        tests  pypi    aiosmtpd             the real SMTP server mailed codes go to (Python module)
+dovecot                                         tests  debian  dovecot-core         the Dovecot tests (DovecotProcess: docker/dovecot/ with the Gatehouse passdb)
+/usr/lib/dovecot/imap                           tests  debian  dovecot-imapd        Dovecot's IMAP server, started by the Dovecot tests
+/usr/lib/dovecot/pop3                           tests  debian  dovecot-pop3d        Dovecot's POP3 server, started by the Dovecot tests
+/usr/lib/dovecot/submission                     tests  debian  dovecot-submissiond  Dovecot's submission (SMTP AUTH) server, started by the Dovecot tests
+/usr/lib/dovecot/modules/auth/libauthdb_lua.so  tests  debian  dovecot-auth-lua     the Lua passdb that asks Gatehouse (docker/dovecot/gatehouse-passdb.lua)
+/usr/lib/nginx/modules/ngx_mail_module.so       tests  debian  libnginx-mod-mail    nginx's mail proxy module, for nginx in front of IMAP/POP/SMTP
+wrk                                             bench  debian  wrk                  benchmarks/e2e.sh
+jq                                              bench  debian  jq                   benchmarks/e2e.sh
+redis-benchmark                                 bench  debian  redis-tools          benchmarks/e2e.sh, benchmarks/redis-bench.sh
+openssl                                         bench  debian  openssl              benchmarks/run-core.sh (`openssl speed`, the token benchmarks' reference)
 TABLE
 
 # C libraries linked as system libraries (Package.swift's system-library targets), and the one
@@ -39,7 +47,7 @@ TABLE
 build_packages=(pkg-config libhiredis-dev libssl-dev libqrencode-dev)
 bench_build_packages=(liboath-dev)
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # rows GROUP…: the table's rows whose group is one of GROUP.
 rows() {
@@ -52,9 +60,10 @@ rows() {
 
 python=python3
 present() {  # present PROGRAM SOURCE: whether it is usable now
-  case "$2" in
-    debian) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
-    pypi) command -v "$python" >/dev/null 2>&1 && "$python" -c "import $1" >/dev/null 2>&1 ;;
+  case "$2:$1" in
+    debian:/*) [ -e "$1" ] ;;  # an absolute path: a file that is not on PATH (a service binary, a module)
+    debian:*) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+    pypi:*) command -v "$python" >/dev/null 2>&1 && "$python" -c "import $1" >/dev/null 2>&1 ;;
   esac
 }
 

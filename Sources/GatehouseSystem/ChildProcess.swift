@@ -37,9 +37,9 @@ package enum ChildProcess {
     /// Starts `executable` with `arguments` and returns its pid; the caller waits for it and
     /// reaps it through this type.
     ///
-    /// The child gets an empty signal mask and default handlers for the signals that stop or
-    /// notify it: Swift's threads block most signals and a child inherits the mask, so without
-    /// this a child would ignore SIGTERM.
+    /// The child gets descriptors 0, 1 and 2 only, an empty signal mask and default handlers for
+    /// the signals that stop or notify it: Swift's threads block most signals and a child
+    /// inherits the mask, so without this a child would ignore SIGTERM.
     ///
     /// - Parameters:
     ///   - environment: the child's environment; nil passes this process's on.
@@ -73,6 +73,10 @@ package enum ChildProcess {
             posix_spawn_file_actions_adddup2(&actions, output, 1)
             posix_spawn_file_actions_adddup2(&actions, error, 2)
         }
+        // Nothing else of this process's: a descriptor opened without close-on-exec (a listening
+        // socket, a connection) would otherwise live on in the child and every process it
+        // starts, accepting connections for a server that has stopped.
+        _ = Self.addCloseFrom?(&actions, 3)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer {
@@ -89,6 +93,14 @@ package enum ChildProcess {
         return pid
     }
 
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later, Debian 12 has 2.36),
+    /// looked up at run time: its header declares it only under `_GNU_SOURCE`, which Swift's Glibc
+    /// module does not define.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32).self)
+    }()
+
     // MARK: Waiting and reaping
 
     /// Sends SIGTERM, waits up to `grace` for the child to exit, then SIGKILLs it; reaps it and
@@ -99,7 +111,14 @@ package enum ChildProcess {
     /// its pid.
     package static func terminate(_ pid: pid_t, grace: Duration) async -> Int32 {
         send(SIGTERM, to: pid)
-        if await !exited(pid, within: grace) {
+        return await wait(pid, limit: grace)
+    }
+
+    /// Waits for the child to exit by itself, SIGKILLs it if it still runs after `limit`; reaps
+    /// it and returns its wait status. For a child that is expected to finish (a client run to
+    /// completion), bounded.
+    package static func wait(_ pid: pid_t, limit: Duration) async -> Int32 {
+        if await !exited(pid, within: limit) {
             send(SIGKILL, to: pid)
             _ = await exited(pid, within: nil)
         }

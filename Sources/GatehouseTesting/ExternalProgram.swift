@@ -27,7 +27,9 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
         case bench
     }
 
-    /// The executable's name, or for a PyPI entry the Python module it provides.
+    /// The executable's name (looked up on PATH and in the sbin directories); an absolute path for
+    /// a file that is not on PATH (a daemon's service binary, a loadable module), present when the
+    /// file exists; or for a PyPI entry the Python module it provides.
     public let name: String
     public let group: Group
     public let source: Source
@@ -61,11 +63,21 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
     public static let redisBenchmark = ExternalProgram("redis-benchmark", group: .bench, source: .debian, package: "redis-tools")
     /// `openssl speed`, the token benchmarks' reference.
     public static let openssl = ExternalProgram("openssl", group: .bench, source: .debian, package: "openssl")
+    /// Dovecot's master process (``DovecotProcess``); the binaries and module below are what it
+    /// starts and loads for IMAP, POP3, submission and the Gatehouse passdb.
+    public static let dovecot = ExternalProgram("dovecot", group: .tests, source: .debian, package: "dovecot-core")
+    public static let dovecotIMAP = ExternalProgram("/usr/lib/dovecot/imap", group: .tests, source: .debian, package: "dovecot-imapd")
+    public static let dovecotPOP3 = ExternalProgram("/usr/lib/dovecot/pop3", group: .tests, source: .debian, package: "dovecot-pop3d")
+    public static let dovecotSubmission = ExternalProgram("/usr/lib/dovecot/submission", group: .tests, source: .debian, package: "dovecot-submissiond")
+    public static let dovecotLua = ExternalProgram("/usr/lib/dovecot/modules/auth/libauthdb_lua.so", group: .tests, source: .debian, package: "dovecot-auth-lua")
+    /// nginx's mail proxy module (`load_module`), for nginx in front of IMAP/POP/SMTP.
+    public static let nginxMail = ExternalProgram("/usr/lib/nginx/modules/ngx_mail_module.so", group: .tests, source: .debian, package: "libnginx-mod-mail")
 
     /// Every external program, in `scripts/bootstrap.sh`'s order.
     public static let all: [ExternalProgram] = [
         .redisServer, .redisCLI, .python3, .pip3, .curl, .nginx, .zbarimg, .rsvgConvert,
-        .pyJWT, .pythonCryptography, .aiosmtpd, .wrk, .jq, .redisBenchmark, .openssl,
+        .pyJWT, .pythonCryptography, .aiosmtpd, .dovecot, .dovecotIMAP, .dovecotPOP3, .dovecotSubmission, .dovecotLua,
+        .nginxMail, .wrk, .jq, .redisBenchmark, .openssl,
     ]
 
     /// A program that is not installed; the message names the package and the command that
@@ -87,9 +99,15 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The executable's path; for a PyPI entry, the `python3` that imports the module.
+    /// The executable's path (for an absolute-path entry, that path); for a PyPI entry, the
+    /// `python3` that imports the module.
     public func locate() throws(Missing) -> String {
         switch self.source {
+        case .debian where self.name.hasPrefix("/"):
+            guard FileManager.default.fileExists(atPath: self.name) else {
+                throw Missing(program: self, detail: "the file does not exist")
+            }
+            return self.name
         case .debian:
             guard let path = Self.search(self.name) else {
                 throw Missing(program: self, detail: "not on PATH, nor in /usr/sbin, /usr/bin, /usr/local/bin")

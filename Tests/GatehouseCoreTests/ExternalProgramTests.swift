@@ -51,6 +51,26 @@ struct ExternalProgramTests {
         _ = try External.locate(program)
     }
 
+    @Test("a row that names a file off PATH: present when the file exists; missing, its package is named")
+    func absolutePathRows() async throws {
+        let paths = ExternalProgram.all.filter { $0.name.hasPrefix("/") }
+        #expect(paths.contains(.dovecotLua) && paths.contains(.nginxMail))
+        for program in paths {
+            #expect(try program.locate() == program.name)
+        }
+        let script = Self.root.appendingPathComponent("scripts/bootstrap.sh").path
+        // Looked up as a file, so no PATH finds it or loses it.
+        let present = try await External.run("/usr/bin/env", ["PATH=/nonexistent", "/bin/bash", script, "--require"] + paths.map(\.name))
+        #expect(present.status == 0, "\(present.stderr)")
+        let missing = ExternalProgram("/nonexistent/gatehouse/module.so", group: .tests, source: .debian, package: "gatehouse-test-module")
+        #expect {
+            _ = try missing.locate()
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("'gatehouse-test-module'") && text.contains("does not exist")
+        }
+    }
+
     @Test("bootstrap.sh --require names the package of a missing program and exits 1")
     func requireNamesThePackage() async throws {
         let script = Self.root.appendingPathComponent("scripts/bootstrap.sh").path

@@ -165,6 +165,20 @@ extension FastPathTests {
         }
     }
 
+    @Test("Expect: 100-continue: 100 Continue comes before the body is sent, then the answer")
+    func continueBeforeTheBody() async throws {
+        try await Deployment.with { d in
+            let port = d.node.baseURL.port!, mail = Deployment.keys["mail"]!
+            let body = #"{"user":"nobody@example.org","password":"x","service":"imap"}"#
+            let head = "POST /v1/mail/authenticate HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(mail)\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+            let (interim, answer) = try await RawHTTP.continueExchange(port: port, head: head, body: body)
+            #expect(interim == "HTTP/1.1 100 Continue\r\n\r\n", "before the body: \(interim)")
+            let answers = try Self.answers(answer)
+            #expect(answers.map(\.status) == [200] && answers.first?.body == #"{"result":"use_primary"}"#, "\(answer)")
+        }
+    }
+
     @Test("nothing after a Connection: close answer is answered; a graceful shutdown (SIGTERM) waits for a direct answer in flight")
     func closeAndShutdown() async throws {
         // A real process: the test sends it SIGTERM.
@@ -278,6 +292,43 @@ enum RawHTTP {
                 continuation.resume(with: Result { try blockingExchange(port: port, Array(request.utf8)) })
             }
             thread.start()
+        }
+    }
+
+    /// Sends `head`, reads what comes back within 1 s (the interim answer a client waiting for
+    /// `100 Continue` sees), then sends `body` and reads until the server closes.
+    static func continueExchange(port: Int, head: String, body: String) async throws -> (interim: String, answer: String) {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(interim: String, answer: String), any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Result {
+                    guard let fd = Loopback.connect(port: port, receiveTimeout: .seconds(1)) else {
+                        throw Failure(description: "connect to port \(port) failed")
+                    }
+                    defer { close(fd) }
+                    try sendAll(fd, Array(head.utf8))
+                    var chunk = [UInt8](repeating: 0, count: 4096)
+                    let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    let interim = n > 0 ? String(decoding: chunk[..<n], as: UTF8.self) : ""
+                    try sendAll(fd, Array(body.utf8))
+                    var received: [UInt8] = []
+                    for _ in 0..<100 {
+                        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                        if n <= 0 { break }
+                        received += chunk[..<n]
+                    }
+                    return (interim, String(decoding: received, as: UTF8.self))
+                })
+            }
+            thread.start()
+        }
+    }
+
+    private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw Failure(description: "send failed") }
+            sent += n
         }
     }
 

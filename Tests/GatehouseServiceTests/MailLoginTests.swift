@@ -96,8 +96,8 @@ struct MailLoginTests {
                 #expect(reply.headers["auth-status"]?.contains("not supported") == true, "\(method)")
             }
             // A protocol without a backend, a login that is not an address.
-            #expect(try await Self.proxy(d, user: user, password: e.appPassword, protocol: "pop3").headers["auth-status"] == "POP3 is not offered here")
-            #expect(try await Self.proxy(d, user: "refused", password: e.appPassword).headers["auth-status"] == "Sign in with your full email address")
+            #expect(try await Self.proxy(d, user: user, password: e.appPassword, protocol: "pop3").headers["auth-status"] == "[SYS/PERM] POP3 is not offered here")
+            #expect(try await Self.proxy(d, user: "refused", password: e.appPassword).headers["auth-status"] == "[AUTHENTICATIONFAILED] Sign in with your full email address")
             // Malformed requests and keys: a problem body, and still an Auth-Status for nginx.
             let noKey = try await Self.proxy(d, user: user, password: e.appPassword, key: nil)
             #expect(noKey.status == 401 && noKey.code == "unauthorized" && noKey.headers["auth-status"]?.contains("Temporary") == true)
@@ -165,7 +165,7 @@ struct MailLoginTests {
             }
             #expect(waits == ["2", "4", "8", "16", "30", "30", "30", "30", "30", "30"])
             let throttled = try await Self.proxy(d, user: user, password: "guess-10", ip: "192.0.2.66")
-            #expect(throttled.headers["auth-status"]?.hasPrefix("Too many failed logins from your address: try again in") == true, "\(throttled.headers)")
+            #expect(throttled.headers["auth-status"]?.hasPrefix("[UNAVAILABLE] Too many failed logins from your address: try again in") == true, "\(throttled.headers)")
             #expect(throttled.headers["auth-wait"] == "30")
             #expect(try await Self.proxy(d, user: user, password: "guess-11", protocol: "smtp", ip: "192.0.2.66").headers["auth-error-code"] == "454 4.7.0")
             // The JSON check says the same: 429 with Retry-After.

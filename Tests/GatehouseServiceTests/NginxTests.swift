@@ -171,13 +171,22 @@ final class NginxProcess: @unchecked Sendable {
         do { return try ExternalProgram.nginx.locate() } catch { throw NginxError(description: error.description) }
     }
 
-    /// Starts nginx and waits (bounded) until it answers. A port taken between choosing it and
-    /// nginx binding it is retried on a new port, at most three times.
+    /// Starts nginx in front of `node` (``configuration(directory:port:upstream:)``).
     static func start(frontOf node: any TestNode, timeout: Duration = .seconds(15)) async throws -> NginxProcess {
-        let binary = try binary()
         guard let host = node.baseURL.host, let nodePort = node.baseURL.port else {
             throw NginxError(description: "cannot read host and port from \(node.baseURL)")
         }
+        return try await start(timeout: timeout) { directory, port in
+            configuration(directory: directory, port: port, upstream: "\(host):\(nodePort)")
+        }
+    }
+
+    /// Starts nginx with the configuration `render` writes for a directory and a free port,
+    /// whose `/nginx-health` location on that port answers 204, and waits (bounded) until it
+    /// does. A port taken between choosing it and nginx binding it is retried on new ports, at
+    /// most three times.
+    static func start(timeout: Duration = .seconds(15), render: (_ directory: String, _ port: Int) throws -> String) async throws -> NginxProcess {
+        let binary = try binary()
         var lastFailure = ""
         // The backend listens on a Unix socket in the directory; sun_path holds 107 bytes.
         guard FileManager.default.temporaryDirectory.path.utf8.count < 60 else {
@@ -191,7 +200,7 @@ final class NginxProcess: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             let port = try freeLoopbackPort()
             let conf = directory + "/nginx.conf"
-            try configuration(directory: directory, port: port, upstream: "\(host):\(nodePort)").write(toFile: conf, atomically: true, encoding: .utf8)
+            try render(directory, port).write(toFile: conf, atomically: true, encoding: .utf8)
             let pid = try ChildProcess.spawn(
                 binary, ["-c", conf, "-p", directory + "/", "-e", directory + "/error.log"],
                 environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], output: .file(directory + "/output.log")

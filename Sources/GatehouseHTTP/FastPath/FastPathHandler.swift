@@ -110,7 +110,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch state.read(unwrapInboundIn(data)) {
+        let action = state.read(unwrapInboundIn(data))
+        if state.takeContinue() {
+            // The client holds the body back until it hears this (or gives up waiting).
+            raw.writeAndFlush(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"))), promise: nil)
+        }
+        switch action {
         case .forward:
             context.fireChannelRead(data)
         case .none:

@@ -78,6 +78,8 @@ package struct FastPathStateMachine {
     private let idleTimeout: TimeAmount?
     /// When the connection last became idle.
     private var idleSince = NIODeadline.uptimeNanoseconds(0)
+    /// The head just read asked for `100 Continue` and may have it now (``takeContinue()``).
+    private var continuePending = false
 
     /// - Parameters:
     ///   - bodyLimit: the most body bytes collected for a direct request; the rest of a longer
@@ -90,7 +92,7 @@ package struct FastPathStateMachine {
 
     /// Where a request with this head goes: every request with a bounded body goes direct, except
     /// `POST /v1/users/import` (its body may be 8 MiB and is streamed), `HEAD` and other methods,
-    /// `Expect:` and targets not in origin form.
+    /// an `Expect:` other than `100-continue`, and targets not in origin form.
     package static func route(_ head: HTTPRequestHead) -> Route {
         switch head.method {
         case .GET:
@@ -100,10 +102,21 @@ package struct FastPathStateMachine {
         default:
             return .hummingbird
         }
-        guard head.uri.hasPrefix("/"), !head.uri.hasPrefix("/v1/users/import"), !head.headers.contains(name: "expect") else {
+        guard head.uri.hasPrefix("/"), !head.uri.hasPrefix("/v1/users/import"),
+              !head.headers.contains(name: "expect") || Self.expectsContinue(head)
+        else {
             return .hummingbird
         }
         return .direct
+    }
+
+    /// Whether the client waits for `100 Continue` before it sends the body: `Expect: 100-continue`
+    /// from an HTTP/1.1 client (RFC 9110 §10.1.1; never to HTTP/1.0). Dovecot's HTTP client, for
+    /// one, sends every body this way and waits up to 2 s for the interim answer.
+    package static func expectsContinue(_ head: HTTPRequestHead) -> Bool {
+        guard head.version.major == 1, head.version.minor >= 1 else { return false }
+        let values = head.headers["expect"]
+        return values.count == 1 && values[0].lowercased().filter { $0 != " " && $0 != "\t" } == "100-continue"
     }
 
     // MARK: Inbound
@@ -133,6 +146,8 @@ package struct FastPathStateMachine {
         switch part {
         case .head(let head):
             let route = forwarded == 0 ? Self.route(head) : .hummingbird
+            // Only while no earlier request is with Hummingbird: its answers must go out first.
+            continuePending = forwarded == 0 && route != .auth && Self.expectsContinue(head)
             switch route {
             case .auth:
                 reading = .auth(head)
@@ -180,6 +195,13 @@ package struct FastPathStateMachine {
                 return .forward
             }
         }
+    }
+
+    /// After ``read(_:now:)``: whether to write `100 Continue` now, before anything the read's
+    /// action writes or passes on, so the client sends the body (answered once per head).
+    package mutating func takeContinue() -> Bool {
+        defer { continuePending = false }
+        return continuePending
     }
 
     /// An error from the pipeline: false to hold it (a direct answer is pending), true to pass it on.

@@ -173,6 +173,21 @@ struct MailProxyAnswer: Equatable {
             }
         }
 
+        /// The response code that leads the text for IMAP (RFC 5530) and POP3 (RFC 3206), so a
+        /// mail client can tell wrong credentials (ask the user) from a temporary failure (try
+        /// again later); nginx sends the text after `NO` or `-ERR`. SMTP has `Auth-Error-Code`.
+        func responseCode(_ service: MailService) -> String? {
+            switch (self, service) {
+            case (.malformed, _), (_, .smtp): nil
+            case (.notAnAppPassword, .imap), (.otherService, .imap), (.notAnAddress, .imap), (.authenticationRequired, .imap): "AUTHENTICATIONFAILED"
+            case (.throttled, .imap), (.temporaryFailure, .imap): "UNAVAILABLE"
+            case (.unsupportedMethod, .imap), (.serviceNotOffered, .imap): "CANNOT"
+            case (.notAnAppPassword, .pop3), (.otherService, .pop3), (.notAnAddress, .pop3), (.authenticationRequired, .pop3): "AUTH"
+            case (.throttled, .pop3), (.temporaryFailure, .pop3): "SYS/TEMP"
+            case (.unsupportedMethod, .pop3), (.serviceNotOffered, .pop3): "SYS/PERM"
+            }
+        }
+
         /// `Auth-Error-Code` for SMTP (RFC 4954 and enhanced status codes).
         var smtpCode: String {
             switch self {
@@ -196,7 +211,8 @@ struct MailProxyAnswer: Equatable {
     /// connection; without a wait (or once the connection has used its attempts) it answers and
     /// closes the connection.
     static func refused(_ refusal: Refusal, service: MailService?, wait: Int?, attempt: Int) -> MailProxyAnswer {
-        var fields: [(HTTPField.Name, String)] = [(MailProxyRequest.Header.status, refusal.text)]
+        let code = service.flatMap(refusal.responseCode).map { "[\($0)] " } ?? ""
+        var fields: [(HTTPField.Name, String)] = [(MailProxyRequest.Header.status, code + refusal.text)]
         if let wait, attempt < attemptsPerConnection {
             fields.append((MailProxyRequest.Header.wait, String(max(1, wait))))
         }
