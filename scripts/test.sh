@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh --tests
 if [ -d /opt/swift/usr/bin ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
 swift build --build-tests
-# Serial on purpose: the suites start real redis-server, gatehouse, nginx and SMTP processes, and
-# on a 2-core CI machine dozens of them starting at once make start-up deadlines meaningless.
-# Serially the whole suite takes about three minutes.
+# Serial on purpose: the suites start real redis-server, gatehouse, nginx, Dovecot and SMTP
+# processes, and on a 2-core CI machine dozens of them starting at once make start-up deadlines
+# meaningless. Serially the whole suite takes about six minutes, plus the build.
 swift test --skip-build --no-parallel "$@"
