@@ -21,24 +21,24 @@ set -euo pipefail
 read -r -d '' table <<'TABLE' || true
 redis-server                                    run    debian  redis-server         `gatehouse serve` (embedded default), every Redis-backed test, topology.sh
 redis-cli                                       run    debian  redis-tools          scripts/topology.sh, scripts/topology-check.sh, benchmarks
-python3                                         tests  debian  python3              the SMTP sink, PyJWT interop, scripts/topology.sh (free ports)
+python3                                         tests  debian  python3              the SMTP sink, PyJWT interop, scripts/topology.sh (free ports; with --mail the relay, certificate, passwd-files), benchmarks/mail.sh's IMAP client
 pip3                                            tests  debian  python3-pip          installs the PyPI peers below
 curl                                            tests  debian  curl                 scripts/topology.sh, scripts/topology-check.sh
 nginx                                           tests  debian  nginx                nginx auth_request tests, scripts/topology.sh, benchmarks/e2e.sh
 zbarimg                                         tests  debian  zbar-tools           QR code tests (decodes Gatehouse's QR codes)
 rsvg-convert                                    tests  debian  librsvg2-bin         QR code tests (rasterises the SVG)
 jwt                                             tests  pypi    pyjwt                token interoperability tests (Python module)
-cryptography                                    tests  pypi    cryptography         PyJWT's EdDSA support and the SMTP sink's TLS certificate (Python module)
-aiosmtpd                                        tests  pypi    aiosmtpd             the real SMTP server mailed codes go to (Python module)
-dovecot                                         tests  debian  dovecot-core         the Dovecot tests (DovecotProcess: docker/dovecot/ with the Gatehouse passdb)
-/usr/lib/dovecot/imap                           tests  debian  dovecot-imapd        Dovecot's IMAP server, started by the Dovecot tests
+cryptography                                    tests  pypi    cryptography         PyJWT's EdDSA support, the SMTP sink's and topology.sh --mail's TLS certificates (Python module)
+aiosmtpd                                        tests  pypi    aiosmtpd             the real SMTP server mailed codes go to; topology.sh --mail's SMTP relay (Python module)
+dovecot                                         tests  debian  dovecot-core         the Dovecot tests (DovecotProcess: docker/dovecot/ with the Gatehouse passdb), scripts/topology.sh --mail, benchmarks/mail.sh
+/usr/lib/dovecot/imap                           tests  debian  dovecot-imapd        Dovecot's IMAP server, started by the Dovecot tests and scripts/topology.sh --mail
 /usr/lib/dovecot/pop3                           tests  debian  dovecot-pop3d        Dovecot's POP3 server, started by the Dovecot tests
 /usr/lib/dovecot/submission                     tests  debian  dovecot-submissiond  Dovecot's submission (SMTP AUTH) server, started by the Dovecot tests
 /usr/lib/dovecot/modules/auth/libauthdb_lua.so  tests  debian  dovecot-auth-lua     the Lua passdb that asks Gatehouse (docker/dovecot/gatehouse-passdb.lua)
-/usr/lib/nginx/modules/ngx_mail_module.so       tests  debian  libnginx-mod-mail    nginx's mail proxy module, for nginx in front of IMAP/POP/SMTP
-wrk                                             bench  debian  wrk                  benchmarks/e2e.sh
-jq                                              bench  debian  jq                   benchmarks/e2e.sh
-redis-benchmark                                 bench  debian  redis-tools          benchmarks/e2e.sh, benchmarks/redis-bench.sh
+/usr/lib/nginx/modules/ngx_mail_module.so       tests  debian  libnginx-mod-mail    nginx's mail proxy module, for nginx in front of IMAP/POP/SMTP (tests, topology.sh --mail, benchmarks/mail.sh)
+wrk                                             bench  debian  wrk                  benchmarks/e2e.sh, benchmarks/mail.sh
+jq                                              bench  debian  jq                   benchmarks/e2e.sh, benchmarks/mail.sh
+redis-benchmark                                 bench  debian  redis-tools          benchmarks/e2e.sh, benchmarks/redis-bench.sh, benchmarks/mail.sh
 openssl                                         bench  debian  openssl              benchmarks/run-core.sh (`openssl speed`, the token benchmarks' reference)
 TABLE
 

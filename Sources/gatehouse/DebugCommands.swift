@@ -7,15 +7,15 @@ import GatehouseCrypto
 import GatehouseRedis
 import GatehouseService
 
-/// `gatehouse debug …`: hidden helpers for the benchmarks (`benchmarks/e2e.sh`), so a reference
-/// run with `redis-benchmark` uses the service's own script and argument list instead of a copy
-/// kept in shell.
+/// `gatehouse debug …`: hidden helpers for the benchmarks (`benchmarks/e2e.sh`,
+/// `benchmarks/mail.sh`), so a reference run with `redis-benchmark` uses the service's own script
+/// and argument list instead of a copy kept in shell.
 struct DebugCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "debug",
-        abstract: "Benchmark helpers (the code-check script and its arguments).",
+        abstract: "Benchmark helpers (the code-check and mail-auth scripts and their arguments).",
         shouldDisplay: false,
-        subcommands: [CodeCheckScriptCommand.self, CodeCheckArgsCommand.self]
+        subcommands: [CodeCheckScriptCommand.self, CodeCheckArgsCommand.self, MailAuthScriptCommand.self, MailAuthArgsCommand.self]
     )
 }
 
@@ -112,6 +112,75 @@ struct CodeCheckArgsCommand: ParsableCommand {
             settings: configuration.throttle, replayTTLSeconds: CodeChecker.replayTTLSeconds,
             challengeTTLSeconds: Gatehouse.challengeMarkerTTLSeconds(configuration),
             throttleTTLSeconds: CodeChecker.throttleTTLSeconds, effects: effects
+        )
+        let lines = [String(call.keys.count)] + call.keys + call.arguments
+        print(lines.joined(separator: "\n"))
+    }
+}
+
+/// Prints `MailAuthScript.script` exactly as the nodes load it (no trailing newline), or its SHA-1.
+struct MailAuthScriptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mail-auth-script",
+        abstract: "Print the Lua source of the mail-auth script, byte for byte (or its SHA-1 with --sha1)."
+    )
+
+    @Flag(help: "Print the SHA-1 the nodes call it by (EVALSHA) instead of the source.")
+    var sha1 = false
+
+    func run() {
+        if sha1 {
+            print(MailAuthScript.script.sha1)
+        } else {
+            print(MailAuthScript.script.source, terminator: "")
+        }
+    }
+}
+
+/// Prints the `EVALSHA` arguments (after the SHA-1) that a node sends for one mail login check
+/// (`POST /v1/mail/authenticate`, `GET /v1/mail/auth-http`): numkeys, the keys, then ARGV, one
+/// per line, from `MailAuthScript.invocation`, the function the node's check calls. ARGV[1] is
+/// the keyed hash of the password, so the node's data key is loaded (GATEHOUSE_DATA_KEY_FILE,
+/// or `data-key.json` in the state folder; never created here).
+struct MailAuthArgsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mail-auth-args",
+        abstract: "Print numkeys, KEYS and ARGV of the mail-auth script for one login check, one per line.",
+        discussion: "The data key and the key prefix come from the node configuration (GATEHOUSE_* variables, GATEHOUSE_CONFIG or --config)."
+    )
+
+    @Option(help: "The login name (an address).")
+    var user: String
+    @Option(help: "The password the mail client sends (an app password: spaces, dashes and case do not matter).")
+    var password: String
+    @Option(help: "imap, pop3 or smtp.")
+    var service: String = "imap"
+    @Option(name: .customLong("client-ip"), help: "The mail client's address (default: none).")
+    var clientIP: String?
+    @Option(help: "The time of the check, Unix seconds (default: now).")
+    var now: Int64?
+    @Option(help: "Redis key prefix (default: the configuration's, normally 'gh').")
+    var prefix: String?
+    @Option(help: "JSON configuration file (also GATEHOUSE_CONFIG).")
+    var config: String?
+
+    func run() throws {
+        let configuration: GatehouseConfiguration
+        do { configuration = try GatehouseConfiguration.load(configFile: config) } catch {
+            throw ValidationError(error.detail)
+        }
+        guard let user = UserID(user) else { throw ValidationError("--user is not an address") }
+        guard let service = MailService(rawValue: service) else { throw ValidationError("--service must be imap, pop3 or smtp") }
+        if let clientIP, ipBudgetKey(clientIP) == nil { throw ValidationError("--client-ip is not an IP address") }
+        let path = configuration.dataKeyFile ?? configuration.stateDirectory + "/data-key.json"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("no data key at \(path): set GATEHOUSE_DATA_KEY_FILE to the nodes' data-key file")
+        }
+        let secrets: SecretBox
+        do { secrets = try SecretBox.load(path: path) } catch { throw ValidationError("\(path): \(error)") }
+        let call = MailAuthScript.invocation(
+            prefix: prefix ?? configuration.redisPrefix, user: user, passwordHash: MailAuthScript.passwordHash(password, secrets: secrets),
+            service: service, now: now ?? Int64(Date().timeIntervalSince1970), clientIP: clientIP
         )
         let lines = [String(call.keys.count)] + call.keys + call.arguments
         print(lines.joined(separator: "\n"))

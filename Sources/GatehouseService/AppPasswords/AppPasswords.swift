@@ -1,7 +1,7 @@
 import Foundation
 import GatehouseCrypto
 public import GatehouseCore
-import GatehouseRedis
+public import GatehouseRedis
 import Logging
 
 /// An app password as listed (never the password itself).
@@ -70,8 +70,13 @@ public struct MailRefusal: Sendable, Equatable {
 /// memory s, 8 cap of the stale-report set.
 /// Replies: `{"use_primary"}`, `{"ok", id, ip_changed}`, `{"rate_limited", ttl}`,
 /// `{"denied", other_service, repeats, distinct, stale}`.
-enum MailAuthScript {
-    static let script = RedisScript(#"""
+///
+/// ``invocation(prefix:user:passwordHash:service:now:clientIP:)`` is the one place KEYS and
+/// ARGV are put in order: ``Gatehouse/mailAuthenticate(user:password:service:clientIP:)`` calls
+/// the script with it, and `gatehouse debug mail-auth-args` prints it for `benchmarks/mail.sh`'s
+/// `redis-benchmark` reference.
+public enum MailAuthScript {
+    public static let script = RedisScript(#"""
 if not redis.call('HGET', KEYS[1], 'method') then return {'use_primary'} end
 local other = 0
 local entry = redis.call('HGET', KEYS[2], ARGV[1])
@@ -114,6 +119,34 @@ if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], tonumber(AR
 if redis.call('TTL', KEYS[5]) < 0 then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[6])) end
 return {'denied', other, repeats, distinct, stale}
 """#)
+
+    /// KEYS and ARGV of one check of `user`'s password (its keyed hash, ``passwordHash(_:secrets:)``)
+    /// for `service` at `now` (Unix seconds) from `clientIP`. `prefix` is the Redis key prefix
+    /// (`GATEHOUSE_REDIS_PREFIX`, normally `gh`).
+    public static func invocation(
+        prefix: String, user: UserID, passwordHash: String, service: MailService, now: Int64, clientIP: String?
+    ) -> (keys: [String], arguments: [String]) {
+        // Refusals are counted per user and address (IPv6 by /64); without an address, in one
+        // bucket per user.
+        let address = clientIP.flatMap(ipBudgetKey) ?? "none"
+        let keys = [
+            Gatehouse.userKey(prefix: prefix, user, "user"), Gatehouse.userKey(prefix: prefix, user, "app-password-index"),
+            Gatehouse.userKey(prefix: prefix, user, "app-password-use"), Gatehouse.userKey(prefix: prefix, user, "mail-fails", address),
+            Gatehouse.userKey(prefix: prefix, user, "mail-refused", address), Gatehouse.userKey(prefix: prefix, user, "mail-stale"),
+        ]
+        let arguments = [
+            passwordHash, service.rawValue, String(now), clientIP ?? "",
+            String(Gatehouse.mailGuessLimit), String(Gatehouse.mailWindowSeconds), String(Gatehouse.mailStaleMemorySeconds),
+            String(Gatehouse.mailStaleMemoryCap),
+        ]
+        return (keys, arguments)
+    }
+
+    /// ARGV[1]: the keyed hash (HMAC-SHA-256 with the data key's pepper, hex) of the password as
+    /// an app password is stored: lower case, without spaces and dashes.
+    public static func passwordHash(_ password: String, secrets: SecretBox) -> String {
+        Gatehouse.keyedHash(Gatehouse.normalizeAppPassword(password), pepper: secrets.pepper)
+    }
 }
 
 extension Gatehouse {
@@ -246,19 +279,12 @@ extension Gatehouse {
     /// address, in one bucket per user: a valid app password still gets in, see ``MailAuthScript``).
     public func mailAuthenticate(user: UserID, password: String, service: MailService, clientIP: String?) async throws(ServiceError) -> MailAuthResult {
         let reply: RedisValue
-        let address = clientIP.flatMap(ipBudgetKey) ?? "none"
+        let call = MailAuthScript.invocation(
+            prefix: keys.prefix, user: user, passwordHash: MailAuthScript.passwordHash(password, secrets: secrets),
+            service: service, now: now, clientIP: clientIP
+        )
         do {
-            reply = try await redis.eval(
-                MailAuthScript.script,
-                keys: [
-                    userKey(user, "user"), userKey(user, "app-password-index"), userKey(user, "app-password-use"),
-                    userKey(user, "mail-fails", address), userKey(user, "mail-refused", address), userKey(user, "mail-stale"),
-                ],
-                arguments: [
-                    keyedHash(Self.normalizeAppPassword(password)), service.rawValue, String(now), clientIP ?? "",
-                    Self.mailGuessLimit, Self.mailWindowSeconds, Self.mailStaleMemorySeconds, Self.mailStaleMemoryCap,
-                ]
-            )
+            reply = try await redis.eval(MailAuthScript.script, keys: call.keys, arguments: call.arguments)
         } catch { throw ServiceError.unavailable(error) }
         let items = reply.array ?? []
         func integer(_ index: Int) -> Int { index < items.count ? Int(items[index].integer ?? 0) : 0 }

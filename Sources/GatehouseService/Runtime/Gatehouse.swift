@@ -98,10 +98,19 @@ public final class Gatehouse: Sendable, Service {
     // MARK: Keys
 
     func userKey(_ user: UserID, _ parts: String...) -> String {
-        // What `RedisKeys.user` builds, without its checks: a UserID is already lower-cased and
-        // free of braces (its initialiser refuses them). This runs several times per request.
-        var key = keys.prefix
-        key.reserveCapacity(keys.prefix.utf8.count + user.value.utf8.count + 32)
+        Self.userKey(prefix: keys.prefix, user, parts)
+    }
+
+    /// `<prefix>:{<user>}:<part>:…`: what `RedisKeys.user` builds, without its checks (a UserID is
+    /// already lower-cased and free of braces: its initialiser refuses them). This runs several
+    /// times per request.
+    static func userKey(prefix: String, _ user: UserID, _ parts: String...) -> String {
+        userKey(prefix: prefix, user, parts)
+    }
+
+    static func userKey(prefix: String, _ user: UserID, _ parts: [String]) -> String {
+        var key = prefix
+        key.reserveCapacity(prefix.utf8.count + user.value.utf8.count + 32)
         key += ":{"
         key += user.value
         key += "}"
@@ -131,8 +140,24 @@ public final class Gatehouse: Sendable, Service {
 
     /// The keyed hash of a code or password (hex).
     func keyedHash(_ text: String) -> String {
-        secrets.pepper.authenticationCode(for: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        Self.keyedHash(text, pepper: secrets.pepper)
     }
+
+    /// HMAC-SHA-256 of `text` with `pepper`, lower-case hex.
+    static func keyedHash(_ text: String, pepper: HMACKey) -> String {
+        let mac = pepper.authenticationCode(for: Array(text.utf8))
+        return String(unsafeUninitializedCapacity: mac.count * 2) { buffer in
+            var i = 0
+            for byte in mac {
+                buffer[i] = hexDigits[Int(byte >> 4)]
+                buffer[i + 1] = hexDigits[Int(byte & 0x0f)]
+                i += 2
+            }
+            return i
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 /// Decrypted, prepared TOTP keys by user, keyed by credential version. Bounded; emptied per user
