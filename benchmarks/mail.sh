@@ -394,6 +394,9 @@ final=$(curl -s -w ' %{http_code}' --max-time 5 -X POST "$node1_url/v1/mail/auth
   -H 'Content-Type: application/json' -d "$body")
 case "$final" in *'"result":"ok"'*' 200') ;; *) die "after the runs POST /v1/mail/authenticate answered $final" ;; esac
 
+# Dovecot's complaints during the runs (a process limit reached, a connection limit), for the record.
+dovecot_warnings=$(grep -E ': (Warning|Error|Fatal|Panic): ' "$GH_DOVECOT_DIR/dovecot.log" | sed 's/^[A-Za-z]* [0-9]* [0-9:]* //' | sort | uniq -c | sort -rn | head -5 || true)
+
 # --- The table. -------------------------------------------------------------------------------
 rows=() broken=0 missed=0
 line() {  # line MEASURE SERIES_A SERIES_B TARGET UNIT
@@ -438,6 +441,7 @@ report() {  # report md|text
   echo
   echo "- line a: \`benchmarks/imap-logins.py\`, $concurrency connections at once over $users users (each: connect, greeting, LOGIN, tagged OK, LOGOUT, BYE, tagged OK, close; every answer checked). Both proxies are the same nginx (workers: $(nproc)); Dovecot logs in the master user \`$GH_DOVECOT_MASTER_USER\` for both. The load generator used at most $(awk -v s="$max_share" 'BEGIN { if (s == "") print "n/a"; else printf "%.0f%%", s * 100 }') of one core in any run (single-threaded asyncio)."
   echo "- line b: wrk POSTs one user's valid app password (\`{\"user\",\"password\",\"service\":\"imap\",\"client_ip\":\"$client_ip\"}\`, every answer 200 \`ok\`); the reference runs EVALSHA $sha with the output of \`gatehouse debug mail-auth-args\` for the same user, password, service and address, on the topology's redis-server (AOF everysec) the node uses; checked equal to the node's own EVALSHA (MONITOR)."
+  echo "- Dovecot's log during the run: $( [ -n "$dovecot_warnings" ] && echo "warnings/errors (count, text): $(tr '\n' ';' <<<"$dovecot_warnings")" || echo "no warnings or errors")"
   echo "- $reps rep(s) × ${duration} s, order alternating per rep; machine $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); binary $bin"
   if [ "${#invalid_runs[@]}" -gt 0 ]; then
     echo "- INVALID runs: $(printf '%s; ' "${invalid_runs[@]}")"

@@ -13,15 +13,20 @@ enum HTTPSupport {
 
     /// A JSON answer already written (``JSONWriter``).
     static func json(_ status: HTTPResponse.Status, bytes data: [UInt8]) -> Response {
-        Response(
-            status: status,
-            headers: [.contentType: "application/json", .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
-        )
+        Response(status: status, headers: jsonHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
+
+    /// The fields of every JSON answer.
+    static let jsonHeaders: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
 
     /// An RFC 9457 problem with its code (docs/api.md, Errors).
     static func problem(_ error: ServiceError) -> Response {
+        let (status, headers, data) = problemParts(error)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// ``problem(_:)``'s status, fields and body, for an answer written outside Hummingbird.
+    static func problemParts(_ error: ServiceError) -> (status: HTTPResponse.Status, headers: HTTPFields, body: [UInt8]) {
         let status = status(of: error.code)
         var object: [String: Any] = [
             "type": "https://gatehouse.dev/problems/\(error.code.name)",
@@ -36,7 +41,7 @@ enum HTTPSupport {
         if status == .tooManyRequests || status == .serviceUnavailable {
             headers[retryAfter] = String(error.retryAfterSeconds ?? 1)
         }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return (status, headers, data)
     }
 
     /// The HTTP status of each problem code (docs/api.md, Errors): the one place that maps the

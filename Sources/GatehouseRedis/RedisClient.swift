@@ -88,6 +88,20 @@ public final class RedisClient: Sendable, Service {
         return reply
     }
 
+    /// ``send(_:)-(RedisCommand)`` for a caller outside Swift concurrency (an event loop's
+    /// handler): `completion` gets the reply, or the error ``send(_:)-(RedisCommand)`` would throw,
+    /// on the connection's I/O thread, so it must only hand the result on. One thread hop fewer
+    /// each way than resuming a task; bounded by the command timeout; not cancellable.
+    public func send(_ command: RedisCommand, completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void) {
+        self.pool.pick().execute(command.bytes) { result in
+            if case .success(.error(let message)) = result {
+                completion(.failure(RedisError(.serverError, message)))
+            } else {
+                completion(result)
+            }
+        }
+    }
+
     /// Sends one command given as its arguments: `try await redis.send(["SET", key, bytes])`.
     public func send(_ arguments: [any RedisArgumentConvertible]) async throws -> RedisValue {
         try await self.send(RedisCommand(arguments))

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseRedis
 import GatehouseTesting
 import Testing
 
@@ -207,6 +208,81 @@ extension FastPathTests {
             try d.redis.resume()
             let answers = try Self.answers(text)
             #expect(answers.count == 1 && [200, 503].contains(answers.first?.status ?? 0), "no answer before the close: \(text)")
+            await stopping.value
+        }
+    }
+
+    @Test("POST /v1/mail/authenticate on the event loop: the route's answers, pipelined in order; a missing or wrong key and a bad body still go to the responder; a flushed script cache is reloaded")
+    func mailAuthenticate() async throws {
+        try await Deployment.with { d in
+            let user = "fast-mail-\(UUID().uuidString.prefix(8).lowercased())@example.org"
+            let e = try await AccountFeatureTests.enrolThroughAPI(d, user)
+            let mail = Deployment.keys["mail"]!, frontend = Deployment.keys["frontend"]!
+            let port = d.node.baseURL.port!
+            func post(_ key: String?, _ body: String, close: Bool = false) -> String {
+                "POST /v1/mail/authenticate HTTP/1.1\r\nHost: t\r\n" + (key.map { "Authorization: Bearer \($0)\r\n" } ?? "")
+                    + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+            }
+            let good = "{\"user\":\"\(user)\",\"password\":\"\(e.appPassword)\",\"service\":\"imap\",\"client_ip\":\"192.0.2.7\"}"
+            let wrong = "{\"user\":\"\(user)\",\"password\":\"not-it\",\"service\":\"imap\",\"client_ip\":\"192.0.2.7\"}"
+            let plain = #"{"user":"nobody-fast@example.org","password":"x","service":"pop3"}"#
+            let text = try await RawHTTP.exchange(port: port,
+                post(mail, good)
+                + post(mail, wrong)
+                + post(frontend, good)
+                + post(nil, good)
+                + post(mail, #"{"user":"a@example.org","password":"x","service":"imap","extra":1}"#)
+                + post(mail, plain)
+                + "GET /v1/auth HTTP/1.1\r\nHost: t\r\n\r\n"
+                + post(mail, good, close: true))
+            let answers = try Self.answers(text)
+            #expect(answers.map(\.status) == [200, 401, 403, 401, 400, 200, 401, 200], "\(text)")
+            guard answers.count == 8 else { return }
+            #expect(answers[0].body.hasPrefix(#"{"app_password_id":""#) && answers[0].body.hasSuffix(#"","result":"ok"}"#), "\(answers[0].body)")
+            #expect(answers[0].headers["content-type"] == "application/json" && answers[0].headers["cache-control"] == "no-store", "\(answers[0])")
+            #expect(answers[1].headers["content-type"] == "application/problem+json" && answers[1].body.contains(#""code":"denied""#), "\(answers[1])")
+            #expect(answers[1].body.contains("not an app password of this user for imap"), "\(answers[1].body)")
+            #expect(answers[2].body.contains(#""code":"forbidden""#) && answers[3].body.contains(#""code":"unauthorized""#), "\(answers[2]) \(answers[3])")
+            #expect(answers[4].body.contains(#""code":"invalid_request""#), "\(answers[4].body)")
+            #expect(answers[5].body == #"{"result":"use_primary"}"#, "\(answers[5].body)")
+            #expect(answers[7].headers["connection"] == "close", "\(answers[7])")
+            for answer in answers {
+                #expect(answer.headers["content-length"] == String(answer.body.utf8.count) && answer.headers["date"]?.hasSuffix(" GMT") == true, "\(answer)")
+            }
+            // The first use from 192.0.2.7 was recorded (a security event written before the answer).
+            let events = try await d.call("GET", "/v1/me/events", headers: ["Gatehouse-Session": e.token])
+            let used = (events["events"] as? [[String: Any]] ?? []).filter { $0["type"] as? String == "app_password_used" }
+            #expect(used.contains { $0["client_ip"] as? String == "192.0.2.7" }, "\(events.json)")
+            // Redis forgot its scripts: the check loads it again and answers as before.
+            _ = try await d.client.send(["SCRIPT", "FLUSH"])
+            let again = try Self.answers(try await RawHTTP.exchange(port: port, post(mail, good, close: true)))
+            #expect(again.map(\.status) == [200] && again.first?.body.contains(#""result":"ok""#) == true, "\(again)")
+            d.expectLogsClean(of: [e.appPassword, mail, frontend])
+        }
+    }
+
+    @Test("a mail check held up by a paused Redis: answered 503 at the command timeout, and a graceful shutdown (SIGTERM) waits for that answer")
+    func mailAuthenticateInFlight() async throws {
+        try await Deployment.with(processes: true) { d in
+            let port = d.node.baseURL.port!, mail = Deployment.keys["mail"]!
+            // Any user: with Redis paused the script never runs.
+            let body = #"{"user":"paused@example.org","password":"x","service":"pop3"}"#
+            let before = try Self.answers(try await RawHTTP.exchange(port: port,
+                "POST /v1/mail/authenticate HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(mail)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body))
+            #expect(before.map(\.status) == [200], "\(before)")
+            try d.redis.pause()
+            async let pending = RawHTTP.exchange(port: port,
+                "POST /v1/mail/authenticate HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(mail)\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            try await Task.sleep(for: .milliseconds(500))
+            let node = try #require(d.node as? GatehouseNodeProcess)
+            let stopping = Task { await node.stop() }
+            let text = try await pending
+            try d.redis.resume()
+            let answers = try Self.answers(text)
+            #expect(answers.count == 1, "no answer before the close: \(text)")
+            if let answer = answers.first {
+                #expect(answer.status == 503 && answer.headers["retry-after"] != nil && answer.body.contains(#""code":"unavailable""#), "\(answer)")
+            }
             await stopping.value
         }
     }

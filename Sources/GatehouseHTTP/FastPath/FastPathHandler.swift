@@ -13,6 +13,8 @@ import NIOHTTP1
 ///   request: through Hummingbird a request costs a header conversion, a task hop, an async
 ///   sequence element and a `Request`/`Response` pair; here three header lookups, one
 ///   verification and one write.
+/// - `POST /v1/mail/authenticate` from a `mail` key with a well-formed body on the event loop,
+///   with ``MailAuthFastPath``: its Redis reply comes back to the loop, not to a task.
 /// - Every other request with a bounded body (``FastPathStateMachine/route(_:)``) *directly*: the
 ///   head and body are collected here and handed to the connection's task
 ///   (``GatehouseHTTP1Channel/handle(value:logger:)``), where the same ``GatehouseResponder``
@@ -31,6 +33,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The responder's `/v1/auth` decision (the responder itself runs in the connection's task).
     private let check: AuthCheck
+    /// The mail servers' check, answered without the connection's task.
+    private let mail: MailAuthFastPath
     private let logger: Logger
     private var state: FastPathStateMachine
     /// The context of ``RawResponseWriter`` at the head of the pipeline (set when this handler
@@ -60,6 +64,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// - Parameter idleTimeout: how long a connection may go without a request; nil: no limit.
     init(responder: GatehouseResponder, idleTimeout: TimeAmount?, directRequests: AsyncStream<DirectRequest>.Continuation, logger: Logger) {
         self.check = responder.authCheck
+        self.mail = MailAuthFastPath(gatehouse: responder.authCheck.gatehouse, counters: responder.responseCounters)
         self.directRequests = directRequests
         self.logger = logger
         self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, idleTimeout: idleTimeout)
@@ -194,7 +199,16 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Hands the request to the connection's task (``GatehouseHTTP1Channel/handle(value:logger:)``),
     /// which answers it and calls ``answered(_:context:)`` on the event loop.
+    /// `POST /v1/mail/authenticate` is answered here when ``MailAuthFastPath`` takes it.
     private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        if head.method == .POST, head.uri == MailAuthFastPath.path,
+           let request = mail.take(head, body: body, caller: caller(head.headers.first(name: "authorization"))) {
+            let handler = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            mail.answer(request, logger: logger) { answer in
+                handler.eventLoop.execute { handler.value.handler.answered(answer, context: handler.value.context) }
+            }
+            return
+        }
         directRequests.yield(DirectRequest(head, body: body))
     }
 

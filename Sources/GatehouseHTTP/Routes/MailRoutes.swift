@@ -16,15 +16,21 @@ struct MailRoutes {
                 try access.require(.mail, request)
                 let body = try await MailAuthenticateBody.read(from: &request)
                 let result = try await gatehouse.mailAuthenticate(user: body.user, password: body.password, service: body.service, clientIP: body.clientIP)
-                switch result {
-                case .ok(let id): return HTTPSupport.json(.ok, MailAuthenticateResponse(appPasswordID: id))
-                case .usePrimary: return HTTPSupport.json(.ok, MailAuthenticateResponse(appPasswordID: nil))
-                case .denied: throw ServiceError(.denied, "the password is not an app password of this user for \(body.service.rawValue)")
-                }
+                return HTTPSupport.json(.ok, try Self.authenticateAnswer(result, service: body.service))
             }
             routes.get("/v1/mail/auth-http") { request, _ in
                 await proxyLogin(request)
             }
+        }
+    }
+
+    /// The answer to `POST /v1/mail/authenticate` (also written by the channel fast path,
+    /// ``MailAuthFastPath``): 200 with `ok` or `use_primary`, or the `denied` problem.
+    static func authenticateAnswer(_ result: MailAuthResult, service: MailService) throws(ServiceError) -> MailAuthenticateResponse {
+        switch result {
+        case .ok(let id): return MailAuthenticateResponse(appPasswordID: id)
+        case .usePrimary: return MailAuthenticateResponse(appPasswordID: nil)
+        case .denied: throw ServiceError(.denied, "the password is not an app password of this user for \(service.rawValue)")
         }
     }
 

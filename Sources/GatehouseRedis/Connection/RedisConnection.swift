@@ -10,7 +10,18 @@ import Synchronization
 /// in the next write: that is the automatic pipelining. See the design note in
 /// `RedisClient.swift` and docs/redis-client.md.
 package final class RedisConnection: Sendable {
-    package typealias Waiter = UnsafeContinuation<RedisValue, any Error>
+    /// Who gets a command's reply: a suspended task, or a callback run on the I/O thread.
+    package enum Waiter: Sendable {
+        case task(UnsafeContinuation<RedisValue, any Error>)
+        case callback(@Sendable (Result<RedisValue, any Error>) -> Void)
+
+        func resume(with result: Result<RedisValue, any Error>) {
+            switch self {
+            case .task(let continuation): continuation.resume(with: result)
+            case .callback(let callback): callback(result)
+            }
+        }
+    }
 
     package let configuration: RedisConfiguration
     private let name: String
@@ -71,19 +82,8 @@ package final class RedisConnection: Sendable {
         let id = self.nextID.wrappingAdd(1, ordering: .relaxed).newValue
         self.pending.wrappingAdd(1, ordering: .relaxed)
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: Waiter) in
-                let action = self.state.withLock {
-                    $0.enqueue(id: id, bytes: bytes, replyCount: replyCount, waiter: continuation, now: MonotonicClock.now())
-                }
-                switch action {
-                case .none:
-                    break
-                case .wakeIOThread:
-                    self.wakeup.signal()
-                case .fail(let waiter, let error):
-                    self.finish(waiter, .failure(error))
-                    return
-                }
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<RedisValue, any Error>) in
+                guard self.enqueue(id: id, bytes: bytes, replyCount: replyCount, waiter: .task(continuation)) else { return }
                 // If cancellation raced with the enqueue, the handler may have run before the
                 // command was in the queue and found nothing; cancelling again here covers it
                 // (cancelling twice is harmless).
@@ -91,6 +91,32 @@ package final class RedisConnection: Sendable {
             }
         } onCancel: {
             self.cancel(id: id)
+        }
+    }
+
+    /// ``execute(_:replyCount:)`` for a caller outside Swift concurrency: `completion` gets the
+    /// reply (or the failure) on the connection's I/O thread, so it must only hand it on (e.g.
+    /// to an event loop). Bounded by the command timeout like every command; not cancellable.
+    package func execute(_ bytes: [UInt8], replyCount: Int = 1, completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void) {
+        let id = self.nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        self.pending.wrappingAdd(1, ordering: .relaxed)
+        _ = self.enqueue(id: id, bytes: bytes, replyCount: replyCount, waiter: .callback(completion))
+    }
+
+    /// Queues a command; false if it failed at once (its waiter already has the failure).
+    private func enqueue(id: UInt64, bytes: [UInt8], replyCount: Int, waiter: Waiter) -> Bool {
+        let action = self.state.withLock {
+            $0.enqueue(id: id, bytes: bytes, replyCount: replyCount, waiter: waiter, now: MonotonicClock.now())
+        }
+        switch action {
+        case .none:
+            return true
+        case .wakeIOThread:
+            self.wakeup.signal()
+            return true
+        case .fail(let waiter, let error):
+            self.finish(waiter, .failure(error))
+            return false
         }
     }
 

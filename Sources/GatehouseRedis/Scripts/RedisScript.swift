@@ -58,6 +58,37 @@ extension RedisClient {
         }
     }
 
+    /// ``eval(_:keys:arguments:)`` for a caller outside Swift concurrency: `completion` gets
+    /// the reply or the error on the connection's I/O thread (it must only hand it on). After a
+    /// `NOSCRIPT` (the script did not run) the load and the retry run in a task, and
+    /// `completion` is called from there.
+    public func eval(
+        _ script: RedisScript,
+        keys: [String],
+        arguments: [any RedisArgumentConvertible],
+        completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void
+    ) {
+        var command: [any RedisArgumentConvertible] = ["EVALSHA", script.sha1, keys.count]
+        command.reserveCapacity(3 + keys.count + arguments.count)
+        for key in keys { command.append(key) }
+        command.append(contentsOf: arguments)
+        let encoded = RedisCommand(command)
+        self.send(encoded) { result in
+            if case .failure(let error as RedisError) = result, error.serverErrorPrefix == "NOSCRIPT" {
+                Task {
+                    do {
+                        try await self.load(script)
+                        completion(.success(try await self.send(encoded)))
+                    } catch {
+                        completion(.failure(error))
+                    }
+                }
+            } else {
+                completion(result)
+            }
+        }
+    }
+
     /// `SCRIPT LOAD`s `script`, checking that the server names it as this client does.
     public func load(_ script: RedisScript) async throws {
         let reply = try await self.send(RedisCommand("SCRIPT", "LOAD", script.source))

@@ -278,35 +278,77 @@ extension Gatehouse {
     /// `service` for `user`. Refusals are counted per user and client address (without an
     /// address, in one bucket per user: a valid app password still gets in, see ``MailAuthScript``).
     public func mailAuthenticate(user: UserID, password: String, service: MailService, clientIP: String?) async throws(ServiceError) -> MailAuthResult {
+        let call = mailCall(user: user, password: password, service: service, clientIP: clientIP)
         let reply: RedisValue
-        let call = MailAuthScript.invocation(
-            prefix: keys.prefix, user: user, passwordHash: MailAuthScript.passwordHash(password, secrets: secrets),
-            service: service, now: now, clientIP: clientIP
-        )
         do {
             reply = try await redis.eval(MailAuthScript.script, keys: call.keys, arguments: call.arguments)
         } catch { throw ServiceError.unavailable(error) }
+        let decision = mailDecision(reply, user: user, service: service, clientIP: clientIP)
+        if let type = decision.event { await event(user, type, clientIP: clientIP, detail: service.rawValue) }
+        return try decision.result.get()
+    }
+
+    /// The same check for a caller outside Swift concurrency (the HTTP edge's event loop):
+    /// `completion` gets the answer on the Redis client's I/O thread, or, when the check
+    /// records a security event first, from a task once the event is written.
+    public func mailAuthenticate(
+        user: UserID, password: String, service: MailService, clientIP: String?,
+        completion: @escaping @Sendable (Result<MailAuthResult, ServiceError>) -> Void
+    ) {
+        let call = mailCall(user: user, password: password, service: service, clientIP: clientIP)
+        redis.eval(MailAuthScript.script, keys: call.keys, arguments: call.arguments) { result in
+            let reply: RedisValue
+            switch result {
+            case .success(let value): reply = value
+            case .failure(let error):
+                completion(.failure(ServiceError.unavailable(error)))
+                return
+            }
+            let decision = self.mailDecision(reply, user: user, service: service, clientIP: clientIP)
+            if let type = decision.event {
+                Task {
+                    await self.event(user, type, clientIP: clientIP, detail: service.rawValue)
+                    completion(decision.result)
+                }
+            } else {
+                completion(decision.result)
+            }
+        }
+    }
+
+    private func mailCall(user: UserID, password: String, service: MailService, clientIP: String?) -> (keys: [String], arguments: [String]) {
+        MailAuthScript.invocation(
+            prefix: keys.prefix, user: user, passwordHash: MailAuthScript.passwordHash(password, secrets: secrets),
+            service: service, now: now, clientIP: clientIP
+        )
+    }
+
+    /// The script's reply as an answer, and the security event to record before answering.
+    private func mailDecision(
+        _ reply: RedisValue, user: UserID, service: MailService, clientIP: String?
+    ) -> (result: Result<MailAuthResult, ServiceError>, event: String?) {
         let items = reply.array ?? []
         func integer(_ index: Int) -> Int { index < items.count ? Int(items[index].integer ?? 0) : 0 }
         switch items.first?.string {
-        case "use_primary": return .usePrimary
+        case "use_primary": return (.success(.usePrimary), nil)
         case "ok":
             let id = items.count > 1 ? items[1].string ?? "" : ""
-            if integer(2) == 1 { await event(user, "app_password_used", clientIP: clientIP, detail: service.rawValue) }
-            return .ok(appPasswordID: id)
+            return (.success(.ok(appPasswordID: id)), integer(2) == 1 ? "app_password_used" : nil)
         case "rate_limited":
             logger.notice("mail login throttled", metadata: ["user": "\(user)", "service": "\(service.rawValue)"])
-            throw ServiceError(.rateLimited, "too many different wrong passwords for this user from this address", retryAfterSeconds: max(1, integer(1)))
+            return (.failure(ServiceError(
+                .rateLimited, "too many different wrong passwords for this user from this address", retryAfterSeconds: max(1, integer(1))
+            )), nil)
         case "denied":
             let repeats = integer(2), distinct = integer(3)
-            if integer(4) == 1 { await event(user, "mail_stale_password", clientIP: clientIP, detail: service.rawValue) }
             logger.notice("mail login denied", metadata: ["user": "\(user)", "service": "\(service.rawValue)", "repeated": "\(repeats > 0)"])
-            return .denied(MailRefusal(
+            let refusal = MailRefusal(
                 reason: integer(1) == 1 ? .otherService : .notAnAppPassword, repeated: repeats > 0,
                 waitSeconds: Self.mailWait(distinct: distinct, repeats: repeats)
-            ))
+            )
+            return (.success(.denied(refusal)), integer(4) == 1 ? "mail_stale_password" : nil)
         default:
-            throw ServiceError(.unavailable, "unexpected answer from the state store")
+            return (.failure(ServiceError(.unavailable, "unexpected answer from the state store")), nil)
         }
     }
 }
