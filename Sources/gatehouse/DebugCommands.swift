@@ -7,13 +7,13 @@ import GatehouseCrypto
 import GatehouseRedis
 import GatehouseService
 
-/// `gatehouse debug …`: hidden helpers for the benchmarks (`benchmarks/e2e.sh`,
+/// `gatehouse debug …`: hidden commands for the benchmarks (`benchmarks/e2e.sh`,
 /// `benchmarks/mail.sh`), so a reference run with `redis-benchmark` uses the service's own script
 /// and argument list instead of a copy kept in shell.
 struct DebugCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "debug",
-        abstract: "Benchmark helpers (the code-check and mail-auth scripts and their arguments).",
+        abstract: "Benchmark commands (the code-check and mail-auth scripts and their arguments).",
         shouldDisplay: false,
         subcommands: [CodeCheckScriptCommand.self, CodeCheckArgsCommand.self, MailAuthScriptCommand.self, MailAuthArgsCommand.self]
     )

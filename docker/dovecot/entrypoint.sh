@@ -40,8 +40,8 @@ fi
 chown "$MAIL_UID:$MAIL_GID" "$MAIL_HOME"
 names=$(grep -o '\${[A-Z0-9_]*}' "$template" | sort -u | tr -d '\n')
 for name in $(echo "$names" | tr -d '${' | tr '}' ' '); do
-  eval "set=\${$name+x}"
-  [ -n "$set" ] || { echo "gatehouse-dovecot: $name is not set (dovecot.conf needs it)" >&2; exit 1; }
+  eval "present=\${$name+x}"
+  [ -n "$present" ] || { echo "gatehouse-dovecot: $name is not set (dovecot.conf needs it)" >&2; exit 1; }
 done
 envsubst "$names" < "$template" > /etc/dovecot/dovecot.conf
 exec dovecot -F -c /etc/dovecot/dovecot.conf
