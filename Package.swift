@@ -20,8 +20,11 @@
 //   GatehouseService                 — the domain over Redis (no HTTP)
 //   GatehouseHTTP                    — the HTTP edge (Hummingbird 2): the /v1/auth fast path, the
 //                                      router grouped by area, typed bodies, problems
+//   GatehouseWeb                     — the pages for people (second step, enrolment, settings,
+//                                      forgot password, the webmail hand-off, a stand-in webmail):
+//                                      Mustache templates over the service layer, beside GatehouseHTTP
 //   GatehouseApp                     — one node wired from configuration (buildApplication): Redis,
-//                                      keys, mail, service, keyring reloader, HTTP edge
+//                                      keys, mail, service, keyring reloader, HTTP edge and pages
 //   GatehouseLoad                    — the load generator behind `gatehouse load` (epoll client, or
 //                                      the same run on SwiftNIO with --engine nio; seeding, operation
 //                                      mix, report); talks to nodes over HTTP only
@@ -57,6 +60,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
     ],
     targets: [
         // MARK: C system libraries
@@ -167,11 +171,27 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Pages for people (server-rendered, beside the API; no API key in a browser)
+        .target(
+            name: "GatehouseWeb",
+            dependencies: [
+                "GatehouseService",
+                "GatehouseCore",
+                "GatehouseCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Application (one node wired from configuration: Redis, keys, mail, service, HTTP edge)
         .target(
             name: "GatehouseApp",
             dependencies: [
                 "GatehouseHTTP",
+                "GatehouseWeb",
                 "GatehouseService",
                 "GatehouseMail",
                 "GatehouseCore",

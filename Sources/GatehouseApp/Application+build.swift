@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 public import GatehouseHTTP
+import GatehouseWeb
 public import GatehouseService
 public import Hummingbird
 public import Logging
@@ -45,6 +46,9 @@ package struct ApplicationHooks: Sendable {
 
 /// ``buildApplication(configuration:)`` with test hooks.
 package func buildApplication(configuration: GatehouseConfiguration, hooks: ApplicationHooks) async throws -> some ApplicationProtocol {
+    var configuration = configuration
+    // The stand-in webmail is on by default only for the development node (embedded Redis).
+    configuration.web.demo = configuration.web.demoEnabled(embeddedRedis: configuration.redisURL == nil)
     var logger = hooks.logger ?? Logger(label: "gatehouse")
     if hooks.logger == nil { logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info }
     let prepared = try StateFolder.prepare(configuration)
@@ -69,12 +73,13 @@ package func buildApplication(configuration: GatehouseConfiguration, hooks: Appl
             configuration: configuration, redisURL: redisURL, keyring: keyring, secrets: secrets, mailer: mailer,
             clockOffset: hooks.clockOffset, logger: logger
         )
-        let edge = HTTPEdge(gatehouse: gatehouse, apiKeys: prepared.apiKeys)
+        let pages = configuration.web.pages ? try WebPages(gatehouse: gatehouse).routes : nil
+        let edge = HTTPEdge(gatehouse: gatehouse, apiKeys: prepared.apiKeys, pages: pages)
         let reloader = KeyringReloader(store: keyring, path: prepared.keyringFile, logger: logger)
         var services: [any Service] = []
         if let embedded { services.append(EmbeddedRedisService(server: embedded)) }
         services += [gatehouse, reloader]
-        let listen = configuration.listen
+        let listen = configuration.listen, demo = configuration.web.demo == true
         let announce = hooks.announce, onListening = hooks.onListening
         return Application(
             responder: edge.responder,
@@ -87,6 +92,9 @@ package func buildApplication(configuration: GatehouseConfiguration, hooks: Appl
                 let port = channel.localAddress?.port ?? listen.port
                 if announce {
                     print("Gatehouse listening on http://\(listen.host):\(port)")
+                    if demo {
+                        print("demo webmail (a stand-in for trying the pages): http://\(listen.host):\(port)/demo/login — any address, password \(WebPages.demoPassword)")
+                    }
                     if let key = prepared.createdDevelopmentKey {
                         print("development API key (all scopes), saved in \(prepared.developmentKeyFile ?? ""): \(key.split(separator: ":").last ?? "")")
                     } else if let file = prepared.developmentKeyFile {

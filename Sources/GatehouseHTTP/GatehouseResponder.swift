@@ -16,13 +16,13 @@ public struct GatehouseResponder: HTTPResponder {
     let router: RouterResponder<Context>
 
     /// Creates the responder.
-    public init(gatehouse: Gatehouse, apiKeys: APIKeyRegistry, metrics: MetricsEndpoint) {
+    public init(gatehouse: Gatehouse, apiKeys: APIKeyRegistry, metrics: MetricsEndpoint, pages: RouteCollection<Context>? = nil) {
         self.authCheck = AuthCheck(gatehouse: gatehouse, apiKeys: apiKeys)
-        self.router = Self.router(access: Access(gatehouse: gatehouse, authCheck: authCheck), metrics: metrics)
+        self.router = Self.router(access: Access(gatehouse: gatehouse, authCheck: authCheck), metrics: metrics, pages: pages)
     }
 
     /// Every route but `GET /v1/auth`.
-    static func router(access: Access, metrics: MetricsEndpoint) -> RouterResponder<Context> {
+    static func router(access: Access, metrics: MetricsEndpoint, pages: RouteCollection<Context>?) -> RouterResponder<Context> {
         let router = Router(context: Context.self)
         router.addRoutes(OpsRoutes(gatehouse: access.gatehouse, metrics: metrics).collection)
         router.addRoutes(SessionRoutes(access: access).collection)
@@ -30,6 +30,7 @@ public struct GatehouseResponder: HTTPResponder {
         router.addRoutes(SelfServiceRoutes(access: access).collection)
         router.addRoutes(MailRoutes(access: access).collection)
         router.addRoutes(AdminRoutes(access: access).collection)
+        if let pages { router.addRoutes(pages) }
         // Added after the routes, so it wraps only the router's not-found responder (a route's
         // responder takes the middlewares added before it): an unknown path, or a known path
         // with a method it does not serve, is the API's 404 problem, not Hummingbird's empty 404.

@@ -11,8 +11,9 @@ public struct HTTPEdge: Sendable {
     public let server: HTTPServerBuilder
 
     /// The edge of one node: API keys are hashed here and the plain secrets are not kept.
-    public init(gatehouse: Gatehouse, apiKeys: [APIKeyConfiguration], metrics: MetricsEndpoint = .shared) {
-        let responder = GatehouseResponder(gatehouse: gatehouse, apiKeys: APIKeyRegistry(apiKeys), metrics: metrics)
+    /// - Parameter pages: routes served beside the API (the web pages), through the same router.
+    public init(gatehouse: Gatehouse, apiKeys: [APIKeyConfiguration], metrics: MetricsEndpoint = .shared, pages: RouteCollection<BasicRequestContext>? = nil) {
+        let responder = GatehouseResponder(gatehouse: gatehouse, apiKeys: APIKeyRegistry(apiKeys), metrics: metrics, pages: pages)
         self.responder = responder
         self.server = .gatehouse(responder, idleTimeoutSeconds: gatehouse.configuration.httpIdleTimeoutSeconds)
     }

@@ -224,6 +224,16 @@ public final class Keyring: Sendable {
         return HMACKey(.sha256, key: secret).authenticationCode(for: Array(kind.derivationLabel.utf8))
     }
 
+    /// HMAC keys derived for `label` (e.g. `gatehouse/v1/csrf`) from every key that may verify,
+    /// the active key's first: what the active key makes, every verifying key accepts, so a key
+    /// rotation does not break forms already on screen.
+    public func derivedKeys(label: String) -> [HMACKey] {
+        verifying.compactMap { prepared in
+            guard let entry = file.keys.first(where: { $0.kid == prepared.kid }), let secret = Base64URL.decode(entry.secret) else { return nil }
+            return HMACKey(.sha256, key: HMACKey(.sha256, key: secret).authenticationCode(for: Array(label.utf8)))
+        }
+    }
+
     /// The JWKS document (RFC 7517) with the Ed25519 public keys of keys that may verify
     /// session tokens. Empty `keys` when no key uses EdDSA.
     public var jwks: String {

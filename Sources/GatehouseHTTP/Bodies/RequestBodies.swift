@@ -54,6 +54,21 @@ struct LoginStartBody: StrictRequestBody {
     }
 }
 
+/// `POST /v1/login/handoff`: the webmail hands a signed-in-by-password user to the pages.
+struct HandoffBody: StrictRequestBody {
+    static let members: Set<String> = ["user", "return_to", "client_ip", "user_agent"]
+    var handoff: Handoff
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let user = try fields.string("user"), returnTo = try fields.string("return_to")
+        let clientIP = try fields.optionalString("client_ip"), userAgent = try fields.optionalString("user_agent")
+        self.handoff = Handoff(
+            user: try HTTPSupport.user(user), returnTo: try HTTPSupport.shortString(returnTo, field: "return_to", max: 2048),
+            clientIP: try HTTPSupport.clientIP(clientIP), userAgent: try HTTPSupport.userAgent(userAgent)
+        )
+    }
+}
+
 /// `POST /v1/login/finish` (the sign-in path).
 struct LoginFinishBody: StrictRequestBody {
     static let members: Set<String> = ["challenge", "method", "code", "remember", "client_ip", "user_agent"]

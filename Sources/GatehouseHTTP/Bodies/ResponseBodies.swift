@@ -102,6 +102,19 @@ struct CodeSentResponse: JSONResponseBody {
     }
 }
 
+/// `POST /v1/login/handoff`: where to send the browser.
+struct HandoffResponse: JSONResponseBody {
+    var url: String
+    var expiresAt: Int64
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.time("expires_at", expiresAt)
+            o.member("url", url)
+        }
+    }
+}
+
 /// `POST /v1/recovery/finish`.
 struct ResetTokenResponse: JSONResponseBody {
     var token: String

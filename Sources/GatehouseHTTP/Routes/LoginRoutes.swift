@@ -1,7 +1,7 @@
 import GatehouseService
 import Hummingbird
 
-/// Sign-in and account recovery (frontend scope): `POST /v1/login/start`, `/email-code`,
+/// Sign-in and account recovery (frontend scope): `POST /v1/login/start`, `/handoff`, `/email-code`,
 /// `/finish` (the sign-in path `benchmarks/e2e.sh` measures), `POST /v1/recovery/start`,
 /// `/finish`, `/consume`.
 struct LoginRoutes {
@@ -28,6 +28,14 @@ struct LoginRoutes {
                     clientIP: body.clientIP, userAgent: body.userAgent
                 )
                 return HTTPSupport.json(.ok, LoginResponse(result: result), capacity: 512)
+            }
+            routes.post("/v1/login/handoff") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await HandoffBody.read(from: &request)
+                let made = try await gatehouse.createHandoff(body.handoff)
+                let base = gatehouse.configuration.web.publicURL ?? ""
+                return HTTPSupport.json(.created, HandoffResponse(url: base + "/account/continue?ticket=" + made.ticket, expiresAt: made.expiresAt))
             }
             routes.post("/v1/login/email-code") { request, _ in
                 var request = request

@@ -141,6 +141,12 @@ struct SelfServiceRoutes {
             try await gatehouse.revokeOtherSessions(of: session.user, keep: session.claims.sessionID)
             return Response(status: .noContent)
         }
+        routes.delete("/v1/me/sessions/:id") { request, context in
+            let id = try Self.itemID(context)
+            try access.require(.frontend, request)
+            try await gatehouse.revokeSession(of: access.session(request).user, id: id)
+            return Response(status: .noContent)
+        }
         routes.get("/v1/me/events") { request, _ in
             try access.require(.frontend, request)
             return HTTPSupport.json(.ok, EventsResponse(events: try await gatehouse.events(of: access.principal(request).user)))

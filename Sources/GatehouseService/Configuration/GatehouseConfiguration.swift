@@ -137,6 +137,8 @@ public struct GatehouseConfiguration: Sendable {
     /// Where a mail proxy (nginx `auth_http`) sends IMAP, POP3 and SMTP logins that Gatehouse
     /// accepts, and how it logs in there (docs/mail-servers.md).
     public var mailBackend = MailBackend()
+    /// The pages for people and the hand-off from the webmail (docs/web-pages.md).
+    public var web = WebSettings()
     public var throttle = Throttle()
     public var totp = TOTPSettings()
     public var lifetimes = Lifetimes()
@@ -178,14 +180,14 @@ public struct GatehouseConfiguration: Sendable {
         try apply(environment: env)
     }
 
-    static let knownVariables: Set<String> = [
+    static let knownVariables = Set([
         "GATEHOUSE_LISTEN", "GATEHOUSE_STATE_DIR", "GATEHOUSE_REDIS_URL", "GATEHOUSE_KEYRING_FILE", "GATEHOUSE_DATA_KEY_FILE",
         "GATEHOUSE_API_KEYS", "GATEHOUSE_API_KEYS_FILE", "GATEHOUSE_SMTP_URL", "GATEHOUSE_MAIL_FROM", "GATEHOUSE_ISSUER",
         "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
         "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS",
         "GATEHOUSE_MAIL_BACKEND_IMAP", "GATEHOUSE_MAIL_BACKEND_POP3", "GATEHOUSE_MAIL_BACKEND_SMTP",
         "GATEHOUSE_MAIL_BACKEND_MASTER_USER", "GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE", "GATEHOUSE_MAIL_BACKEND_MASTER_SEPARATOR",
-    ]
+    ] + WebSettings.names)
 
     mutating func apply(environment env: [String: String]) throws(ServiceError) {
         if let v = env["GATEHOUSE_LISTEN"] {
@@ -249,6 +251,7 @@ public struct GatehouseConfiguration: Sendable {
         guard (mailBackend.masterUser == nil) == (mailBackend.masterPassword == nil) else {
             throw ServiceError(.invalidRequest, "GATEHOUSE_MAIL_BACKEND_MASTER_USER and GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE go together")
         }
+        try web.apply(environment: env)
         var keysText: String?
         if let path = env["GATEHOUSE_API_KEYS_FILE"] {
             do { keysText = String(decoding: try KeyFiles.read(path: path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } catch {

@@ -93,6 +93,25 @@ extension Gatehouse {
         return PendingTOTP(secret: Base32.encode(secret), otpauthURI: uri, qrSVG: svg, expiresAt: now + ttl)
     }
 
+    /// The authenticator enrolment started and not yet confirmed (within its 10 minutes), as it
+    /// was shown: the enrolment page shows the same QR code again after a mistyped code.
+    public func pendingTOTPEnrollment(_ principal: Principal) async throws(ServiceError) -> PendingTOTP? {
+        let user = principal.user
+        let replies: [RedisValue]
+        do {
+            replies = try await redis.pipeline([
+                RedisCommand(["HGET", userKey(user, "totp", "pending"), "secret"]), RedisCommand(["TTL", userKey(user, "totp", "pending")]),
+            ])
+        } catch { throw ServiceError.unavailable(error) }
+        guard replies.count == 2, let sealed = replies[0].string, let ttl = replies[1].integer, ttl > 0,
+              let secret = try? secrets.open(sealed, user: user.value, purpose: "totp-pending")
+        else { return nil }
+        let uri = OTPAuthURI(issuer: configuration.issuer, account: user.value, secret: secret, digits: configuration.totp.digits, period: configuration.totp.period).uri
+        let svg: String
+        do { svg = try QRCode(encoding: uri).svg() } catch { throw ServiceError(.unavailable, "cannot render QR code", underlying: error) }
+        return PendingTOTP(secret: Base32.encode(secret), otpauthURI: uri, qrSVG: svg, expiresAt: now + ttl)
+    }
+
     /// `POST /v1/me/totp/confirm`: checks a code from the pending secret and turns two-step on.
     public func confirmTOTPEnrollment(_ principal: Principal, code: String, clientIP: String?, userAgent: String?) async throws(ServiceError) -> TwoStepEnabled {
         let user = principal.user

@@ -10,6 +10,16 @@ public enum LoginResult: Sendable {
     case enrollmentRequired(challenge: String, expiresAt: Int64)
 }
 
+/// What a sign-in challenge can be finished with, for the second-step page.
+public struct SecondStepOptions: Sendable {
+    public var user: UserID
+    public var methods: [SecondStepMethod]
+    /// The masked recovery address, when emailed codes are offered.
+    public var emailSentTo: String?
+    /// The domain's `remember_device_days` (0: remember-me is off).
+    public var rememberDays: Int
+}
+
 extension Gatehouse {
     /// `POST /v1/login/start`, after the front end checked the primary password.
     public func startLogin(user: UserID, clientIP: String?, userAgent: String?, rememberToken: String? = nil) async throws(ServiceError) -> LoginResult {
@@ -50,9 +60,36 @@ extension Gatehouse {
             // finish on another node reads the record once and caches it there).
             warmTOTPCache(user: user, record: record)
         }
-        if record.method == .email, policy.methods.contains(.email) { methods.append(.email) }
+        if Self.offersEmailCodes(record: record, policy: policy) { methods.append(.email) }
         if backupCodes > 0 { methods.append(.backupCode) }
         return .secondStep(challenge: token, expiresAt: expires, methods: methods)
+    }
+
+    /// Whether a sign-in offers codes mailed to the recovery address: when they are the account's
+    /// second step, or — "check your Authenticator App or your Recovery Email" — when the domain
+    /// allows the email method and the account has a verified recovery address.
+    static func offersEmailCodes(record: UserRecord, policy: DomainPolicy) -> Bool {
+        guard record.recoveryEmail != nil, record.recoveryVerified else { return false }
+        return record.method == .email || policy.methods.contains(.email)
+    }
+
+    /// What the second-step page offers for a sign-in challenge: the methods `login/start`
+    /// listed, where emailed codes go (masked), and whether "Remember this device" may be offered.
+    public func secondStepOptions(challenge: String) async throws(ServiceError) -> SecondStepOptions {
+        let (_, user) = try verifyChallenge(challenge, purpose: .login)
+        let policy = view.policy(for: user.domain)
+        let record = try await loadUser(user)
+        let backupCodes: Int
+        do { backupCodes = Int(try await redis.send(["SCARD", userKey(user, "backup")]).integer ?? 0) } catch { throw ServiceError.unavailable(error) }
+        var methods: [SecondStepMethod] = []
+        if record.method == .totp, record.totpEnvelope != nil { methods.append(.totp) }
+        let email = Self.offersEmailCodes(record: record, policy: policy)
+        if email { methods.append(.email) }
+        if backupCodes > 0 { methods.append(.backupCode) }
+        return SecondStepOptions(
+            user: user, methods: methods, emailSentTo: email ? record.recoveryEmail.map(Self.maskAddress) : nil,
+            rememberDays: policy.rememberDeviceDays
+        )
     }
 
     func challenge(user: UserID, epoch: UInt64, purpose: ChallengeClaims.Purpose) throws(ServiceError) -> (String, Int64) {
@@ -94,7 +131,7 @@ extension Gatehouse {
         case .backupCode:
             epoch = try await checkBackupCode(user: user, code: code, challengeMarker: marker, clientIP: clientIP, signIn: signIn)
         case .email:
-            // Codes are only ever mailed to accounts whose second step is email, bound to this
+            // Codes are only ever mailed where `offersEmailCodes` allows it, bound to this
             // challenge; for any other account there is nothing to match.
             epoch = try await checkEmailCode(
                 user: user, code: code, record: userKey(user, "email-code"), challengeID: claims.challengeID,

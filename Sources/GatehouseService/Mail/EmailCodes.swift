@@ -175,8 +175,8 @@ extension Gatehouse {
     public func sendLoginCode(challenge: String) async throws(ServiceError) -> (sentTo: String, expiresAt: Int64) {
         let (claims, user) = try verifyChallenge(challenge, purpose: .login)
         let record = try await loadUser(user)
-        guard record.method == .email, let address = record.recoveryEmail, record.recoveryVerified else {
-            throw ServiceError(.methodNotAllowed, "emailed codes are not this account's second step")
+        guard Self.offersEmailCodes(record: record, policy: view.policy(for: user.domain)), let address = record.recoveryEmail else {
+            throw ServiceError(.methodNotAllowed, "emailed codes are not a second step of this account")
         }
         let expires = try await storeAndMail(user: user, record: userKey(user, "email-code"), cid: claims.challengeID, purpose: .signIn, to: address)
         return (Self.maskAddress(address), expires)

@@ -185,6 +185,19 @@ extension Gatehouse {
         await event(user, "sessions_revoked", detail: String(others.count))
     }
 
+    /// Signs out one of `user`'s own sessions by id (the settings page's "Sign out"); an id that
+    /// is not one of the user's live sessions is `not_found`.
+    public func revokeSession(of user: UserID, id: String) async throws(ServiceError) {
+        guard let session = try await sessions(of: user).first(where: { $0.id == id }) else {
+            throw ServiceError(.notFound, "no such session")
+        }
+        do {
+            try await feed.publish(.sessionRevoked(sid: session.id, expiresAt: session.expiresAt), now: now)
+            _ = try await redis.send(["HDEL", userKey(user, "sessions"), session.id])
+        } catch { throw ServiceError.unavailable(error) }
+        await event(user, "session_revoked")
+    }
+
     /// `POST /v1/me/password-changed`: every remembered device, every other session and every
     /// app password dies.
     public func passwordChanged(_ principal: Principal) async throws(ServiceError) {

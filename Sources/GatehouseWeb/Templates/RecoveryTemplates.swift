@@ -1,0 +1,4 @@
+/// Forgot password.
+enum RecoveryTemplates {
+    static let all: [String: String] = [:]
+}

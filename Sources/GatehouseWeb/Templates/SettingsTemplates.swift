@@ -1,0 +1,4 @@
+/// The settings page.
+enum SettingsTemplates {
+    static let all: [String: String] = [:]
+}
