@@ -106,6 +106,8 @@ struct DemoWebmail: Sendable {
             let user = try await gatehouse.consumeReset(form["reset_token"] ?? "")
             let hash = Digest.hash(.sha256, Array(password.utf8))
             Self.changed.withLock { $0[user.value] = hash }
+            // Whoever knew the old password is signed out everywhere.
+            try await gatehouse.revokeAllSessions(of: user)
             return login(request, notice: "Your password was changed. Sign in with the new one.", user: user.value)
         } catch {
             return kit.errorPage(PageError(.invalidRequest, "This reset link has expired or was already used. Start again from “Forgot password”."), back: "/account/forgot-password")
