@@ -101,16 +101,16 @@ struct DemoWebmail: Sendable {
                 "error": "Enter the same password twice, at least 8 characters.",
             ], status: .badRequest)
         }
-        do throws(ServiceError) {
-            // The provider's side of a reset: redeem the token once, then set the password.
-            let user = try await gatehouse.consumeReset(form["reset_token"] ?? "")
-            let hash = Digest.hash(.sha256, Array(password.utf8))
-            Self.changed.withLock { $0[user.value] = hash }
-            // Whoever knew the old password is signed out everywhere.
-            try await gatehouse.revokeAllSessions(of: user)
-            return login(request, notice: "Your password was changed. Sign in with the new one.", user: user.value)
-        } catch {
+        // The provider's side of a reset: redeem the token once, then set the password.
+        let user: UserID
+        do throws(ServiceError) { user = try await gatehouse.consumeReset(form["reset_token"] ?? "") } catch {
+            if error.code == .unavailable { return kit.errorPage(PageError(error)) }
             return kit.errorPage(PageError(.invalidRequest, "This reset link has expired or was already used. Start again from “Forgot password”."), back: "/account/forgot-password")
         }
+        let hash = Digest.hash(.sha256, Array(password.utf8))
+        Self.changed.withLock { $0[user.value] = hash }
+        // Whoever knew the old password is signed out everywhere.
+        do throws(ServiceError) { try await gatehouse.revokeAllSessions(of: user) } catch { return kit.errorPage(PageError(error)) }
+        return login(request, notice: "Your password was changed. Sign in with the new one.", user: user.value)
     }
 }
