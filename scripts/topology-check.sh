@@ -7,7 +7,9 @@
 #   4. Redis paused (SIGSTOP) for 10 s under load: session checks keep answering 204, code checks
 #      answer 503 within their timeout, nothing hangs, and after SIGCONT everything recovers with no
 #      replay accepted;
-#   5. Redis restarted from its AOF loses no enrolment.
+#   5. Redis restarted from its AOF loses no enrolment;
+#   6. the webmail hand-off through nginx: a ticket from the API, the browser's landing on the
+#      pages behind the load balancer, and the session cookie it sets opening /webmail/.
 # Prints one line per check; exits non-zero at the first failure.
 set -euo pipefail
 read -r -a nodes <<< "$GH_NODE_URLS"
@@ -149,3 +151,18 @@ for _ in $(seq 1 100); do
 done
 [ "$status" = second_step ] || fail "after a Redis restart the enrolment of $user is gone (status: $status)"
 echo "ok 5: Redis restarted from its AOF; the enrolment survived"
+
+# 6. The webmail hand-off through nginx (docs/web-pages.md): the ticket made with the frontend key,
+#    redeemed once at the load balancer's /account/, its cookie read by auth_request at /webmail/.
+handoff_user="handoff-$RANDOM@example.org"
+url=$(call "$GH_FRONTEND_KEY" POST "$GH_LB_URL/v1/login/handoff" "{\"user\":\"$handoff_user\",\"return_to\":\"/webmail/inbox\"}" | json 'd["url"]')
+jar="$GH_DIR/handoff-cookies.txt"
+landing=$(curl -s -m 10 -c "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' "$GH_LB_URL$url")
+[ "$landing" = "303 $GH_LB_URL/webmail/inbox" ] || fail "the hand-off landing answered: $landing"
+page=$(curl -s -m 10 -b "$jar" "$GH_LB_URL/webmail/inbox")
+[ "$page" = "webmail for $handoff_user" ] || fail "/webmail/ with the hand-off's cookie answered: $page"
+again=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GH_LB_URL$url")
+[ "$again" = 401 ] || fail "a used ticket answered $again"
+anonymous=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GH_LB_URL/webmail/inbox")
+[ "$anonymous" = 401 ] || fail "/webmail/ without the cookie answered $anonymous"
+echo "ok 6: the webmail hand-off through nginx: the ticket signed in once, its cookie opened /webmail/ (auth_request), a reused ticket and no cookie were refused"

@@ -119,6 +119,7 @@ for i in $(seq 1 "$nodes"); do
   GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_REDIS_URL="redis://127.0.0.1:$redis_port/0" \
   GATEHOUSE_KEYRING_FILE="$dir/keyring.json" GATEHOUSE_DATA_KEY_FILE="$dir/data-key.json" \
   GATEHOUSE_API_KEYS="$api_keys" GATEHOUSE_STATE_DIR="$dir/node$i" GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-notice}" \
+  GATEHOUSE_WEB_RETURN_URLS=/webmail/ \
     env "${node_mail_env[@]}" "$bin" serve >"$dir/node$i.log" 2>&1 &
   pid=$!; pids+=("$pid"); node_pids+=("$pid"); node_urls+=("http://127.0.0.1:$port")
 done
@@ -256,6 +257,7 @@ mkdir -p "$dir/nginx"
   echo "    location = /nginx-204 { return 204; }"
   echo "    location /v1/ { proxy_pass http://gatehouse; proxy_http_version 1.1; proxy_set_header Connection \"\";"
   echo "      proxy_next_upstream error timeout http_502 http_503; }"
+  echo "    location /account/ { proxy_pass http://gatehouse; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
   echo "    location /webmail/ { auth_request /_gatehouse_auth; auth_request_set \$gh_user \$upstream_http_gatehouse_user;"
   echo "      proxy_set_header X-Gatehouse-User \$gh_user; proxy_pass http://unix:$dir/nginx/webmail.sock; }"
   echo "    location = /_gatehouse_auth { internal; proxy_pass http://gatehouse/v1/auth; proxy_pass_request_body off;"
