@@ -49,9 +49,10 @@ struct DemoWebmail: Sendable {
 
     /// Checks the demo password, then hands the browser to Gatehouse.
     func signIn(_ request: Request) async -> Response {
-        let form: Form
-        do { form = try await kit.form(request) } catch { return kit.errorPage(error) }
-        guard kit.csrfValid(request, form) else { return kit.errorPage(.csrf, back: "/demo/login") }
+        await kit.posted(request, back: "/demo/login") { form in await signIn(request, form) }
+    }
+
+    private func signIn(_ request: Request, _ form: Form) async -> Response {
         let typed = (form["user"] ?? "").trimmingCharacters(in: .whitespaces)
         guard let user = UserID(typed) else { return login(request, error: "Enter an email address such as kate@example.org.", user: typed) }
         guard Self.passwordMatches(user: user, form["password"] ?? "") else {
@@ -90,9 +91,10 @@ struct DemoWebmail: Sendable {
     }
 
     func setPassword(_ request: Request) async -> Response {
-        let form: Form
-        do { form = try await kit.form(request) } catch { return kit.errorPage(error) }
-        guard kit.csrfValid(request, form) else { return kit.errorPage(.csrf) }
+        await kit.posted(request) { form in await setPassword(request, form) }
+    }
+
+    private func setPassword(_ request: Request, _ form: Form) async -> Response {
         let password = form["password"] ?? ""
         guard password.count >= 8, password == form["password_again"] else {
             let csrf = kit.csrf(for: request)

@@ -96,6 +96,15 @@ struct PageKit: Sendable {
         return form
     }
 
+    /// Reads a posted form, checks its CSRF token, and only then calls `handle`: a form that is
+    /// unreadable or not from this browser's page gets its error page and changes nothing.
+    func posted(_ request: Request, back: String? = nil, _ handle: (Form) async -> Response) async -> Response {
+        let form: Form
+        do { form = try await self.form(request) } catch { return errorPage(error) }
+        guard csrfValid(request, form) else { return errorPage(.csrf, back: back) }
+        return await handle(form)
+    }
+
     // MARK: Responses
 
     /// Headers every page carries: no caching (pages show secrets and codes), a strict CSP with

@@ -97,9 +97,10 @@ struct SignInPages: Sendable {
 
     /// `POST /account/second-step`: checks the code; signed in, the browser goes back to the webmail.
     func finish(_ request: Request) async -> Response {
-        let form: Form
-        do { form = try await kit.form(request) } catch { return kit.errorPage(error) }
-        guard kit.csrfValid(request, form) else { return kit.errorPage(.csrf, back: "/account/second-step") }
+        await kit.posted(request, back: "/account/second-step") { form in await finish(request, form) }
+    }
+
+    func finish(_ request: Request, _ form: Form) async -> Response {
         guard let challenge = PageKit.value(request, CookieName.challenge) else {
             return kit.errorPage(PageError(ServiceError(.challengeExpired, "no challenge cookie")))
         }
@@ -131,25 +132,25 @@ struct SignInPages: Sendable {
 
     /// `POST /account/second-step/email`: mails a code to the recovery address.
     func emailCode(_ request: Request) async -> Response {
-        let form: Form
-        do { form = try await kit.form(request) } catch { return kit.errorPage(error) }
-        guard kit.csrfValid(request, form) else { return kit.errorPage(.csrf, back: "/account/second-step") }
-        guard let challenge = PageKit.value(request, CookieName.challenge) else {
-            return kit.errorPage(PageError(ServiceError(.challengeExpired, "no challenge cookie")))
-        }
-        do throws(ServiceError) {
-            let sent = try await gatehouse.sendLoginCode(challenge: challenge)
-            return await secondStep(request, method: .email, notice: "We sent a code to \(sent.sentTo). It works for 10 minutes.")
-        } catch {
-            return await secondStep(request, method: .email, error: PageError(error))
+        await kit.posted(request, back: "/account/second-step") { _ in
+            guard let challenge = PageKit.value(request, CookieName.challenge) else {
+                return kit.errorPage(PageError(ServiceError(.challengeExpired, "no challenge cookie")))
+            }
+            do throws(ServiceError) {
+                let sent = try await gatehouse.sendLoginCode(challenge: challenge)
+                return await secondStep(request, method: .email, notice: "We sent a code to \(sent.sentTo). It works for 10 minutes.")
+            } catch {
+                return await secondStep(request, method: .email, error: PageError(error))
+            }
         }
     }
 
     /// `POST /account/sign-out`: ends this session and forgets its cookie.
     func signOut(_ request: Request) async -> Response {
-        let form: Form
-        do { form = try await kit.form(request) } catch { return kit.errorPage(error) }
-        guard kit.csrfValid(request, form) else { return kit.errorPage(.csrf) }
+        await kit.posted(request) { _ in await signOutChecked(request) }
+    }
+
+    private func signOutChecked(_ request: Request) async -> Response {
         if let token = PageKit.value(request, CookieName.session) { try? await gatehouse.revokeSession(token) }
         let cookies = [kit.expired(CookieName.session, path: "/")]
         if gatehouse.configuration.web.demo == true { return kit.redirect("/demo/login", cookies: cookies) }
