@@ -167,6 +167,41 @@ struct EmailFlowTests {
         }
     }
 
+    @Test("password reset has budgets of its own: wrong reset codes and reset mails never hold back sign-in")
+    func resetBudgetsApart() async throws {
+        try await Self.with { d, smtp in
+            let (user, secret) = try await d.enrolledUser()
+            let address = "backup@example.net"
+            // Wrong reset codes, past the point where sign-in would wait (5 free failures): each
+            // code dies after 5 tries, so a new one is asked for in between.
+            var wrongAnswers: [Int] = []
+            for round in 0..<2 {
+                #expect(try await d.call("POST", "/v1/recovery/start", json: ["user": user]).status == 202)
+                let code = try await Self.latestCode(smtp, count: round + 1, to: address)
+                let wrong = code == "000000" ? "000001" : "000000"
+                for _ in 0..<4 { wrongAnswers.append(try await d.call("POST", "/v1/recovery/finish", json: ["user": user, "code": wrong]).status) }
+            }
+            #expect(wrongAnswers.allSatisfy { $0 == 401 || $0 == 429 }, "\(wrongAnswers)")
+            // A third reset mail: the reset send budget (3 per 15 minutes) is now spent.
+            #expect(try await d.call("POST", "/v1/recovery/start", json: ["user": user]).status == 202)
+            _ = try await smtp.waitForMessages(count: 3)
+
+            // Sign-in is untouched: no wait, the throttle counted nothing, and a sign-in code mail still goes out.
+            let status = try await d.call("GET", "/v1/users/\(user)", key: "admin")
+            #expect((status["throttle"] as? [String: Any])?["failures"] as? Int == 0, "\(status.json)")
+            let challenge = try await d.challenge(for: user)
+            let mailed = try await d.call("POST", "/v1/login/email-code", json: ["challenge": challenge])
+            #expect(mailed.status == 202, "the reset mails starved the sign-in mail: \(mailed.json)")
+            try await d.freshStep()
+            let finish = try await d.call("POST", "/v1/login/finish", json: ["challenge": challenge, "method": "totp", "code": try await d.code(secret: secret)])
+            #expect(finish.status == 200, "\(finish.json)")
+            // The fourth reset mail within 15 minutes is held back (answered 202 all the same).
+            #expect(try await d.call("POST", "/v1/recovery/start", json: ["user": user]).status == 202)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(smtp.messages().filter { $0.subject.lowercased().contains("reset") || $0.body.lowercased().contains("reset") }.count == 3)
+        }
+    }
+
     @Test("a failed delivery answers 503 and loses nothing")
     func deliveryFailure() async throws {
         let smtp = try await SMTPServerProcess.start()

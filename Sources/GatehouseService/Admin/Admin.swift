@@ -55,7 +55,7 @@ extension Gatehouse {
 
     /// `POST /v1/users/{user}/unlock`: clears the failure count, wait and lock.
     public func unlock(_ user: UserID) async throws(ServiceError) {
-        do { _ = try await redis.send(["DEL", userKey(user, "throttle")]) } catch { throw ServiceError.unavailable(error) }
+        do { _ = try await redis.send(["DEL", userKey(user, "throttle"), userKey(user, "reset-throttle")]) } catch { throw ServiceError.unavailable(error) }
         logger.notice("second step unlocked by an administrator", metadata: ["user": "\(user)"])
     }
 

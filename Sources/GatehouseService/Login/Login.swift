@@ -208,12 +208,16 @@ extension Gatehouse {
     /// Runs the code-check script. The script also writes the attempt's security event
     /// (`second_step_failed`/`_replay`/`_throttled`, with `method` as detail) and, for a
     /// sign-in, the session record and `second_step_succeeded`.
+    ///
+    /// `throttle` names the failure budget the attempt counts against: the user's second-step
+    /// throttle by default; password-reset codes have one of their own (``Budget``), so that
+    /// nobody can push a user's sign-in into waits or a lock without their password.
     func runCheck(
         user: UserID, record: String, credentialVersion: String, candidate: CodeChecker.Candidate,
-        challengeMarker: String, clientIP: String?, method: SecondStepMethod, signIn: SignIn? = nil
+        challengeMarker: String, clientIP: String?, method: SecondStepMethod, signIn: SignIn? = nil, budget: Budget = .secondStep
     ) async throws(ServiceError) -> CodeChecker.Outcome {
         let keys = CodeChecker.Keys(
-            userRecord: userKey(user, "user"), throttle: userKey(user, "throttle"), replayMarker: record,
+            userRecord: userKey(user, "user"), throttle: userKey(user, budget.throttleKey), replayMarker: record,
             ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker,
             sessions: userKey(user, "sessions"), events: userKey(user, "events")
         )
@@ -236,6 +240,21 @@ extension Gatehouse {
         }
     }
 
+    /// The per-user failure budgets of code checks.
+    enum Budget {
+        /// Sign-in, enrolment and settings codes: the throttle of `docs/api.md` (waits, then a lock).
+        case secondStep
+        /// Password-reset codes: the same rules on a counter of their own.
+        case passwordReset
+
+        var throttleKey: String {
+            switch self {
+            case .secondStep: "throttle"
+            case .passwordReset: "reset-throttle"
+            }
+        }
+    }
+
     /// Turns a script outcome into success or the caller-facing error, logging a security event.
     /// Returns the user's epoch on success.
     @discardableResult
@@ -255,8 +274,8 @@ extension Gatehouse {
             logger.notice("second step throttled", metadata: meta())
             throw ServiceError(.rateLimited, "too many failed attempts; wait before trying again", retryAfterSeconds: seconds)
         case .locked:
-            logger.warning("second step locked", metadata: meta())
-            throw ServiceError(.rateLimited, "second step locked after too many failures; an administrator must unlock it", retryAfterSeconds: 3600)
+            logger.warning("code checks locked", metadata: meta())
+            throw ServiceError(.rateLimited, "locked after too many failures; an administrator must unlock it", retryAfterSeconds: 3600)
         case .ipLimited(let seconds):
             logger.notice("client address over its failure budget", metadata: meta())
             throw ServiceError(.rateLimited, "too many failed attempts from this address", retryAfterSeconds: seconds)

@@ -70,8 +70,9 @@ extension Gatehouse {
         let ttl = Self.emailCodeMinutes * 60
         let reply: RedisValue
         do {
+            // Reset mails have a send budget of their own: they never starve sign-in codes.
             reply = try await redis.eval(
-                EmailCodeStoreScript.script, keys: [userKey(user, "email-sends"), record],
+                EmailCodeStoreScript.script, keys: [userKey(user, purpose == .passwordReset ? "reset-sends" : "email-sends"), record],
                 arguments: [emailCodeHash(code), cid, ttl, Self.emailSendsPerWindow, Self.emailSendWindowSeconds, extra?.0 ?? "", extra?.1 ?? ""]
             )
         } catch { throw ServiceError.unavailable(error) }
@@ -104,13 +105,13 @@ extension Gatehouse {
     @discardableResult
     func checkEmailCode(
         user: UserID, code: String, record: String, challengeID: String, challengeMarker: String, clientIP: String?,
-        context: String, signIn: SignIn? = nil
+        context: String, signIn: SignIn? = nil, budget: Budget = .secondStep
     ) async throws(ServiceError) -> UInt64 {
         try Self.requireEmailCodeFormat(code)
         let outcome = try await runCheck(
             user: user, record: record, credentialVersion: "",
             candidate: .emailCode(hash: emailCodeHash(code), challengeID: challengeID, triesPerCode: 5),
-            challengeMarker: challengeMarker, clientIP: clientIP, method: .email, signIn: signIn
+            challengeMarker: challengeMarker, clientIP: clientIP, method: .email, signIn: signIn, budget: budget
         )
         return try conclude(outcome, user: user, method: .email, context: context)
     }
@@ -201,9 +202,11 @@ extension Gatehouse {
 
     /// `POST /v1/recovery/finish {"user","code"}` → a single-use reset token (15 min).
     public func finishRecovery(user: UserID, code: String, clientIP: String?) async throws(ServiceError) -> (token: String, expiresAt: Int64) {
+        // Anyone who knows an address can try reset codes: they count against the reset budget,
+        // never the sign-in throttle.
         try await checkEmailCode(
             user: user, code: code, record: userKey(user, "reset-code"), challengeID: "reset",
-            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP, context: "recovery"
+            challengeMarker: userKey(user, "reset-done", try newID()), clientIP: clientIP, context: "recovery", budget: .passwordReset
         )
         let jti = try newID()
         let expires = now + configuration.lifetimes.resetSeconds
