@@ -439,3 +439,105 @@ struct ImportResponse: JSONResponseBody {
         }
     }
 }
+
+// MARK: Passkeys
+
+/// A credential reference in WebAuthn's JSON form (`{"id","type":"public-key"}`).
+struct CredentialDescriptor: JSONResponseBody {
+    var id: String
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.member("id", id)
+            o.member("type", "public-key")
+        }
+    }
+}
+
+/// One entry of `pubKeyCredParams`.
+struct CredentialParameter: JSONResponseBody {
+    var algorithm: Int
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.member("alg", algorithm)
+            o.member("type", "public-key")
+        }
+    }
+}
+
+/// `POST /v1/me/passkeys/options`: `public_key` is `PublicKeyCredentialCreationOptions` in
+/// WebAuthn's JSON form (binary members base64url), for `navigator.credentials.create()`.
+struct PasskeyCreationOptionsResponse: JSONResponseBody {
+    var options: PasskeyCreationOptions
+    var expiresAt: Int64
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.time("expires_at", expiresAt)
+            o.object("public_key") { k in
+                k.member("attestation", "none")
+                k.object("authenticatorSelection") { s in
+                    s.member("residentKey", "preferred")
+                    s.member("userVerification", options.userVerification)
+                }
+                k.member("challenge", Base64URL.encode(options.challenge))
+                k.member("excludeCredentials", options.excludeCredentials.map(CredentialDescriptor.init))
+                // ES256, EdDSA, RS256: what the relying party verifies.
+                k.member("pubKeyCredParams", [-7, -8, -257].map(CredentialParameter.init))
+                k.object("rp") { rp in
+                    rp.member("id", options.rpID)
+                    rp.member("name", options.rpName)
+                }
+                k.member("timeout", Int(options.timeoutSeconds * 1000))
+                k.object("user") { u in
+                    u.member("displayName", options.userName)
+                    u.member("id", Base64URL.encode(options.userHandle))
+                    u.member("name", options.userName)
+                }
+            }
+        }
+    }
+}
+
+/// `POST /v1/login/passkey-options`: `public_key` is `PublicKeyCredentialRequestOptions` in
+/// WebAuthn's JSON form, for `navigator.credentials.get()`.
+struct PasskeyRequestOptionsResponse: JSONResponseBody {
+    var options: PasskeyRequestOptions
+    var expiresAt: Int64
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.time("expires_at", expiresAt)
+            o.object("public_key") { k in
+                k.member("allowCredentials", options.allowCredentials.map(CredentialDescriptor.init))
+                k.member("challenge", Base64URL.encode(options.challenge))
+                k.member("rpId", options.rpID)
+                k.member("timeout", Int(options.timeoutSeconds * 1000))
+                k.member("userVerification", options.userVerification)
+            }
+        }
+    }
+}
+
+extension PasskeyInfo: JSONResponseBody {
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.member("backed_up", backedUp)
+            o.member("backup_eligible", backupEligible)
+            o.time("created_at", createdAt)
+            o.member("id", id)
+            o.time("last_used_at", orNull: lastUsedAt)
+            o.member("name", name)
+        }
+    }
+}
+
+/// `GET /v1/me/passkeys`.
+struct PasskeysResponse: JSONResponseBody {
+    var passkeys: [PasskeyInfo]
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in o.member("passkeys", passkeys) }
+    }
+}

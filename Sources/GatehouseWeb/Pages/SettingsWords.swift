@@ -53,6 +53,7 @@ enum SettingsWords {
         switch method {
         case .totp: "Authenticator app"
         case .email: "Codes sent to your recovery email"
+        case .passkey: "Passkey"
         }
     }
 
@@ -60,6 +61,7 @@ enum SettingsWords {
     static func signedIn(amr: [String]) -> String {
         let methods = Set(amr)
         if methods.contains("remember") { return "Password on a remembered device" }
+        if methods.contains("passkey") { return "Password and passkey" }
         if methods.contains("otp") { return "Password and authenticator app" }
         if methods.contains("email") { return "Password and emailed code" }
         if methods.contains("backup") { return "Password and backup code" }

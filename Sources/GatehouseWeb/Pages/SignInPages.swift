@@ -87,6 +87,9 @@ struct SignInPages: Sendable {
         case .backupCode?:
             values["prompt"] = "Enter one of the backup codes you saved when you turned on two-step verification. Each works once."
             values["codeLabel"] = "Backup code (xxxxx-xxxxx)"
+        case .passkey?:
+            values["prompt"] = "Use the passkey you registered for this account."
+            values["codeLabel"] = ""
         case nil:
             values["prompt"] = ""
         }
