@@ -4,6 +4,10 @@
 //
 //   swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 //
+// SwiftPM links an executable with `main` defined as the module's entry point, so libFuzzer's
+// own `main` is not used: CBORFuzzer's `@main` hands argc/argv to `LLVMFuzzerRunDriver`, which
+// runs exactly as libFuzzer's main would (same flags, same corpus handling).
+//
 // CBORFuzzer — libFuzzer target over the WebAuthn parsers of GatehouseCore (CBOR reader,
 //              attestation object, authenticator data, COSE key, clientDataJSON, the verifier).
 import PackageDescription
@@ -21,9 +25,12 @@ let package = Package(
         .package(name: "gatehouse", path: ".."),
     ],
     targets: [
+        // The declaration of libFuzzer's driver entry (the library comes with -sanitize=fuzzer).
+        .systemLibrary(name: "CLibFuzzer"),
         .executableTarget(
             name: "CBORFuzzer",
             dependencies: [
+                "CLibFuzzer",
                 .product(name: "GatehouseCore", package: "gatehouse"),
                 .product(name: "GatehouseCrypto", package: "gatehouse"),
             ],

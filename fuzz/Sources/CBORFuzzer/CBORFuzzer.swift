@@ -1,4 +1,8 @@
+import CLibFuzzer
 import GatehouseCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // libFuzzer entry point: every parser a passkey response reaches, on the same input. A crash,
 // a sanitizer report or a broken invariant (below) is a finding; thrown errors are the expected
@@ -27,6 +31,17 @@ private enum Fixed {
         0x17, 0xc1, 0x2c, 0xc6, 0x8e, 0xd7, 0x32, 0x90, 0xaf, 0x2e, 0x26, 0x64, 0x79, 0x6b, 0x92, 0x20,
     ]
     static let signature: [UInt8] = [0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]
+}
+
+/// The program: libFuzzer's driver with this file's test function (see fuzz/Package.swift).
+@main
+enum CBORFuzzer {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        let status = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) }
+        exit(status)
+    }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
