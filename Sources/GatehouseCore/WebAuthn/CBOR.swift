@@ -269,14 +269,16 @@ private struct Cursor {
             guard depth < maximumDepth else { throw CBORError(.tooDeep, at: head.start) }
             let n = try count(head, unit: 1)
             var elements: [CBORValue] = []
-            elements.reserveCapacity(n)
+            // Reserve for small counts only: a hostile count that fits the input (one byte per
+            // element) must not make each of 16 nested levels reserve a large block up front.
+            elements.reserveCapacity(min(n, 64))
             for _ in 0..<n { elements.append(try item(depth: depth + 1)) }
             return .array(elements)
         case 5:
             guard depth < maximumDepth else { throw CBORError(.tooDeep, at: head.start) }
             let n = try count(head, unit: 2)
             var entries: [CBORMapEntry] = []
-            entries.reserveCapacity(n)
+            entries.reserveCapacity(min(n, 64))
             var previousKey: Range<Int>?
             for _ in 0..<n {
                 let keyStart = position
