@@ -1,4 +1,5 @@
 import GatehouseCore
+import GatehouseTesting
 import GatehouseCrypto
 import Testing
 
