@@ -442,27 +442,12 @@ struct ImportResponse: JSONResponseBody {
 
 // MARK: Passkeys
 
-/// A credential reference in WebAuthn's JSON form (`{"id","type":"public-key"}`).
-struct CredentialDescriptor: JSONResponseBody {
-    var id: String
+/// JSON text written as it is (a value the service encoded in a standard's own form).
+struct RawJSON: JSONResponseBody {
+    var text: String
 
     func write(to json: inout JSONWriter) {
-        json.object { o in
-            o.member("id", id)
-            o.member("type", "public-key")
-        }
-    }
-}
-
-/// One entry of `pubKeyCredParams`.
-struct CredentialParameter: JSONResponseBody {
-    var algorithm: Int
-
-    func write(to json: inout JSONWriter) {
-        json.object { o in
-            o.member("alg", algorithm)
-            o.member("type", "public-key")
-        }
+        json.bytes.append(contentsOf: text.utf8)
     }
 }
 
@@ -475,27 +460,7 @@ struct PasskeyCreationOptionsResponse: JSONResponseBody {
     func write(to json: inout JSONWriter) {
         json.object { o in
             o.time("expires_at", expiresAt)
-            o.object("public_key") { k in
-                k.member("attestation", "none")
-                k.object("authenticatorSelection") { s in
-                    s.member("residentKey", "preferred")
-                    s.member("userVerification", options.userVerification)
-                }
-                k.member("challenge", Base64URL.encode(options.challenge))
-                k.member("excludeCredentials", options.excludeCredentials.map(CredentialDescriptor.init))
-                // ES256, EdDSA, RS256: what the relying party verifies.
-                k.member("pubKeyCredParams", [-7, -8, -257].map(CredentialParameter.init))
-                k.object("rp") { rp in
-                    rp.member("id", options.rpID)
-                    rp.member("name", options.rpName)
-                }
-                k.member("timeout", Int(options.timeoutSeconds * 1000))
-                k.object("user") { u in
-                    u.member("displayName", options.userName)
-                    u.member("id", Base64URL.encode(options.userHandle))
-                    u.member("name", options.userName)
-                }
-            }
+            o.member("public_key", RawJSON(text: options.webAuthnJSON))
         }
     }
 }
@@ -509,13 +474,7 @@ struct PasskeyRequestOptionsResponse: JSONResponseBody {
     func write(to json: inout JSONWriter) {
         json.object { o in
             o.time("expires_at", expiresAt)
-            o.object("public_key") { k in
-                k.member("allowCredentials", options.allowCredentials.map(CredentialDescriptor.init))
-                k.member("challenge", Base64URL.encode(options.challenge))
-                k.member("rpId", options.rpID)
-                k.member("timeout", Int(options.timeoutSeconds * 1000))
-                k.member("userVerification", options.userVerification)
-            }
+            o.member("public_key", RawJSON(text: options.webAuthnJSON))
         }
     }
 }

@@ -28,6 +28,43 @@ public struct PasskeyRequestOptions: Sendable {
     public var timeoutSeconds: Int64
 }
 
+extension PasskeyCreationOptions {
+    /// `PublicKeyCredentialCreationOptions` in WebAuthn's JSON form (binary members base64url),
+    /// what the browser's script decodes for `navigator.credentials.create()`: the API's
+    /// `public_key` and the settings page's script get the same text.
+    public var webAuthnJSON: String {
+        Self.json([
+            "attestation": "none",
+            "authenticatorSelection": ["residentKey": "preferred", "userVerification": userVerification],
+            "challenge": Base64URL.encode(challenge),
+            "excludeCredentials": excludeCredentials.map { ["id": $0, "type": "public-key"] },
+            // ES256, EdDSA, RS256: what the relying party verifies.
+            "pubKeyCredParams": [-7, -8, -257].map { ["alg": $0, "type": "public-key"] as [String: Any] },
+            "rp": ["id": rpID, "name": rpName],
+            "timeout": timeoutSeconds * 1000,
+            "user": ["displayName": userName, "id": Base64URL.encode(userHandle), "name": userName],
+        ])
+    }
+
+    static func json(_ object: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension PasskeyRequestOptions {
+    /// `PublicKeyCredentialRequestOptions` in WebAuthn's JSON form, for `navigator.credentials.get()`.
+    public var webAuthnJSON: String {
+        PasskeyCreationOptions.json([
+            "allowCredentials": allowCredentials.map { ["id": $0, "type": "public-key"] },
+            "challenge": Base64URL.encode(challenge),
+            "rpId": rpID,
+            "timeout": timeoutSeconds * 1000,
+            "userVerification": userVerification,
+        ])
+    }
+}
+
 /// A registered passkey as listed to its user.
 public struct PasskeyInfo: Sendable {
     /// The credential id, base64url.
