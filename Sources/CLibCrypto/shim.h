@@ -41,4 +41,9 @@ static inline int gh_evp_pkey_public_key_selection(void) {
     return EVP_PKEY_PUBLIC_KEY;
 }
 
+/// The `selection` for `EVP_PKEY_fromdata` that imports domain parameters only (same reason).
+static inline int gh_evp_pkey_key_parameters_selection(void) {
+    return EVP_PKEY_KEY_PARAMETERS;
+}
+
 #endif

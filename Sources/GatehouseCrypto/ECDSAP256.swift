@@ -26,13 +26,17 @@ public final class P256PublicKey: Sendable {
         var point = [UInt8](repeating: 0x04, count: 65)  // SEC 1 uncompressed: 04 ‖ x ‖ y
         point.replaceSubrange(1..<33, with: x)
         point.replaceSubrange(33..<65, with: y)
-        let key = point.withUnsafeMutableBytes { p -> OpaquePointer? in
-            var params = [
-                OSSL_PARAM_construct_utf8_string(ParameterName.group, ParameterName.p256, 0),
-                OSSL_PARAM_construct_octet_string(ParameterName.publicKey, p.baseAddress, 65),
-                OSSL_PARAM_construct_end(),
-            ]
-            return params.withUnsafeMutableBufferPointer { publicKeyFromParameters(keyType: "EC", $0.baseAddress!) }
+        // A copy of the curve-only template, then the point. Importing "group" by name builds the
+        // curve from scratch every time (its Montgomery constants need a modular inversion):
+        // that cost as much as a third of a signature check. A copy shares the precomputed parts.
+        guard let template = Self.curve.pkey, let copy = EVP_PKEY_dup(template) else {
+            throw CryptoError(.libcrypto, "cannot copy the P-256 parameters")
+        }
+        var key: OpaquePointer? = copy
+        if EVP_PKEY_set1_encoded_public_key(copy, point, 65) != 1 {
+            ERR_clear_error()
+            EVP_PKEY_free(copy)
+            key = nil
         }
         guard let key else { throw CryptoError(.invalidKey, "not a point on P-256") }
         self.pkey = key
@@ -41,6 +45,24 @@ public final class P256PublicKey: Sendable {
     }
 
     deinit { EVP_PKEY_free(pkey) }
+
+    /// The P-256 domain parameters as a key without a point, made once per process and only
+    /// copied from (`EVP_PKEY_dup` reads it; nothing ever changes it).
+    private static let curve = CurveTemplate()
+
+    private final class CurveTemplate: Sendable {
+        nonisolated(unsafe) let pkey: OpaquePointer?  // immutable after init; read-only use from any thread
+
+        init() {
+            var params = [
+                OSSL_PARAM_construct_utf8_string(ParameterName.group, ParameterName.p256, 0),
+                OSSL_PARAM_construct_end(),
+            ]
+            pkey = params.withUnsafeMutableBufferPointer {
+                keyFromParameters(keyType: "EC", selection: gh_evp_pkey_key_parameters_selection(), $0.baseAddress!)
+            }
+        }
+    }
 
     /// True when `signature` (DER) is a valid signature of the message whose SHA-256 is `digest`
     /// (32 bytes).

@@ -22,11 +22,16 @@ enum ParameterName {
 /// Creates a public key of `keyType` ("EC", "RSA") from `params`, or nil when libcrypto refuses
 /// the parameters (wrong length, point not on the curve, …). The caller owns the key.
 func publicKeyFromParameters(keyType: String, _ params: UnsafeMutablePointer<OSSL_PARAM>) -> OpaquePointer? {
+    keyFromParameters(keyType: keyType, selection: gh_evp_pkey_public_key_selection(), params)
+}
+
+/// `EVP_PKEY_fromdata` for `selection`; nil (and a clean error queue) when libcrypto refuses.
+func keyFromParameters(keyType: String, selection: Int32, _ params: UnsafeMutablePointer<OSSL_PARAM>) -> OpaquePointer? {
     guard let ctx = EVP_PKEY_CTX_new_from_name(nil, keyType, nil) else { return nil }
     defer { EVP_PKEY_CTX_free(ctx) }
     var key: OpaquePointer?
     guard EVP_PKEY_fromdata_init(ctx) == 1,
-          EVP_PKEY_fromdata(ctx, &key, gh_evp_pkey_public_key_selection(), params) == 1
+          EVP_PKEY_fromdata(ctx, &key, selection, params) == 1
     else {
         ERR_clear_error()
         if let key { EVP_PKEY_free(key) }
@@ -44,10 +49,14 @@ func verifyDigest(
     guard digest.count == 32, signature.count > 0, let ctx = EVP_PKEY_CTX_new(key, nil) else { return false }
     defer { EVP_PKEY_CTX_free(ctx) }
     var ok = EVP_PKEY_verify_init(ctx) == 1
-    if ok, rsaPKCS1 { ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 }
-    // The digest name makes libcrypto check the digest length (ECDSA) and build the DigestInfo
-    // (RSA); without it an RSA "signature" over a bare 32-byte value would verify.
-    ok = ok && EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1
+    if ok, rsaPKCS1 {
+        // The digest name makes libcrypto build and compare the DigestInfo; without it an RSA
+        // "signature" over a bare 32-byte value would verify.
+        ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1
+            && EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1
+    }
+    // ECDSA signs the digest as it is; naming SHA-256 there would only check its length (done
+    // above), at the price of a digest fetch and an AlgorithmIdentifier encoding per call.
     ok = ok && EVP_PKEY_verify(
         ctx,
         signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,

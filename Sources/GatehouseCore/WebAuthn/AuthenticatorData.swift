@@ -10,6 +10,7 @@
 public struct AuthenticatorData: Sendable {
     /// The flags byte.
     public struct Flags: OptionSet, Sendable, Hashable {
+        /// The byte as the authenticator wrote it.
         public let rawValue: UInt8
         /// Creates flags from the byte.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
