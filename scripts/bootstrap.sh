@@ -27,9 +27,12 @@ curl                                            tests  debian  curl             
 nginx                                           tests  debian  nginx                nginx auth_request tests, scripts/topology.sh, benchmarks/e2e.sh
 zbarimg                                         tests  debian  zbar-tools           QR code tests (decodes Gatehouse's QR codes)
 rsvg-convert                                    tests  debian  librsvg2-bin         QR code tests (rasterises the SVG)
+chromium                                        tests  debian  chromium             the browser tests (Tests/browser/flows.py): the pages in a real headless Chromium
+chromedriver                                    tests  debian  chromium-driver      the browser tests: the WebDriver server Selenium drives Chromium through
 jwt                                             tests  pypi    pyjwt                token interoperability tests (Python module)
 cryptography                                    tests  pypi    cryptography         PyJWT's EdDSA support, the SMTP sink's and topology.sh --mail's TLS certificates (Python module)
 aiosmtpd                                        tests  pypi    aiosmtpd             the real SMTP server mailed codes go to; topology.sh --mail's SMTP relay (Python module)
+selenium                                        tests  pypi    selenium             the browser tests' WebDriver client (Python module; always given chromedriver's path, so it never downloads a driver)
 dovecot                                         tests  debian  dovecot-core         the Dovecot tests (DovecotProcess: docker/dovecot/ with the Gatehouse passdb), scripts/topology.sh --mail, benchmarks/mail.sh
 /usr/lib/dovecot/imap                           tests  debian  dovecot-imapd        Dovecot's IMAP server, started by the Dovecot tests and scripts/topology.sh --mail
 /usr/lib/dovecot/pop3                           tests  debian  dovecot-pop3d        Dovecot's POP3 server, started by the Dovecot tests

@@ -53,11 +53,18 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
     public static let nginx = ExternalProgram("nginx", group: .tests, source: .debian, package: "nginx")
     public static let zbarimg = ExternalProgram("zbarimg", group: .tests, source: .debian, package: "zbar-tools")
     public static let rsvgConvert = ExternalProgram("rsvg-convert", group: .tests, source: .debian, package: "librsvg2-bin")
+    /// Headless Chromium, for the browser tests of the pages (`Tests/browser/flows.py`).
+    public static let chromium = ExternalProgram("chromium", group: .tests, source: .debian, package: "chromium")
+    /// The WebDriver server through which Selenium drives Chromium.
+    public static let chromedriver = ExternalProgram("chromedriver", group: .tests, source: .debian, package: "chromium-driver")
     /// PyJWT, for token interoperability.
     public static let pyJWT = ExternalProgram("jwt", group: .tests, source: .pypi, package: "pyjwt")
     public static let pythonCryptography = ExternalProgram("cryptography", group: .tests, source: .pypi, package: "cryptography")
     /// The SMTP server mailed codes are delivered to (``SMTPServerProcess``).
     public static let aiosmtpd = ExternalProgram("aiosmtpd", group: .tests, source: .pypi, package: "aiosmtpd")
+    /// Selenium, the browser tests' WebDriver client; always given chromedriver's path, so it
+    /// never tries to download a driver.
+    public static let selenium = ExternalProgram("selenium", group: .tests, source: .pypi, package: "selenium")
     public static let wrk = ExternalProgram("wrk", group: .bench, source: .debian, package: "wrk")
     public static let jq = ExternalProgram("jq", group: .bench, source: .debian, package: "jq")
     public static let redisBenchmark = ExternalProgram("redis-benchmark", group: .bench, source: .debian, package: "redis-tools")
@@ -75,8 +82,8 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
 
     /// Every external program, in `scripts/bootstrap.sh`'s order.
     public static let all: [ExternalProgram] = [
-        .redisServer, .redisCLI, .python3, .pip3, .curl, .nginx, .zbarimg, .rsvgConvert,
-        .pyJWT, .pythonCryptography, .aiosmtpd, .dovecot, .dovecotIMAP, .dovecotPOP3, .dovecotSubmission, .dovecotLua,
+        .redisServer, .redisCLI, .python3, .pip3, .curl, .nginx, .zbarimg, .rsvgConvert, .chromium, .chromedriver,
+        .pyJWT, .pythonCryptography, .aiosmtpd, .selenium, .dovecot, .dovecotIMAP, .dovecotPOP3, .dovecotSubmission, .dovecotLua,
         .nginxMail, .wrk, .jq, .redisBenchmark, .openssl,
     ]
 

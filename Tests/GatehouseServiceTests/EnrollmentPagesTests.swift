@@ -11,12 +11,12 @@ import Testing
 struct EnrollmentPagesTests {
     /// An SMTP sink and a node delivering to it, with the stand-in webmail on (the sign-in that
     /// leads to the enrolment, and the page the reset token goes to).
-    static func with(_ body: (Deployment, SMTPServerProcess, PageBrowser) async throws -> Void) async throws {
+    static func with(_ body: (Deployment, SMTPServerProcess, PageClient) async throws -> Void) async throws {
         let smtp = try await SMTPServerProcess.start()
         do {
             let environment = ["GATEHOUSE_SMTP_URL": smtp.url, "GATEHOUSE_MAIL_FROM": "gatehouse@mail.example", "GATEHOUSE_WEB_DEMO": "on"]
             try await Deployment.with(environment: environment) { d in
-                try await body(d, smtp, PageBrowser(port: try #require(d.node.baseURL.port)))
+                try await body(d, smtp, PageClient(base: d.node.baseURL))
             }
             await smtp.cleanup()
         } catch {
@@ -26,7 +26,7 @@ struct EnrollmentPagesTests {
     }
 
     /// Signs in to the stand-in webmail; returns the page the hand-off ends on (redirects followed).
-    static func demoSignIn(_ browser: PageBrowser, _ user: String) async throws -> PageBrowser.Page {
+    static func demoSignIn(_ browser: PageClient, _ user: String) async throws -> PageClient.Page {
         let login = try await browser.get("/demo/login")
         let csrf = try #require(login.csrf)
         let posted = try await browser.post("/demo/login", ["csrf": csrf, "user": user, "password": "demo-password"])
@@ -178,99 +178,5 @@ struct EnrollmentPagesTests {
             #expect(try await d.call("POST", "/v1/recovery/consume", json: ["reset_token": token]).status == 401)
             d.expectLogsClean(of: [code, token])
         }
-    }
-}
-
-/// A browser for the pages: one request per connection (``RawHTTP``), a cookie jar (names only;
-/// these pages set each cookie at one path), redirects followed only when asked.
-final class PageBrowser: @unchecked Sendable {
-    // @unchecked: one test drives it, one request at a time.
-    let port: Int
-    private(set) var cookies: [String: String] = [:]
-
-    init(port: Int) { self.port = port }
-
-    struct Page {
-        var path: String
-        var status: Int
-        var headers: [(String, String)]
-        var body: String
-
-        func header(_ name: String) -> String? { headers.first { $0.0 == name.lowercased() }?.1 }
-
-        /// The first capture of `pattern` in the body.
-        func first(_ pattern: String) -> String? {
-            guard let regex = try? Regex(pattern), let match = body.firstMatch(of: regex), match.output.count > 1 else { return nil }
-            return match.output[1].substring.map(String.init)
-        }
-
-        /// Every first capture of `pattern` in the body.
-        func all(_ pattern: String) -> [String] {
-            guard let regex = try? Regex(pattern) else { return [] }
-            return body.matches(of: regex).compactMap { $0.output.count > 1 ? $0.output[1].substring.map(String.init) : nil }
-        }
-
-        var csrf: String? { first(#"name="csrf" value="([^"]+)""#) }
-        func has(id: String) -> Bool { body.contains(#"id="\#(id)""#) }
-        /// The text of the element with `id` (up to its first child tag).
-        func text(id: String) -> String? { first(#"id="\#(id)"[^>]*>([^<]*)<"#) }
-        func attribute(_ name: String, id: String) -> String? {
-            tag(id: id).flatMap { tag in
-                guard let regex = try? Regex(#"\s\#(name)="([^"]*)""#), let match = tag.firstMatch(of: regex) else { return nil }
-                return match.output[1].substring.map(String.init)
-            }
-        }
-        private func tag(id: String) -> String? {
-            guard let regex = try? Regex(#"<[^>]*\sid="\#(id)"[^>]*>"#), let match = body.firstMatch(of: regex) else { return nil }
-            return String(match.output[0].substring ?? "")
-        }
-        var errorCode: String? { tag(id: "error").flatMap { tag in tag.firstMatch(of: /data-code="([^"]*)"/).map { String($0.output.1) } } }
-    }
-
-    func get(_ path: String) async throws -> Page {
-        try await send("GET", path, body: nil)
-    }
-
-    func post(_ path: String, _ fields: KeyValuePairs<String, String>) async throws -> Page {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        let body = fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
-        return try await send("POST", path, body: body)
-    }
-
-    /// Follows 303s (GET) until a page answers (at most 5).
-    func follow(_ page: Page) async throws -> Page {
-        var page = page
-        for _ in 0..<5 {
-            guard page.status == 303 || page.status == 302, let location = page.header("location") else { return page }
-            page = try await get(location)
-        }
-        return page
-    }
-
-    private func send(_ method: String, _ path: String, body: String?) async throws -> Page {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nUser-Agent: EnrollmentPagesTests\r\n"
-        if !cookies.isEmpty { head += "Cookie: " + cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") + "\r\n" }
-        if let body { head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n" }
-        let answer = try await RawHTTP.exchange(port: port, head + "\r\n" + (body ?? ""))
-        guard let split = answer.range(of: "\r\n\r\n") else { throw RawHTTP.Failure(description: "no HTTP answer: \(answer)") }
-        let lines = answer[..<split.lowerBound].components(separatedBy: "\r\n")
-        let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-        var headers: [(String, String)] = []
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            headers.append((name, value))
-            if name == "set-cookie" { remember(value) }
-        }
-        return Page(path: path.split(separator: "?").first.map(String.init) ?? path, status: status, headers: headers, body: String(answer[split.upperBound...]))
-    }
-
-    /// Keeps or (Max-Age=0) drops a `Set-Cookie`.
-    private func remember(_ setCookie: String) {
-        let parts = setCookie.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let pair = parts.first, let equals = pair.firstIndex(of: "=") else { return }
-        let name = String(pair[..<equals]), value = String(pair[pair.index(after: equals)...])
-        if value.isEmpty || parts.contains(where: { $0.lowercased() == "max-age=0" }) { cookies[name] = nil } else { cookies[name] = value }
     }
 }

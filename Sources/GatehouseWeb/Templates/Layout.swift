@@ -80,7 +80,7 @@ td form { margin: 0; display: inline; }
 .codes { columns: 2; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 1.05rem; padding-left: 1.2rem; }
 .qr { display: block; width: 220px; height: 220px; margin: .75rem 0; background: #fff; }
 .qr svg { width: 100%; height: 100%; }
-.eye { font-size: 1.1rem; line-height: 1; }
+.eye { vertical-align: -3px; }
 ul.events { list-style: none; padding: 0; margin: 0; }
 ul.events li { padding: .45rem 0; border-bottom: 1px solid var(--line); }
 @media (max-width: 40rem) {

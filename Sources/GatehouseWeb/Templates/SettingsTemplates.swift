@@ -88,7 +88,7 @@ enum SettingsTemplates {
 <td class="created"><time datetime="{{createdISO}}">{{created}}</time></td>
 <td class="last-used">{{lastUsed}}</td>
 <td class="actions"><div class="row">
-{{#revealAllowed}}<form method="post" action="/account/settings/app-passwords/{{id}}/reveal"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="secondary small reveal" title="Show this password" aria-label="Show the password {{label}}"><span class="eye" aria-hidden="true">👁</span></button></form>{{/revealAllowed}}
+{{#revealAllowed}}<form method="post" action="/account/settings/app-passwords/{{id}}/reveal"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="secondary small reveal" title="Show this password" aria-label="Show the password {{label}}"><svg class="eye" aria-hidden="true" viewBox="0 0 24 24" width="18" height="18"><path d="M12 5C6.5 5 2.7 9.2 1.5 12c1.2 2.8 5 7 10.5 7s9.3-4.2 10.5-7C21.3 9.2 17.5 5 12 5zm0 11.5A4.5 4.5 0 1 1 12 7.5a4.5 4.5 0 0 1 0 9zm0-2.3a2.2 2.2 0 1 0 0-4.4 2.2 2.2 0 0 0 0 4.4z" fill="currentColor"/></svg> Show</button></form>{{/revealAllowed}}
 <form method="post" action="/account/settings/app-passwords/{{id}}/delete"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="danger small revoke" aria-label="Revoke {{label}}">Revoke</button></form>
 </div></td>
 </tr>
