@@ -119,10 +119,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // Starts real peers for tests (redis-server, an SMTP sink, gatehouse serve, Dovecot)
+            // Starts real peers for tests (redis-server, an SMTP sink, gatehouse serve, Dovecot),
+            // and builds WebAuthn ceremonies with real keys (GatehouseCore's CBOR and WebAuthn types)
             // and real mail clients; GatehouseCrypto hashes Dovecot's test passwords.
             name: "GatehouseTesting",
-            dependencies: ["GatehouseRedis", "GatehouseSystem", "GatehouseCrypto"],
+            dependencies: ["GatehouseRedis", "GatehouseSystem", "GatehouseCrypto", "GatehouseCore"],
             swiftSettings: swiftSettings
         ),
 

@@ -5,7 +5,8 @@
 // Layers, bottom to top:
 //   CMallocCounter, COath  — C: a malloc interposer that counts, and the liboath system library
 //   BenchSupport           — timing slices, medians, blackHole, ratio lines, openssl speed runner
-//   TokenBench, TOTPBench  — the executables, each printing ratios against references measured
+//   TokenBench, TOTPBench,
+//   WebAuthnBench          — the executables, each printing ratios against references measured
 //                            in the same run
 import PackageDescription
 
@@ -54,6 +55,16 @@ let package = Package(
             dependencies: [
                 "BenchSupport",
                 "COath",
+                .product(name: "GatehouseCore", package: "gatehouse"),
+                .product(name: "GatehouseCrypto", package: "gatehouse"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            // Passkey sign-in check (RelyingParty.verifyAssertion, ES256) vs openssl speed ecdsap256.
+            name: "WebAuthnBench",
+            dependencies: [
+                "BenchSupport",
                 .product(name: "GatehouseCore", package: "gatehouse"),
                 .product(name: "GatehouseCrypto", package: "gatehouse"),
             ],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the core benchmarks (TokenBench, TOTPBench) in release mode, runs them, and prints the
+# Builds the core benchmarks (TokenBench, TOTPBench, WebAuthnBench) in release mode, runs them, and prints the
 # machine line and every RATIO / ALLOC line at the end.
 #
 #   benchmarks/run-core.sh [--strict] [benchmark options: --quick | --rounds N --slice S
@@ -29,7 +29,7 @@ echo "== machine: $machine"
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg) (every figure is a ratio against a reference measured in the same run)"
 
 # Each product on its own, so a broken or unfinished other benchmark target cannot stop these.
-for product in TokenBench TOTPBench; do
+for product in TokenBench TOTPBench WebAuthnBench; do
     echo "== building $product (release)"
     if ! swift build -c release --package-path "$here" --product "$product"; then
         echo "FAIL build of $product"
@@ -41,7 +41,7 @@ bin="$(swift build -c release --package-path "$here" --show-bin-path)"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 status=0
-for product in TokenBench TOTPBench; do
+for product in TokenBench TOTPBench WebAuthnBench; do
     echo
     echo "== running $product ${args[*]:-}"
     "$bin/$product" "${args[@]}" | tee "$logs/$product.log"
@@ -54,7 +54,7 @@ done
 
 echo
 echo "== summary ($machine)"
-for product in TokenBench TOTPBench; do grep -hE '^(RATIO|ALLOC) ' "$logs/$product.log" 2>/dev/null; done
+for product in TokenBench TOTPBench WebAuthnBench; do grep -hE '^(RATIO|ALLOC) ' "$logs/$product.log" 2>/dev/null; done
 if [ "$status" -ne 0 ]; then
     exit 1
 fi

@@ -11,6 +11,10 @@
 #include <openssl/sha.h>
 #include <openssl/rand.h>
 #include <openssl/err.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
 #include <openssl/opensslv.h>
 #include <sys/random.h>
 #include <errno.h>
@@ -29,6 +33,17 @@ static inline int gh_getrandom(void *buf, size_t len) {
         len -= (size_t)n;
     }
     return 0;
+}
+
+/// The `selection` for `EVP_PKEY_fromdata` that imports a public key with its domain parameters.
+/// `EVP_PKEY_PUBLIC_KEY` is a macro built from other macros with `|`, which Swift does not import.
+static inline int gh_evp_pkey_public_key_selection(void) {
+    return EVP_PKEY_PUBLIC_KEY;
+}
+
+/// The `selection` for `EVP_PKEY_fromdata` that imports domain parameters only (same reason).
+static inline int gh_evp_pkey_key_parameters_selection(void) {
+    return EVP_PKEY_KEY_PARAMETERS;
 }
 
 #endif

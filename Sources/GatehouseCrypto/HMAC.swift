@@ -157,3 +157,22 @@ public enum Digest {
         return out
     }
 }
+
+extension Digest {
+    /// Writes the SHA-256 of `data` to the start of `output` (at least 32 bytes). Allocation-free.
+    public static func sha256(_ data: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count >= 32, "SHA-256 output buffer too small")
+        _ = SHA256(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, output.baseAddress!.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// Writes the SHA-256 of `first ‖ second` to the start of `output` (at least 32 bytes),
+    /// without building the concatenation. Allocation-free.
+    public static func sha256(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count >= 32, "SHA-256 output buffer too small")
+        var ctx = SHA256_CTX()
+        SHA256_Init(&ctx)
+        SHA256_Update(&ctx, first.baseAddress, first.count)
+        SHA256_Update(&ctx, second.baseAddress, second.count)
+        SHA256_Final(output.baseAddress!.assumingMemoryBound(to: UInt8.self), &ctx)
+    }
+}

@@ -128,6 +128,14 @@ enum HTTPSupport {
         guard text.utf8.count <= max else { throw invalid("\(field) is too long") }
         return text
     }
+
+    /// Canonical base64url (no padding) of at most `max` decoded bytes, not empty.
+    static func base64URL(_ text: String, field: String, max: Int) throws(ServiceError) -> (text: String, bytes: [UInt8]) {
+        guard text.utf8.count <= (max * 4 + 2) / 3, let bytes = Base64URL.decode(text), !bytes.isEmpty else {
+            throw invalid("\(field) must be base64url of at most \(max) bytes")
+        }
+        return (text, bytes)
+    }
 }
 
 /// The members of a request body, read by type. A member that is absent or `null` is nil for the

@@ -3,8 +3,10 @@ import GatehouseTesting
 import Testing
 
 /// The pages in a real browser: headless Chromium driven by Selenium (`Tests/browser/flows.py`),
-/// against one in-process node with the stand-in webmail on, a real redis-server and a real SMTP
-/// sink the flows read mailed codes from, all on loopback. Each flow is its own `python3` process
+/// against in-process nodes with the stand-in webmail on, a real redis-server and a real SMTP
+/// sink the flows read mailed codes from, all on loopback. The passkey flows use Chromium's
+/// virtual authenticator on pages loaded from `localhost` (the relying party ID a node has by
+/// default), one of them through both nodes. Each flow is its own `python3` process
 /// with its own browser (two for signing out everywhere) and a fresh address, so the flows share
 /// the node and nothing else. Chromium, chromedriver, Selenium and zbarimg must be installed
 /// (`scripts/bootstrap.sh --tests`); without them these tests fail, naming the package.
@@ -22,13 +24,17 @@ struct BrowserTests {
         "sign_out_everywhere",
         "forgot_password",
         "csrf_refused",
+        "passkey_register_and_sign_in",
+        "passkey_second_node",
+        "passkey_removed",
         "labels_and_phone_width",
     ]
 
     /// The screens the `screenshots` flow saves, as `NAME.png`.
     static let screens = ["second-step", "enroll-authenticator", "backup-codes", "settings", "forgot-password"]
 
-    /// The domain of the flows' addresses; the suite turns on revealing app passwords there.
+    /// The domain of the flows' addresses; the suite turns on revealing app passwords and
+    /// passkeys there.
     static let domain = "example.org"
 
     /// The repository (this file is `Tests/GatehouseServiceTests/BrowserTests.swift`).
@@ -73,7 +79,12 @@ struct BrowserTests {
         return result.status == 0 && path.hasPrefix("/") ? path : python
     }
 
-    /// Runs one flow of flows.py against the suite's node, at most 90 s, and expects exit 0;
+    /// A node's address, `http://127.0.0.1:PORT` or `http://localhost:PORT`.
+    static func base(_ node: any TestNode, localhost: Bool) -> String {
+        localhost ? "http://localhost:\(node.baseURL.port ?? 80)" : node.baseURL.absoluteString
+    }
+
+    /// Runs one flow of flows.py against the suite's nodes, at most 90 s, and expects exit 0;
     /// whether it passed.
     @discardableResult
     static func run(_ flow: String, screenshots: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Bool {
@@ -86,11 +97,15 @@ struct BrowserTests {
         let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-browser-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: temporary) }
+        // WebAuthn checks the page's origin against the relying party ID, `localhost` here: the
+        // passkey flows load the pages from `localhost`, which the nodes' 127.0.0.1 answers too.
+        let passkeys = flow.hasPrefix("passkey_")
         var arguments = [
-            script, "--base", stage.deployment.node.baseURL.absoluteString, "--mail-dir", stage.smtp.directory,
+            script, "--base", base(stage.deployment.nodes[0], localhost: passkeys), "--mail-dir", stage.smtp.directory,
             "--domain", domain, "--temp", temporary,
             "--chromium", chromium, "--chromedriver", chromedriver, "--zbarimg", zbarimg,
         ]
+        if passkeys { arguments += ["--base2", base(stage.deployment.nodes[1], localhost: true)] }
         if let screenshots { arguments += ["--screenshots", screenshots] }
         arguments.append(flow)
         var environment = ProcessInfo.processInfo.environment
@@ -113,7 +128,8 @@ struct BrowserTests {
 }
 
 /// What the browser tests run against, started once for the suite: the SMTP sink and a deployment
-/// of one in-process node with the stand-in webmail, mail going to the sink, and the
+/// of two in-process nodes sharing one Redis and one keyring (the second for the flow that signs
+/// in on the other node) with the stand-in webmail, mail going to the sink, and the
 /// forgot-password flow ending at the demo's reset page.
 struct BrowserStage: Sendable {
     let deployment: Deployment
@@ -129,11 +145,12 @@ struct BrowserStage: Sendable {
                 "GATEHOUSE_MAIL_FROM": "gatehouse@mail.example",
                 "GATEHOUSE_WEB_PASSWORD_RESET_URL": "/demo/reset-password",
             ]
-            try await Deployment.with(environment: environment) { d in
+            try await Deployment.with(nodes: 2, environment: environment) { d in
                 // Revealing an app password works only for those created while the policy allows
-                // it, so it is on before any flow enrols.
+                // it, so it is on before any flow enrols; passkeys are allowed beside the codes.
                 let policy = try await d.call(
-                    "PUT", "/v1/domains/\(BrowserTests.domain)/policy", key: "admin", json: ["mode": "optional", "app_password_reveal": true]
+                    "PUT", "/v1/domains/\(BrowserTests.domain)/policy", key: "admin",
+                    json: ["mode": "optional", "app_password_reveal": true, "methods": ["totp", "email", "passkey"]]
                 )
                 try #require(policy.status == 200, "setting \(BrowserTests.domain)'s policy: \(policy.json)")
                 try await $current.withValue(BrowserStage(deployment: d, smtp: smtp)) {

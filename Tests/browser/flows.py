@@ -9,8 +9,14 @@ directory (`message-*.json`, one file per accepted message) they read mailed cod
 contract every page keeps (Sources/GatehouseWeb/).
 
     python3 Tests/browser/flows.py --base http://127.0.0.1:PORT --mail-dir DIR \
-        [--screenshots DIR] [--domain example.org] FLOW...
+        [--base2 http://localhost:PORT2] [--screenshots DIR] [--domain example.org] FLOW...
     python3 Tests/browser/flows.py --list
+
+The passkey flows use Chromium's virtual authenticator (WebDriver's WebAuthn extension) and need
+the pages on `http://localhost:PORT` (`--base`): the node's relying party ID is then `localhost`,
+which no `127.0.0.1` origin matches. `passkey_second_node` also needs `--base2`, a second node
+sharing the first one's Redis and keys. The flows' domain must allow passkeys (its policy's
+`methods` include `passkey`).
 
 Exits 0 when every named flow passed; otherwise 1, with what failed, where the browser was and
 what the page said. Every wait is bounded (10 s for a page or an element, 10 s for a mail) and a
@@ -132,6 +138,7 @@ class Run:
 
     def __init__(self, args, temp):
         self.base = args.base.rstrip("/")
+        self.base2 = (args.base2 or "").rstrip("/") or None
         self.mail = Mailbox(args.mail_dir)
         self.screenshots = args.screenshots
         self.domain = args.domain
@@ -175,6 +182,8 @@ class Browser:
 
         self.run = run
         self.name = name
+        #: The node `open` loads pages from (a flow may move the browser to another node).
+        self.base = run.base
         profile = tempfile.mkdtemp(prefix="chromium-%s-" % name, dir=run.temp)
         options = webdriver.ChromeOptions()
         options.binary_location = run.chromium
@@ -262,7 +271,7 @@ class Browser:
             message="the page at %s did not finish loading within %d s" % (self.driver.current_url, WAIT))
 
     def open(self, path):
-        self.driver.get(self.run.base + path)
+        self.driver.get(self.base + path)
         self.settle()
 
     def find(self, css, what=None):
@@ -474,6 +483,150 @@ def enrolled_user(run, b, name="user"):
     user, recovery = run.user(name)
     sign_in_without_second_step(b, user)
     return enrol(run, b, user, recovery)
+
+
+# MARK: Passkeys
+
+
+def passkey_browser(run, name="browser"):
+    """A browser with Chromium's virtual authenticator (CTAP2, built in, resident keys, user
+    verification that always succeeds), on pages served from localhost; fails, saying what is
+    missing, when the Selenium, the driver or the page offers no WebAuthn."""
+    host = urllib.parse.urlsplit(run.base).hostname
+    check(host == "localhost", "the passkey flows need --base http://localhost:PORT (the relying party ID is localhost), not %s" % run.base)
+    try:
+        from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
+    except ImportError as error:
+        raise FlowFailure("this Selenium has no virtual authenticator (selenium.webdriver.common.virtual_authenticator: %s); "
+                          "install Selenium 4 or later" % error) from None
+    from selenium.common.exceptions import WebDriverException
+
+    b = run.browser(name)
+    options = VirtualAuthenticatorOptions(
+        protocol=VirtualAuthenticatorOptions.Protocol.CTAP2, transport=VirtualAuthenticatorOptions.Transport.INTERNAL,
+        has_resident_key=True, has_user_verification=True, is_user_verified=True)
+    try:
+        b.driver.add_virtual_authenticator(options)
+    except WebDriverException as error:
+        raise FlowFailure("chromedriver did not add a virtual authenticator (WebDriver's WebAuthn extension): %s"
+                          % str(error).split("\nStacktrace:")[0].strip()) from None
+    b.open("/demo/login")
+    webauthn = b.driver.execute_script(
+        "return [window.isSecureContext, typeof window.PublicKeyCredential === 'function', !!(navigator.credentials && navigator.credentials.create)];")
+    check(all(webauthn), "WebAuthn is missing at %s (secure context, PublicKeyCredential, navigator.credentials.create: %r)" % (run.base, webauthn))
+    return b
+
+
+def passkey_attempt(b, css, what):
+    """Clicks a passkey button: passkey.js asks the node for options, the browser's WebAuthn
+    answers, and the form is submitted, which loads a new page: returns "loaded". When passkey.js
+    gives up instead, it says why in #passkey-status and enables the button again: returns
+    "refused: " and its words."""
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button = b.find(css, what)
+    mark = secrets.token_hex(8)
+    b.driver.execute_script("window.gatehouseFlowMark = arguments[0];", mark)
+    button.click()
+    state = """
+    if (window.gatehouseFlowMark !== arguments[0]) { return 'loaded'; }
+    var status = document.getElementById('passkey-status'), button = document.querySelector(arguments[1]);
+    var said = status ? status.textContent.trim() : '';
+    return said && button && !button.disabled ? 'refused: ' + said : null;
+    """
+    try:
+        outcome = WebDriverWait(b.driver, WAIT, poll_frequency=0.05, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script(state, mark, css))
+    except TimeoutException:
+        raise FlowFailure("%s: no new page within %d s after clicking %s (#passkey-status: %r) — %s"
+                          % (what, WAIT, css, passkey_status(b), b.describe())) from None
+    if outcome == "loaded":
+        b.settle()
+    return outcome
+
+
+def passkey_click(b, css, what):
+    """A passkey button that must load the next page; a refusal fails at once with its words."""
+    outcome = passkey_attempt(b, css, what)
+    check(outcome == "loaded", "%s: passkey.js said %r — %s" % (what, outcome, b.describe()))
+
+
+def passkey_refused(b, css, what, words):
+    """A passkey button whose attempt must fail in place: #passkey-status (role=status) says
+    `words`, the browser stays on the page, and nothing is shown as an error."""
+    path = b.path()
+    outcome = passkey_attempt(b, css, what)
+    check(outcome.startswith("refused: ") and words in outcome, "%s: expected #passkey-status to say %r, got %r — %s"
+          % (what, words, outcome, b.describe()))
+    check(b.find("#passkey-status").get_attribute("role") == "status", "#passkey-status is not role=status")
+    check(b.path() == path, "%s: the browser left %s for %s" % (what, path, b.path()))
+    b.expect_no_error(what)
+
+
+def passkey_status(b):
+    found = b.all("#passkey-status")
+    return found[0].text.strip() if found else None
+
+
+#: What a browser without WebAuthn and a closed prompt look like to passkey.js.
+NO_WEBAUTHN = "window.PublicKeyCredential = undefined;"
+CLOSED_PROMPT = """
+navigator.credentials.%s = function () {
+  return Promise.reject(new DOMException('The operation either timed out or was not allowed.', 'NotAllowedError'));
+};"""
+
+
+def add_passkey_refusals(b):
+    """On the settings page: without WebAuthn, and with the prompt closed, adding a passkey says
+    so in #passkey-status and adds nothing."""
+    b.open("/account/settings")
+    b.fill("#passkey-name", "Nowhere")
+    b.driver.execute_script(NO_WEBAUTHN)
+    passkey_refused(b, "#add-passkey", "adding a passkey without WebAuthn", "cannot create passkeys")
+    b.open("/account/settings")
+    b.fill("#passkey-name", "Nowhere")
+    b.driver.execute_script(CLOSED_PROMPT % "create")
+    passkey_refused(b, "#add-passkey", "adding a passkey with the prompt closed", "closed or timed out")
+    b.open("/account/settings")
+    check(b.count("#passkeys tr[data-id]") == 0, "a refused passkey was listed — %s" % b.describe())
+
+
+def add_passkey(b, name):
+    """On the settings page: names a passkey and adds it with the virtual authenticator; returns
+    its row id."""
+    b.open("/account/settings")
+    before = [row.get_attribute("data-id") for row in b.all("#passkeys tr[data-id]")]
+    check(b.count("#add-passkey-form") == 1, "the settings page offers no passkey (#add-passkey-form) — %s" % b.describe())
+    label = b.find('label[for="passkey-name"]').text.strip()
+    check(label == "Name, e.g. \u201cLaptop\u201d or \u201cPhone\u201d", "#passkey-name's label reads %r" % label)
+    b.fill("#passkey-name", name)
+    passkey_click(b, "#add-passkey", "adding the passkey %r" % name)
+    b.expect_path("/account/settings", "after adding a passkey")
+    b.expect_no_error("adding a passkey")
+    check("Passkey added" in b.text("#notice"), "no notice that the passkey was added: %r" % b.text("#notice"))
+    rows = [row.get_attribute("data-id") for row in b.all("#passkeys tr[data-id]")]
+    added = [row for row in rows if row not in before]
+    check(len(added) == 1, "expected one new row in #passkeys, found %r (before: %r) — %s" % (rows, before, b.describe()))
+    cells = b.find('#passkeys tr[data-id="%s"]' % added[0])
+    check(name in cells.text and "Never used" in cells.text, "the new passkey's row reads %r" % cells.text)
+    return added[0]
+
+
+def sign_in_with_passkey(b, e):
+    """At the second step: #use-passkey, the virtual authenticator, then the inbox."""
+    check(b.count("#use-passkey") == 1, "the second step offers no passkey (#use-passkey) — %s" % b.describe())
+    check(b.find("input[name=method]").get_attribute("value") == "totp",
+          "the code form is no longer the default beside the passkey — %s" % b.describe())
+    passkey_click(b, "#use-passkey", "signing in with the passkey")
+    b.expect_path("/demo/inbox", "after the passkey at the second step")
+    check(e.user in b.text("#signed-in"), "the inbox does not name %s" % e.user)
+
+
+def expect_passkey_session(b):
+    b.open("/account/settings")
+    how = b.text("#sessions tr.current td.how")
+    check(how == "Password and passkey", "the current session's How reads %r, not a passkey sign-in — %s" % (how, b.describe()))
 
 
 # MARK: Flows
@@ -713,6 +866,63 @@ def csrf_refused(run):
     b.expect_path("/demo/inbox", "still signed in after the refused forged form")
 
 
+@flow
+def passkey_register_and_sign_in(run):
+    b = passkey_browser(run)
+    e = enrolled_user(run, b)
+    add_passkey_refusals(b)
+    check(len(b.driver.get_credentials()) == 0, "the virtual authenticator holds a credential before one was added")
+    add_passkey(b, "Laptop")
+    credentials = b.driver.get_credentials()
+    check(len(credentials) == 1, "the virtual authenticator holds %d credentials after adding one" % len(credentials))
+    sign_out(b)
+    to_second_step(b, e.user)
+    # A closed prompt changes nothing: still the second step, and the passkey works after it.
+    b.driver.execute_script(CLOSED_PROMPT % "get")
+    passkey_refused(b, "#use-passkey", "the passkey prompt closed at the second step", "closed or timed out")
+    b.open("/account/second-step")
+    sign_in_with_passkey(b, e)
+    expect_passkey_session(b)
+    check("Signed in with a passkey" in b.text("#events"), "the events do not name the passkey sign-in — %s" % b.describe())
+    check(b.text("#passkeys td.last-used") != "Never used", "the passkey's last use was not recorded — %s" % b.describe())
+
+
+@flow
+def passkey_second_node(run):
+    check(run.base2, "passkey_second_node needs --base2 http://localhost:PORT2, a second node sharing the first one's Redis")
+    check(urllib.parse.urlsplit(run.base2).hostname == "localhost", "--base2 must be on localhost too, not %s" % run.base2)
+    b = passkey_browser(run)
+    e = enrolled_user(run, b)
+    add_passkey(b, "Laptop")
+    sign_out(b)
+    # The same browser and authenticator, the other node: cookies are per host, not port, so the
+    # challenge and session cookies travel with it.
+    b.base = run.base2
+    to_second_step(b, e.user)
+    sign_in_with_passkey(b, e)
+    check(urllib.parse.urlsplit(b.driver.current_url).port == urllib.parse.urlsplit(run.base2).port,
+          "the sign-in did not stay on the second node: %s" % b.driver.current_url)
+    expect_passkey_session(b)
+
+
+@flow
+def passkey_removed(run):
+    b = passkey_browser(run)
+    e = enrolled_user(run, b)
+    row = add_passkey(b, "Phone")
+    b.click('#passkeys tr[data-id="%s"] button.remove-passkey' % row, "remove the passkey")
+    b.expect_path("/account/settings", "after removing the passkey")
+    b.expect_no_error("removing the passkey")
+    check("removed" in b.text("#notice"), "no notice that the passkey was removed: %r" % b.text("#notice"))
+    check(b.count("#passkeys tr[data-id]") == 0, "the removed passkey is still listed — %s" % b.describe())
+    # The authenticator still holds the credential; the node no longer accepts or offers it.
+    check(len(b.driver.get_credentials()) == 1, "the virtual authenticator lost its credential")
+    sign_out(b)
+    to_second_step(b, e.user)
+    check(b.count("#use-passkey") == 0, "the second step still offers a passkey after it was removed — %s" % b.describe())
+    second_step_totp(b, e, e.step + 1)
+
+
 LABEL_CHECK = """
 var problems = [];
 document.querySelectorAll('input, select, textarea').forEach(function (e) {
@@ -816,7 +1026,8 @@ class FlowTimeout(Exception):
 
 def main():
     parser = argparse.ArgumentParser(description="Gatehouse's pages in headless Chromium (Selenium).")
-    parser.add_argument("--base", help="the node, http://127.0.0.1:PORT")
+    parser.add_argument("--base", help="the node, http://127.0.0.1:PORT (http://localhost:PORT for the passkey flows)")
+    parser.add_argument("--base2", help="a second node sharing the first one's Redis, http://localhost:PORT (passkey_second_node)")
     parser.add_argument("--mail-dir", help="the SMTP sink's directory (message-*.json)")
     parser.add_argument("--screenshots", help="where the screenshots flow saves its PNGs")
     parser.add_argument("--domain", default="example.org", help="the domain of the flows' addresses (its policy must allow app password reveal)")

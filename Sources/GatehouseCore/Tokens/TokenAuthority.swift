@@ -407,6 +407,7 @@ struct ParsedClaims {
             else if spanEquals(v, "email") { m = .email }
             else if spanEquals(v, "backup") { m = .backup }
             else if spanEquals(v, "remember") { m = .remember }
+            else if spanEquals(v, "passkey") { m = .passkey }
             else { return nil }
             guard !methods.contains(m) else { return nil }
             methods.insert(m)

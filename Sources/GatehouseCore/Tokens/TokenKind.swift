@@ -50,15 +50,17 @@ public struct AuthMethods: OptionSet, Sendable, Hashable {
     public static let backup = AuthMethods(rawValue: 1 << 3)
     /// A remembered device stood in for the second step.
     public static let remember = AuthMethods(rawValue: 1 << 4)
+    /// A passkey (WebAuthn assertion).
+    public static let passkey = AuthMethods(rawValue: 1 << 5)
 
     /// The `amr` values in their canonical order.
     public static let names: [(AuthMethods, String)] = [
-        (.password, "pwd"), (.otp, "otp"), (.email, "email"), (.backup, "backup"), (.remember, "remember"),
+        (.password, "pwd"), (.otp, "otp"), (.email, "email"), (.backup, "backup"), (.remember, "remember"), (.passkey, "passkey"),
     ]
 
     /// The `amr` strings of this set, in canonical order.
     public var strings: [String] { Self.names.filter { contains($0.0) }.map(\.1) }
 
     /// True when a second step (or its remembered stand-in) is part of the set.
-    public var hasSecondStep: Bool { !isDisjoint(with: [.otp, .email, .backup, .remember]) }
+    public var hasSecondStep: Bool { !isDisjoint(with: [.otp, .email, .backup, .remember, .passkey]) }
 }

@@ -71,25 +71,67 @@ struct HandoffBody: StrictRequestBody {
 
 /// `POST /v1/login/finish` (the sign-in path).
 struct LoginFinishBody: StrictRequestBody {
-    static let members: Set<String> = ["challenge", "method", "code", "remember", "client_ip", "user_agent"]
+    static let members: Set<String> = [
+        "challenge", "method", "code", "remember", "client_ip", "user_agent",
+        "credential_id", "client_data_json", "authenticator_data", "signature",
+    ]
     var challenge: String
     var method: SecondStepMethod
+    /// The code (every method but `passkey`).
     var code: String
+    /// The assertion (`passkey`).
+    var assertion: PasskeyAssertion?
     var remember: Bool
     var clientIP: String?
     var userAgent: String?
 
     init(_ fields: RequestFields) throws(ServiceError) {
-        let challenge = try fields.string("challenge"), method = try fields.string("method"), code = try fields.string("code")
+        let challenge = try fields.string("challenge"), method = try fields.string("method")
+        // A code is required for every method but passkey (read in the same place as always).
+        let code = method == SecondStepMethod.passkey.rawValue ? try fields.optionalString("code") : try fields.string("code")
+        let credentialID = try fields.optionalString("credential_id"), clientData = try fields.optionalString("client_data_json")
+        let authenticatorData = try fields.optionalString("authenticator_data"), signature = try fields.optionalString("signature")
         let remember = try fields.optionalBool("remember"), clientIP = try fields.optionalString("client_ip")
         let userAgent = try fields.optionalString("user_agent")
-        guard let secondStep = SecondStepMethod(rawValue: method) else { throw HTTPSupport.invalid("method must be totp, email or backup_code") }
+        guard let secondStep = SecondStepMethod(rawValue: method) else { throw HTTPSupport.invalid("method must be totp, email, backup_code or passkey") }
         self.challenge = try HTTPSupport.shortString(challenge, field: "challenge")
         self.method = secondStep
-        self.code = try HTTPSupport.shortString(code, field: "code", max: 64)
+        if secondStep == .passkey {
+            guard let credentialID, let clientData, let authenticatorData, let signature else {
+                throw HTTPSupport.invalid("method passkey needs credential_id, client_data_json, authenticator_data and signature")
+            }
+            self.code = ""
+            self.assertion = PasskeyAssertion(
+                credentialID: try HTTPSupport.base64URL(credentialID, field: "credential_id", max: 1023).text,
+                clientDataJSON: try HTTPSupport.base64URL(clientData, field: "client_data_json", max: 4096).bytes,
+                authenticatorData: try HTTPSupport.base64URL(authenticatorData, field: "authenticator_data", max: 4096).bytes,
+                signature: try HTTPSupport.base64URL(signature, field: "signature", max: 1024).bytes
+            )
+        } else {
+            self.code = try HTTPSupport.shortString(code ?? "", field: "code", max: 64)
+        }
         self.remember = remember ?? false
         self.clientIP = try HTTPSupport.clientIP(clientIP)
         self.userAgent = try HTTPSupport.userAgent(userAgent)
+    }
+}
+
+/// `POST /v1/login/passkey-options`.
+typealias PasskeyOptionsBody = EmailCodeBody
+
+/// `POST /v1/me/passkeys`: a registration response (base64url members).
+struct PasskeyRegistrationBody: StrictRequestBody {
+    static let members: Set<String> = ["name", "client_data_json", "attestation_object"]
+    var name: String
+    var clientDataJSON: [UInt8]
+    var attestationObject: [UInt8]
+
+    init(_ fields: RequestFields) throws(ServiceError) {
+        let name = try fields.string("name"), clientData = try fields.string("client_data_json")
+        let attestation = try fields.string("attestation_object")
+        self.name = try HTTPSupport.shortString(name, field: "name", max: 256)
+        self.clientDataJSON = try HTTPSupport.base64URL(clientData, field: "client_data_json", max: 4096).bytes
+        self.attestationObject = try HTTPSupport.base64URL(attestation, field: "attestation_object", max: 16384).bytes
     }
 }
 

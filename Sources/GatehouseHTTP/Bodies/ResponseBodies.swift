@@ -439,3 +439,64 @@ struct ImportResponse: JSONResponseBody {
         }
     }
 }
+
+// MARK: Passkeys
+
+/// JSON text written as it is (a value the service encoded in a standard's own form).
+struct RawJSON: JSONResponseBody {
+    var text: String
+
+    func write(to json: inout JSONWriter) {
+        json.bytes.append(contentsOf: text.utf8)
+    }
+}
+
+/// `POST /v1/me/passkeys/options`: `public_key` is `PublicKeyCredentialCreationOptions` in
+/// WebAuthn's JSON form (binary members base64url), for `navigator.credentials.create()`.
+struct PasskeyCreationOptionsResponse: JSONResponseBody {
+    var options: PasskeyCreationOptions
+    var expiresAt: Int64
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.time("expires_at", expiresAt)
+            o.member("public_key", RawJSON(text: options.webAuthnJSON))
+        }
+    }
+}
+
+/// `POST /v1/login/passkey-options`: `public_key` is `PublicKeyCredentialRequestOptions` in
+/// WebAuthn's JSON form, for `navigator.credentials.get()`.
+struct PasskeyRequestOptionsResponse: JSONResponseBody {
+    var options: PasskeyRequestOptions
+    var expiresAt: Int64
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.time("expires_at", expiresAt)
+            o.member("public_key", RawJSON(text: options.webAuthnJSON))
+        }
+    }
+}
+
+extension PasskeyInfo: JSONResponseBody {
+    func write(to json: inout JSONWriter) {
+        json.object { o in
+            o.member("backed_up", backedUp)
+            o.member("backup_eligible", backupEligible)
+            o.time("created_at", createdAt)
+            o.member("id", id)
+            o.time("last_used_at", orNull: lastUsedAt)
+            o.member("name", name)
+        }
+    }
+}
+
+/// `GET /v1/me/passkeys`.
+struct PasskeysResponse: JSONResponseBody {
+    var passkeys: [PasskeyInfo]
+
+    func write(to json: inout JSONWriter) {
+        json.object { o in o.member("passkeys", passkeys) }
+    }
+}

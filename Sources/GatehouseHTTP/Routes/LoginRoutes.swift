@@ -23,10 +23,16 @@ struct LoginRoutes {
                 var request = request
                 try access.require(.frontend, request)
                 let body = try await LoginFinishBody.read(from: &request)
-                let result = try await gatehouse.finishLogin(
-                    challenge: body.challenge, method: body.method, code: body.code, remember: body.remember,
-                    clientIP: body.clientIP, userAgent: body.userAgent
-                )
+                let result = if let assertion = body.assertion {
+                    try await gatehouse.finishPasskeyLogin(
+                        challenge: body.challenge, assertion: assertion, remember: body.remember, clientIP: body.clientIP, userAgent: body.userAgent
+                    )
+                } else {
+                    try await gatehouse.finishLogin(
+                        challenge: body.challenge, method: body.method, code: body.code, remember: body.remember,
+                        clientIP: body.clientIP, userAgent: body.userAgent
+                    )
+                }
                 return HTTPSupport.json(.ok, LoginResponse(result: result), capacity: 512)
             }
             routes.post("/v1/login/handoff") { request, _ in
@@ -36,6 +42,13 @@ struct LoginRoutes {
                 let made = try await gatehouse.createHandoff(body.handoff)
                 let base = gatehouse.configuration.web.publicURL ?? ""
                 return HTTPSupport.json(.created, HandoffResponse(url: base + "/account/continue?ticket=" + made.ticket, expiresAt: made.expiresAt))
+            }
+            routes.post("/v1/login/passkey-options") { request, _ in
+                var request = request
+                try access.require(.frontend, request)
+                let body = try await PasskeyOptionsBody.read(from: &request)
+                let options = try await gatehouse.startPasskeyLogin(challenge: body.challenge)
+                return HTTPSupport.json(.ok, PasskeyRequestOptionsResponse(options: options, expiresAt: gatehouse.now + options.timeoutSeconds))
             }
             routes.post("/v1/login/email-code") { request, _ in
                 var request = request

@@ -19,6 +19,7 @@ struct SelfServiceRoutes {
             }
             addTwoStep(routes)
             addAppPasswords(routes)
+            addPasskeys(routes)
             addDevicesAndSessions(routes)
         }
     }
@@ -110,6 +111,36 @@ struct SelfServiceRoutes {
             try access.require(.frontend, request)
             let password = try await gatehouse.revealAppPassword(access.principal(request), id: id)
             return HTTPSupport.json(.ok, RevealedAppPasswordResponse(id: id, password: password))
+        }
+    }
+
+    /// Passkeys: registration options, registering, listing, removing.
+    func addPasskeys(_ routes: RouteCollection<BasicRequestContext>) {
+        routes.post("/v1/me/passkeys/options") { request, _ in
+            var request = request
+            try access.require(.frontend, request)
+            _ = try await EmptyBody.read(from: &request, emptyAllowed: true)
+            let options = try await gatehouse.startPasskeyRegistration(access.principal(request))
+            return HTTPSupport.json(.ok, PasskeyCreationOptionsResponse(options: options, expiresAt: gatehouse.now + options.timeoutSeconds))
+        }
+        routes.post("/v1/me/passkeys") { request, _ in
+            var request = request
+            try access.require(.frontend, request)
+            let body = try await PasskeyRegistrationBody.read(from: &request)
+            let created = try await gatehouse.finishPasskeyRegistration(
+                access.principal(request), name: body.name, clientDataJSON: body.clientDataJSON, attestationObject: body.attestationObject
+            )
+            return HTTPSupport.json(.created, created)
+        }
+        routes.get("/v1/me/passkeys") { request, _ in
+            try access.require(.frontend, request)
+            return HTTPSupport.json(.ok, PasskeysResponse(passkeys: try await gatehouse.passkeys(of: access.principal(request).user)))
+        }
+        routes.delete("/v1/me/passkeys/:id") { request, context in
+            guard let id = context.parameters.get("id"), id.utf8.count <= 1400 else { throw Access.noSuchEndpoint }
+            try access.require(.frontend, request)
+            try await gatehouse.deletePasskey(user: access.principal(request).user, id: id)
+            return Response(status: .noContent)
         }
     }
 

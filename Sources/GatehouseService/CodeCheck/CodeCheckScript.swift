@@ -21,6 +21,14 @@ public import GatehouseRedis
 /// - `email`: ARGV[2] is the keyed hash; KEYS[3] is the pending email code (hash: `h`, `cid`,
 ///   `tries`); success needs the same hash and the same challenge id (ARGV[12]) and deletes it;
 ///   a failure counts a try and kills the code after ARGV[13] tries.
+/// - `passkey`: the node verified the assertion's signature (ARGV[2] `1`/`0`) against the challenge
+///   it read from KEYS[3] (the pending passkey challenge, hash `h`, `cid`); the script requires
+///   that same challenge, still pending and for this sign-in (ARGV[22], ARGV[12]), and deletes it
+///   whatever the outcome (one assertion per challenge, on every node). Success also needs the
+///   credential's stored signature counter (KEYS[8], field ARGV[23]) below the received one
+///   (ARGV[24]) unless both are 0; a counter that did not advance is refused and recorded as
+///   `passkey_counter_regressed` (a cloned authenticator). Success stores the new counter and
+///   the time of use (field `<id>:used`).
 ///
 /// It also writes what the attempt leaves behind, so that a sign-in costs this one round trip:
 /// the user's security event (success, failure, replay, throttled) into their capped events
@@ -29,13 +37,16 @@ public import GatehouseRedis
 ///
 /// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
 /// `locked`), 3 the mode's record, 4 IP-prefix failure counter, 5 challenge marker (set on success),
-/// 6 the user's session list (hash), 7 the user's events stream.
+/// 6 the user's session list (hash), 7 the user's events stream, 8 (passkey mode only) the
+/// passkeys' counters (hash).
 /// ARGV: 1 expected credential version (`""` skips the check), 2 candidate (see modes),
 /// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit, 7 IP window s,
 /// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s, 11 mode, 12 challenge id,
 /// 13 tries per email code, 14 session id to record on success (`""` = none), 15 its record (JSON),
 /// 16 session-list TTL s, 17 write events (`1`/`0`), 18 event detail (the method), 19 client IP
-/// (`""` = none), 20 events kept (approximate `MAXLEN`), 21 event type on success (`""` = none).
+/// (`""` = none), 20 events kept (approximate `MAXLEN`), 21 event type on success (`""` = none),
+/// 22–24 (passkey mode only) the challenge the node verified against, the credential id, the
+/// received signature counter.
 ///
 /// Replies: `{"ok", epoch}` (the user's security epoch from KEYS[1], read in the same atomic step,
 /// so a sign-in needs no second read to stamp its session), `{"invalid", attempts_remaining, replay(0|1), wait_ms}`,
@@ -97,6 +108,24 @@ elseif mode == 'email' then
       return succeed()
     end
     if redis.call('HINCRBY', KEYS[3], 'tries', 1) >= tonumber(ARGV[13]) then redis.call('DEL', KEYS[3]) end
+  end
+elseif mode == 'passkey' then
+  local pending = redis.call('HMGET', KEYS[3], 'h', 'cid')
+  if pending[1] and pending[1] == ARGV[22] and pending[2] == ARGV[12] then
+    redis.call('DEL', KEYS[3])
+    if ARGV[2] == '1' then
+      local stored = redis.call('HGET', KEYS[8], ARGV[23])
+      if stored then
+        stored = tonumber(stored)
+        local received = tonumber(ARGV[24])
+        if (stored ~= 0 or received ~= 0) and received <= stored then
+          event('passkey_counter_regressed')
+        else
+          redis.call('HSET', KEYS[8], ARGV[23], ARGV[24], ARGV[23] .. ':used', tostring(math.floor(now / 1000)))
+          return succeed()
+        end
+      end
+    end
   end
 else
   return redis.error_reply('unknown mode')

@@ -70,6 +70,9 @@ public struct CodeChecker: Sendable {
         case backupCode(hash: String)
         /// An emailed code's keyed hash, bound to the challenge it was sent for.
         case emailCode(hash: String, challengeID: String, triesPerCode: Int)
+        /// A passkey assertion the node verified (or not) against `challenge`, the pending
+        /// passkey challenge of sign-in `challengeID`; `counters` is the passkeys' counter hash.
+        case passkey(verified: Bool, challenge: String, challengeID: String, credentialID: String, signCount: UInt32, counters: String)
     }
 
     /// The script's KEYS and ARGV for one attempt: the one place their order is written down
@@ -84,9 +87,10 @@ public struct CodeChecker: Sendable {
         case .totp(let step): (mode, value, challengeID, tries) = ("totp", step.map { String($0) } ?? "-1", "", 0)
         case .backupCode(let hash): (mode, value, challengeID, tries) = ("set", hash, "", 0)
         case .emailCode(let hash, let cid, let t): (mode, value, challengeID, tries) = ("email", hash, cid, t)
+        case .passkey(let verified, _, let cid, _, _, _): (mode, value, challengeID, tries) = ("passkey", verified ? "1" : "0", cid, 0)
         }
-        let keys = [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker, keys.sessions, keys.events]
-        let arguments: [String] = [
+        var keys = [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker, keys.sessions, keys.events]
+        var arguments: [String] = [
             credentialVersion, value,
             String(settings.freeFailures), String(settings.maximumBackoffSeconds * 1000), String(settings.lockAfterFailures),
             String(settings.ipFailureLimit), String(settings.ipWindowSeconds), String(replayTTLSeconds), String(challengeTTLSeconds),
@@ -94,6 +98,10 @@ public struct CodeChecker: Sendable {
             effects.session?.id ?? "", effects.session?.record ?? "", String(effects.sessionListTTLSeconds),
             "1", effects.eventDetail, effects.clientIP ?? "", String(effects.eventsKept), effects.successEvent ?? "",
         ]
+        if case .passkey(_, let challenge, _, let credentialID, let signCount, let counters) = candidate {
+            keys.append(counters)
+            arguments += [challenge, credentialID, String(signCount)]
+        }
         return (keys, arguments)
     }
 

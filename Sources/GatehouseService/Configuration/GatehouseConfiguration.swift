@@ -139,6 +139,8 @@ public struct GatehouseConfiguration: Sendable {
     public var mailBackend = MailBackend()
     /// The pages for people and the hand-off from the webmail (docs/web-pages.md).
     public var web = WebSettings()
+    /// Passkeys: the WebAuthn relying party (docs/passkeys.md).
+    public var passkeys = PasskeySettings()
     public var throttle = Throttle()
     public var totp = TOTPSettings()
     public var lifetimes = Lifetimes()
@@ -187,7 +189,7 @@ public struct GatehouseConfiguration: Sendable {
         "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS",
         "GATEHOUSE_MAIL_BACKEND_IMAP", "GATEHOUSE_MAIL_BACKEND_POP3", "GATEHOUSE_MAIL_BACKEND_SMTP",
         "GATEHOUSE_MAIL_BACKEND_MASTER_USER", "GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE", "GATEHOUSE_MAIL_BACKEND_MASTER_SEPARATOR",
-    ] + WebSettings.names)
+    ] + WebSettings.names + PasskeySettings.names)
 
     mutating func apply(environment env: [String: String]) throws(ServiceError) {
         if let v = env["GATEHOUSE_LISTEN"] {
@@ -252,6 +254,7 @@ public struct GatehouseConfiguration: Sendable {
             throw ServiceError(.invalidRequest, "GATEHOUSE_MAIL_BACKEND_MASTER_USER and GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE go together")
         }
         try web.apply(environment: env)
+        try passkeys.apply(environment: env)
         var keysText: String?
         if let path = env["GATEHOUSE_API_KEYS_FILE"] {
             do { keysText = String(decoding: try KeyFiles.read(path: path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } catch {

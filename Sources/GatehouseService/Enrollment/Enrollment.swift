@@ -183,13 +183,14 @@ extension Gatehouse {
         logger.info("two-step disabled", metadata: ["user": "\(user)"])
     }
 
-    /// Removes TOTP, backup codes and app passwords; bumps the credential version.
+    /// Removes TOTP, backup codes, passkeys and app passwords; bumps the credential version.
     func removeSecondStep(user: UserID) async throws(ServiceError) {
         do {
             try await transaction([
                 RedisCommand(["HDEL", userKey(user, "user"), "method", "totp", "totp_since"]),
                 RedisCommand(["HINCRBY", userKey(user, "user"), "cred_version", 1]),
-                RedisCommand(["DEL", userKey(user, "backup"), userKey(user, "totp", "pending")] + appPasswordKeys(user)),
+                // Passkeys are a second step beside the others: they go with them.
+                RedisCommand(["DEL", userKey(user, "backup"), userKey(user, "totp", "pending"), userKey(user, "passkeys"), userKey(user, "passkey-counts")] + appPasswordKeys(user)),
             ])
             try await feed.publish(.credentialsChanged(user: user.value), now: now)
         } catch { throw ServiceError.unavailable(error) }

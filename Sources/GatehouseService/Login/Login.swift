@@ -27,15 +27,18 @@ extension Gatehouse {
         // The user record and the number of unused backup codes in one round trip.
         let record: UserRecord
         let backupCodes: Int
+        let passkeys: Int
         do {
             let replies = try await redis.pipeline([
                 RedisCommand(["HGETALL", userKey(user, "user")]), RedisCommand(["SCARD", userKey(user, "backup")]),
+                RedisCommand(["HLEN", userKey(user, "passkeys")]),
             ])
-            guard replies.count == 2, replies[0].array != nil else {
-                throw RedisError(.unexpectedReply, "login/start: unexpected replies to HGETALL/SCARD")
+            guard replies.count == 3, replies[0].array != nil else {
+                throw RedisError(.unexpectedReply, "login/start: unexpected replies to HGETALL/SCARD/HLEN")
             }
             record = UserRecord(fields: Self.hash(replies[0]))
             backupCodes = Int(replies[1].integer ?? 0)
+            passkeys = Int(replies[2].integer ?? 0)
         } catch {
             throw ServiceError.unavailable(error)
         }
@@ -61,6 +64,7 @@ extension Gatehouse {
             warmTOTPCache(user: user, record: record)
         }
         if Self.offersEmailCodes(record: record, policy: policy) { methods.append(.email) }
+        if passkeys > 0, policy.methods.contains(.passkey) { methods.append(.passkey) }
         if backupCodes > 0 { methods.append(.backupCode) }
         return .secondStep(challenge: token, expiresAt: expires, methods: methods)
     }
@@ -79,12 +83,17 @@ extension Gatehouse {
         let (_, user) = try verifyChallenge(challenge, purpose: .login)
         let policy = view.policy(for: user.domain)
         let record = try await loadUser(user)
-        let backupCodes: Int
-        do { backupCodes = Int(try await redis.send(["SCARD", userKey(user, "backup")]).integer ?? 0) } catch { throw ServiceError.unavailable(error) }
+        let backupCodes: Int, passkeys: Int
+        do {
+            let replies = try await redis.pipeline([RedisCommand(["SCARD", userKey(user, "backup")]), RedisCommand(["HLEN", userKey(user, "passkeys")])])
+            backupCodes = Int(replies.first?.integer ?? 0)
+            passkeys = Int(replies.last?.integer ?? 0)
+        } catch { throw ServiceError.unavailable(error) }
         var methods: [SecondStepMethod] = []
         if record.method == .totp, record.totpEnvelope != nil { methods.append(.totp) }
         let email = Self.offersEmailCodes(record: record, policy: policy)
         if email { methods.append(.email) }
+        if passkeys > 0, policy.methods.contains(.passkey) { methods.append(.passkey) }
         if backupCodes > 0 { methods.append(.backupCode) }
         return SecondStepOptions(
             user: user, methods: methods, emailSentTo: email ? record.recoveryEmail.map(Self.maskAddress) : nil,
@@ -119,6 +128,7 @@ extension Gatehouse {
         case .totp: amr = [.password, .otp]
         case .backupCode: amr = [.password, .backup]
         case .email: amr = [.password, .email]
+        case .passkey: throw ServiceError(.invalidRequest, "method passkey takes a passkey assertion (the passkey member), not a code")
         }
         // One round trip: the script checks the code and, on success, records the session and
         // the event and returns the user's epoch, with which the token is signed afterwards.
@@ -137,7 +147,15 @@ extension Gatehouse {
                 user: user, code: code, record: userKey(user, "email-code"), challengeID: claims.challengeID,
                 challengeMarker: marker, clientIP: clientIP, context: "login", signIn: signIn
             )
+        case .passkey:
+            preconditionFailure("refused above")
         }
+        return try await completeSignIn(prepared, user: user, epoch: epoch, remember: remember, clientIP: clientIP, userAgent: userAgent)
+    }
+
+    /// After an accepted second step: the session token (signed with the epoch the check
+    /// returned) and, when asked for, a remembered device.
+    func completeSignIn(_ prepared: PreparedSession, user: UserID, epoch: UInt64, remember: Bool, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
         let session = try signSession(prepared, epoch: epoch)
         var device: IssuedRemember?
         if remember {

@@ -10,12 +10,15 @@ public enum SecondStepMethod: String, Sendable, CaseIterable {
     case email
     /// A single-use backup code (xxxxx-xxxxx).
     case backupCode = "backup_code"
+    /// A registered passkey (a WebAuthn assertion).
+    case passkey
 
     /// The second step of an enrolled method.
     public init(_ method: DomainPolicy.Method) {
         switch method {
         case .totp: self = .totp
         case .email: self = .email
+        case .passkey: self = .passkey
         }
     }
 }

@@ -10,9 +10,10 @@ public struct DomainPolicy: Sendable, Equatable, Codable {
         case enforced
     }
 
-    /// Second-step methods.
+    /// Second-step methods. `totp` and `email` are what a user turns two-step on with; `passkey`
+    /// is offered beside them to users who registered one (docs/passkeys.md).
     public enum Method: String, Sendable, Codable, CaseIterable {
-        case totp, email
+        case totp, email, passkey
     }
 
     public var mode: Mode
@@ -54,6 +55,10 @@ public struct DomainPolicy: Sendable, Equatable, Codable {
     public func validate() throws(ServiceError) {
         guard !methods.isEmpty, Set(methods).count == methods.count else {
             throw ServiceError(.invalidRequest, "methods must be a non-empty list without repeats")
+        }
+        // Two-step is turned on with an authenticator or emailed codes; passkeys come on top.
+        guard methods.contains(.totp) || methods.contains(.email) else {
+            throw ServiceError(.invalidRequest, "methods must include totp or email (passkeys are added to an account that has one)")
         }
         guard Self.rememberDeviceDaysRange.contains(rememberDeviceDays) else {
             throw ServiceError(.invalidRequest, "remember_device_days must be 0...365")

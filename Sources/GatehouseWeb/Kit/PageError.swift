@@ -97,6 +97,16 @@ struct PageError: Error, Sendable {
         }
     }
 
+    /// A refused passkey sign-in: the service counts it as a wrong code (`invalid_code`), but
+    /// the person used a passkey, not a code, and is told so.
+    init(passkey error: ServiceError) {
+        self.init(error)
+        guard error.code == .invalidCode else { return }
+        var text = "Your passkey was not accepted. Try it again, or enter a code instead."
+        if let left = error.attemptsRemaining { text += left == 1 ? " 1 attempt left before a wait." : " \(left) attempts left before a wait." }
+        self = PageError(code, text, title: "Passkey not accepted", status: status)
+    }
+
     /// For input errors the service's own words are about the value entered (its format), not
     /// about the account, so they are safe and useful to show; capitalised as a sentence.
     static func inputMessage(_ detail: String) -> String {

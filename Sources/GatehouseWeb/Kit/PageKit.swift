@@ -98,10 +98,13 @@ struct PageKit: Sendable {
 
     /// Reads a posted form, checks its CSRF token, and only then calls `handle`: a form that is
     /// unreadable or not from this browser's page gets its error page and changes nothing.
-    func posted(_ request: Request, back: String? = nil, _ handle: (Form) async -> Response) async -> Response {
+    ///
+    /// `json: true` is for the posts a page's script makes (`fetch`): a refusal then answers as
+    /// ``jsonError(_:cookies:)``, which the script can show, instead of an HTML page.
+    func posted(_ request: Request, back: String? = nil, json: Bool = false, _ handle: (Form) async -> Response) async -> Response {
         let form: Form
-        do { form = try await self.form(request) } catch { return errorPage(error) }
-        guard csrfValid(request, form) else { return errorPage(.csrf, back: back) }
+        do { form = try await self.form(request) } catch { return json ? jsonError(error) : errorPage(error) }
+        guard csrfValid(request, form) else { return json ? jsonError(.csrf) : errorPage(.csrf, back: back) }
         return await handle(form)
     }
 
@@ -149,6 +152,24 @@ struct PageKit: Sendable {
         var response = Response(status: .seeOther, headers: headers)
         for cookie in cookies { response.setCookie(cookie) }
         return response
+    }
+
+    /// A JSON answer for a page's script: `text` is already JSON (an object). No caching, and
+    /// the page headers, so that it is never framed or sniffed as something else.
+    func json(_ text: String, status: HTTPResponse.Status = .ok, cookies: [Cookie] = []) -> Response {
+        var headers = Self.pageHeaders(formTargets: [])
+        headers[.contentType] = "application/json; charset=utf-8"
+        var response = Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        for cookie in cookies { response.setCookie(cookie) }
+        return response
+    }
+
+    /// `{"error": message, "code": code}` with the error's status: the same words the page would
+    /// show, for the script to put on the page.
+    func jsonError(_ error: PageError, cookies: [Cookie] = []) -> Response {
+        let object = ["error": error.message, "code": error.code.name]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return json(String(decoding: data, as: UTF8.self), status: error.status, cookies: cookies)
     }
 
     /// A page telling the person what went wrong, in words, with the code for support.

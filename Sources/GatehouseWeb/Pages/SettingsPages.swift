@@ -5,8 +5,8 @@ import HTTPTypes
 import Hummingbird
 
 /// The settings page (`/account/settings`): two-step status and turning it off, backup codes,
-/// app passwords (create, reveal where the domain allows it, revoke), remembered devices,
-/// sessions and the recent security events.
+/// passkeys (where the domain allows them), app passwords (create, reveal where the domain allows
+/// it, revoke), remembered devices, sessions and the recent security events.
 ///
 /// Every action is a form post that reads the form, checks its CSRF token, then the session
 /// cookie, and only then calls the service — the same calls the `/v1/me` routes make. A
@@ -27,6 +27,9 @@ struct SettingsPages: Sendable {
         routes.get("/account/settings") { request, _ in await show(request) }
         routes.post("/account/settings/two-step/off") { request, _ in await turnOff(request) }
         routes.post("/account/settings/backup-codes") { request, _ in await newBackupCodes(request) }
+        routes.post("/account/settings/passkeys/options") { request, _ in await passkeyOptions(request) }
+        routes.post("/account/settings/passkeys") { request, _ in await addPasskey(request) }
+        routes.post("/account/settings/passkeys/:id/remove") { request, context in await removePasskey(request, id: Self.passkeyID(context)) }
         routes.post("/account/settings/app-passwords") { request, _ in await createAppPassword(request) }
         routes.post("/account/settings/app-passwords/:id/reveal") { request, context in await revealAppPassword(request, id: Self.itemID(context)) }
         routes.post("/account/settings/app-passwords/:id/delete") { request, context in await revokeAppPassword(request, id: Self.itemID(context)) }
@@ -42,6 +45,13 @@ struct SettingsPages: Sendable {
         return id
     }
 
+    /// A passkey's id from the path: its credential id in base64url, which may be long (up to
+    /// 1023 bytes; the JSON API's limit).
+    static func passkeyID(_ context: BasicRequestContext) -> String? {
+        guard let id = context.parameters.get("id"), !id.isEmpty, id.utf8.count <= 1400 else { return nil }
+        return id
+    }
+
     // MARK: Notices after a redirect
 
     /// The confirmations a redirect may ask for, by key: the URL names a key, never the words,
@@ -53,6 +63,8 @@ struct SettingsPages: Sendable {
         "devices-forgotten": "All remembered devices were forgotten. Each will ask for a code at its next sign-in.",
         "session-signed-out": "That session was signed out.",
         "others-signed-out": "You were signed out everywhere else. This device stays signed in.",
+        "passkey-added": "Passkey added. At your next sign-in, choose “Use a passkey” instead of entering a code.",
+        "passkey-removed": "The passkey was removed. It can no longer be used to sign in.",
     ]
 
     func done(_ key: String) -> Response {
@@ -74,6 +86,8 @@ struct SettingsPages: Sendable {
         /// The create form's entries, kept when it is refused.
         var labelEntered = ""
         var servicesEntered: [String] = MailService.allCases.map(\.rawValue)
+        /// The passkey name entered, kept when adding it was refused.
+        var passkeyNameEntered = ""
     }
 
     /// `GET /account/settings`.
@@ -90,10 +104,15 @@ struct SettingsPages: Sendable {
         let status: MeStatus
         let sessions: [SessionInfo]
         let events: [SecurityEvent]
+        let passkeysOffered: Bool
+        var passkeys: [PasskeyInfo] = []
         do throws(ServiceError) {
             status = try await gatehouse.status(of: who.user)
             sessions = try await gatehouse.sessions(of: who.user)
             events = try await gatehouse.events(of: who.user, limit: 20)
+            // Passkeys come beside a code method, in domains that allow them.
+            passkeysOffered = status.record.twoStepEnabled && status.policy.mode != .disabled && status.policy.methods.contains(.passkey)
+            if passkeysOffered { passkeys = try await gatehouse.passkeys(of: who.user) }
         } catch {
             return kit.errorPage(PageError(error))
         }
@@ -135,8 +154,12 @@ struct SettingsPages: Sendable {
         values["hasOtherSessions"] = sessions.contains { $0.id != who.sessionID }
         values["events"] = events.map(Self.row)
         values["hasEvents"] = !events.isEmpty
+        values["passkeysOffered"] = passkeysOffered
+        values["passkeys"] = passkeys.map(Self.row)
+        values["hasPasskeys"] = !passkeys.isEmpty
+        values["passkeyNameEntered"] = extras.passkeyNameEntered
 
-        var scripts: [String] = []
+        var scripts: [String] = passkeysOffered ? ["passkey.js"] : []
         if let codes = extras.backupCodes {
             values["hasBackupCodes"] = true
             values["backupCodes"] = codes
@@ -199,6 +222,14 @@ struct SettingsPages: Sendable {
         ]
     }
 
+    static func row(_ passkey: PasskeyInfo) -> [String: Any] {
+        [
+            "id": passkey.id, "name": passkey.name, "synced": passkey.backedUp,
+            "created": SettingsWords.time(passkey.createdAt), "createdISO": SettingsWords.iso(passkey.createdAt),
+            "lastUsed": passkey.lastUsedAt.map(SettingsWords.time) ?? "Never used",
+        ]
+    }
+
     static func row(_ event: SecurityEvent) -> [String: Any] {
         [
             "type": event.type, "words": SettingsWords.event(event), "at": SettingsWords.time(event.at), "atISO": SettingsWords.iso(event.at),
@@ -241,6 +272,63 @@ struct SettingsPages: Sendable {
             do throws(ServiceError) {
                 let codes = try await gatehouse.regenerateBackupCodes(who.principal)
                 return await render(request, who, Extras(notice: "Here are your new backup codes. Your old codes no longer work.", backupCodes: codes))
+            } catch {
+                return await render(request, who, Extras(error: PageError(error)))
+            }
+        }
+    }
+
+    /// `POST /account/settings/passkeys/options` (from passkey.js): the options for
+    /// `navigator.credentials.create()` as JSON, or the refusal in words (no fresh sign-in, two-step
+    /// off, not allowed) with its status. Form, CSRF token, then session, as every action here.
+    func passkeyOptions(_ request: Request) async -> Response {
+        await kit.posted(request, json: true) { _ in
+            let who: SignedIn
+            do { who = try account.session(request) } catch { return kit.jsonError(.notSignedIn) }
+            do throws(ServiceError) {
+                let options = try await gatehouse.startPasskeyRegistration(who.principal)
+                return kit.json(#"{"public_key":"# + options.webAuthnJSON + "}")
+            } catch {
+                return kit.jsonError(PageError(error))
+            }
+        }
+    }
+
+    /// `POST /account/settings/passkeys` (`name`, and `client_data_json` and `attestation_object`
+    /// in base64url, which passkey.js puts in the form): the new passkey, checked against the
+    /// registration the options started.
+    func addPasskey(_ request: Request) async -> Response {
+        await act(request) { form, who in
+            let name = form["name"] ?? ""
+            var extras = Extras(passkeyNameEntered: String(name.prefix(64)))
+            guard let clientData = SignInPages.bytes(form["client_data_json"]), let attestation = SignInPages.bytes(form["attestation_object"]) else {
+                extras.error = PageError(
+                    .invalidRequest, "Your browser sent no passkey. Adding one needs a browser that supports passkeys, with JavaScript on."
+                )
+                return await render(request, who, extras)
+            }
+            do throws(ServiceError) {
+                _ = try await gatehouse.finishPasskeyRegistration(who.principal, name: name, clientDataJSON: clientData, attestationObject: attestation)
+                return done("passkey-added")
+            } catch {
+                extras.error = error.code == .challengeExpired
+                    ? PageError(
+                        PageError.Code(name: error.code.name), "Adding the passkey took too long or was already finished (each try lasts 5 minutes). Add it again.",
+                        title: "Try again", status: .unauthorized
+                    )
+                    : PageError(error)
+                return await render(request, who, extras)
+            }
+        }
+    }
+
+    /// `POST /account/settings/passkeys/{id}/remove`.
+    func removePasskey(_ request: Request, id: String?) async -> Response {
+        await act(request) { _, who in
+            do throws(ServiceError) {
+                guard let id else { throw ServiceError(.notFound, "no such passkey") }
+                try await gatehouse.deletePasskey(user: who.user, id: id)
+                return done("passkey-removed")
             } catch {
                 return await render(request, who, Extras(error: PageError(error)))
             }

@@ -53,6 +53,7 @@ enum SettingsWords {
         switch method {
         case .totp: "Authenticator app"
         case .email: "Codes sent to your recovery email"
+        case .passkey: "Passkey"
         }
     }
 
@@ -60,6 +61,7 @@ enum SettingsWords {
     static func signedIn(amr: [String]) -> String {
         let methods = Set(amr)
         if methods.contains("remember") { return "Password on a remembered device" }
+        if methods.contains("passkey") { return "Password and passkey" }
         if methods.contains("otp") { return "Password and authenticator app" }
         if methods.contains("email") { return "Password and emailed code" }
         if methods.contains("backup") { return "Password and backup code" }
@@ -123,9 +125,10 @@ enum SettingsWords {
             case "totp": return "Signed in with your authenticator app"
             case "email": return "Signed in with a code sent to your recovery email"
             case "backup_code": return "Signed in with a backup code"
+            case "passkey": return "Signed in with a passkey"
             default: return "Signed in with your second step"
             }
-        case "second_step_failed": return "A wrong code was entered"
+        case "second_step_failed": return detail == "passkey" ? "A passkey sign-in was refused" : "A wrong code was entered"
         case "second_step_replay": return "A code that was already used was entered again"
         case "second_step_throttled": return "Sign-in was paused after too many wrong codes"
         case "backup_code_used": return "A backup code was used"
@@ -140,6 +143,9 @@ enum SettingsWords {
             default: return "Two-step verification was turned on"
             }
         case "two_step_disabled": return "Two-step verification was turned off"
+        case "passkey_registered": return detail.isEmpty ? "A passkey was added" : "The passkey “\(detail)” was added"
+        case "passkey_removed": return "A passkey was removed"
+        case "passkey_counter_regressed": return "A passkey answered as if it had been copied; that sign-in was refused"
         case "backup_codes_regenerated": return "New backup codes were made; the old ones stopped working"
         case "sessions_revoked":
             if let count = Int(detail) {

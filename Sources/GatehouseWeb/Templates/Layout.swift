@@ -66,6 +66,11 @@ button.secondary, .button.secondary { background: #fff; color: var(--accent); }
 button.danger { background: #fff; color: var(--danger); border-color: var(--danger); }
 button.link { background: none; border: none; color: var(--accent); padding: 0; margin: 0; text-decoration: underline; font-size: .95rem; }
 button.small { margin: 0; padding: .3rem .8rem; font-size: .9rem; }
+button:disabled { opacity: .6; cursor: default; }
+.passkey-choice button { margin-top: .25rem; }
+#passkey-status:empty { margin: 0; }
+p.or { margin-top: 1.25rem; }
+.synced { display: inline-block; margin-left: .35rem; padding: 0 .5rem; border: 1px solid var(--line); border-radius: 999px; }
 .row { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
 .alternatives { margin-top: 1.25rem; display: flex; flex-direction: column; gap: .6rem; }
 .error { background: #fce8e6; color: var(--danger); border-radius: 8px; padding: .6rem .8rem; }

@@ -1,5 +1,5 @@
-/// The settings page: two-step status, backup codes, app passwords, remembered devices,
-/// sessions and recent security events, one card each.
+/// The settings page: two-step status, backup codes, passkeys (where the domain allows them),
+/// app passwords, remembered devices, sessions and recent security events, one card each.
 ///
 /// Secrets shown once (new backup codes, a new or revealed app password) arrive only in the
 /// answer to the form that made or revealed them; the page's GET never carries one.
@@ -62,6 +62,35 @@ enum SettingsTemplates {
 {{/twoStepOn}}
 {{/twoStepUnavailable}}
 </section>
+
+{{#passkeysOffered}}
+<section class="card{{#hasBackupCodes}} no-print{{/hasBackupCodes}}" id="passkeys-card" aria-labelledby="passkeys-title">
+<h2 id="passkeys-title">Passkeys</h2>
+<p>With a passkey you finish signing in with your fingerprint, face, screen lock or security key instead of typing a code. It works only on this site, so a fake site cannot trick you into giving it away. Your codes keep working too.</p>
+<table id="passkeys" class="stack">
+<thead><tr><th scope="col">Name</th><th scope="col">Added</th><th scope="col">Last used</th><th scope="col" aria-label="Actions"></th></tr></thead>
+<tbody>
+{{#passkeys}}<tr data-id="{{id}}">
+<td class="name">{{name}}{{#synced}} <span class="fine synced" title="Copied to your other devices by your password manager or platform">synced</span>{{/synced}}</td>
+<td class="created"><time datetime="{{createdISO}}">{{created}}</time></td>
+<td class="last-used">{{lastUsed}}</td>
+<td class="actions"><form method="post" action="/account/settings/passkeys/{{id}}/remove"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="danger small remove-passkey" aria-label="Remove the passkey {{name}}">Remove</button></form></td>
+</tr>
+{{/passkeys}}{{^hasPasskeys}}<tr class="empty"><td colspan="4" class="fine" id="no-passkeys">You have no passkeys.</td></tr>
+{{/hasPasskeys}}</tbody>
+</table>
+<h3>Add a passkey</h3>
+<form method="post" action="/account/settings/passkeys" id="add-passkey-form" data-options="/account/settings/passkeys/options">
+<input type="hidden" name="csrf" value="{{csrf}}">
+<input type="hidden" name="client_data_json" value="">
+<input type="hidden" name="attestation_object" value="">
+<label for="passkey-name">Name, e.g. “Laptop” or “Phone”</label>
+<input type="text" id="passkey-name" name="name" maxlength="64" value="{{passkeyNameEntered}}" autocomplete="off" required>
+<button type="submit" id="add-passkey">Add a passkey</button>
+<p class="fine" id="passkey-status" role="status" aria-live="polite"></p>
+</form>
+</section>
+{{/passkeysOffered}}
 
 <section class="card{{#hasBackupCodes}} no-print{{/hasBackupCodes}}" id="app-passwords-card" aria-labelledby="app-passwords-title">
 <h2 id="app-passwords-title">App passwords</h2>

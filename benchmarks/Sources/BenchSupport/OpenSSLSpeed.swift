@@ -35,6 +35,24 @@ public enum OpenSSLSpeed {
         throw SpeedError(message: "no +R9 line in openssl speed ed25519 output: \(result.output.suffix(300))")
     }
 
+    /// ECDSA P-256 verifications per CPU second from `openssl speed -mr -seconds S ecdsap256`
+    /// (which also times signing; the `+R6` line is verify: `+R6:<count>:<bits>:<seconds>`). Each
+    /// verification is of a fixed 20-byte digest with a key and `EVP_PKEY_CTX` prepared once: the
+    /// curve arithmetic alone, no hashing, parsing or key loading.
+    public static func ecdsaP256Verify(seconds: Int) throws -> Sample {
+        let result = try Subprocess.run(["openssl", "speed", "-mr", "-seconds", String(seconds), "ecdsap256"])
+        guard result.status == 0 else {
+            throw SpeedError(message: "openssl speed ecdsap256 exited \(result.status): \(result.output.suffix(300))")
+        }
+        for line in result.output.split(whereSeparator: \.isNewline) where line.hasPrefix("+R6:") {
+            let fields = line.split(separator: ":")
+            if fields.count >= 4, let count = Int(fields[1]), let cpu = Double(fields[3]), cpu > 0 {
+                return Sample(operations: count, wallSeconds: Double(seconds), cpuSeconds: cpu)
+            }
+        }
+        throw SpeedError(message: "no +R6 line in openssl speed ecdsap256 output: \(result.output.suffix(300))")
+    }
+
     /// Parses `openssl speed` output (see `hmacSHA256(bytes:seconds:)`).
     static func parse(_ output: String, bytes: Int, seconds: Int) throws -> Sample {
         for line in output.split(whereSeparator: \.isNewline) where line.hasPrefix("+R:") {
