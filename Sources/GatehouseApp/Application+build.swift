@@ -93,7 +93,9 @@ package func buildApplication(configuration: GatehouseConfiguration, hooks: Appl
                 if announce {
                     print("Gatehouse listening on http://\(listen.host):\(port)")
                     if demo {
-                        print("demo webmail (a stand-in for trying the pages): http://\(listen.host):\(port)/demo/login — any address, password \(WebPages.demoPassword)")
+                        // localhost, not the IP: passkeys need a host their relying-party ID covers.
+                        let host = listen.host == "127.0.0.1" ? "localhost" : listen.host
+                        print("demo webmail (a stand-in for trying the pages): http://\(host):\(port)/demo/login — any address, password \(WebPages.demoPassword)")
                     }
                     if let key = prepared.createdDevelopmentKey {
                         print("development API key (all scopes), saved in \(prepared.developmentKeyFile ?? ""): \(key.split(separator: ":").last ?? "")")
