@@ -103,7 +103,7 @@ struct PageKit: Sendable {
     /// ``jsonError(_:cookies:)``, which the script can show, instead of an HTML page.
     func posted(_ request: Request, back: String? = nil, json: Bool = false, _ handle: (Form) async -> Response) async -> Response {
         let form: Form
-        do { form = try await self.form(request) } catch { return json ? jsonError(error) : errorPage(error) }
+        do { form = try await self.form(request) } catch { return json ? jsonError(error) : errorPage(error, back: back) }
         guard csrfValid(request, form) else { return json ? jsonError(.csrf) : errorPage(.csrf, back: back) }
         return await handle(form)
     }

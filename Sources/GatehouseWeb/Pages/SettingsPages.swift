@@ -242,12 +242,11 @@ struct SettingsPages: Sendable {
     /// Reads the form, checks its CSRF token, then the session cookie — in that order, so a
     /// forged post learns nothing and changes nothing — and runs `action`.
     func act(_ request: Request, _ action: (Form, SignedIn) async -> Response) async -> Response {
-        let form: Form
-        do { form = try await kit.form(request) } catch { return kit.errorPage(error, back: Self.path) }
-        guard kit.csrfValid(request, form) else { return kit.errorPage(.csrf, back: Self.path) }
-        let who: SignedIn
-        do { who = try account.session(request) } catch { return kit.errorPage(.notSignedIn) }
-        return await action(form, who)
+        await kit.posted(request, back: Self.path) { form in
+            let who: SignedIn
+            do { who = try account.session(request) } catch { return kit.errorPage(.notSignedIn) }
+            return await action(form, who)
+        }
     }
 
     /// `POST /account/settings/two-step/off` (`code`: an authenticator code or a backup code).
