@@ -451,30 +451,17 @@ struct RawJSON: JSONResponseBody {
     }
 }
 
-/// `POST /v1/me/passkeys/options`: `public_key` is `PublicKeyCredentialCreationOptions` in
-/// WebAuthn's JSON form (binary members base64url), for `navigator.credentials.create()`.
-struct PasskeyCreationOptionsResponse: JSONResponseBody {
-    var options: PasskeyCreationOptions
+/// `POST /v1/me/passkeys/options` and `POST /v1/login/passkey-options`: `public_key` is the
+/// options in WebAuthn's JSON form (binary members base64url), as the service encoded them, for
+/// `navigator.credentials.create()` or `.get()`.
+struct PasskeyOptionsResponse: JSONResponseBody {
+    var webAuthnJSON: String
     var expiresAt: Int64
 
     func write(to json: inout JSONWriter) {
         json.object { o in
             o.time("expires_at", expiresAt)
-            o.member("public_key", RawJSON(text: options.webAuthnJSON))
-        }
-    }
-}
-
-/// `POST /v1/login/passkey-options`: `public_key` is `PublicKeyCredentialRequestOptions` in
-/// WebAuthn's JSON form, for `navigator.credentials.get()`.
-struct PasskeyRequestOptionsResponse: JSONResponseBody {
-    var options: PasskeyRequestOptions
-    var expiresAt: Int64
-
-    func write(to json: inout JSONWriter) {
-        json.object { o in
-            o.time("expires_at", expiresAt)
-            o.member("public_key", RawJSON(text: options.webAuthnJSON))
+            o.member("public_key", RawJSON(text: webAuthnJSON))
         }
     }
 }

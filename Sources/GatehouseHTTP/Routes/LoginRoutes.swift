@@ -48,7 +48,7 @@ struct LoginRoutes {
                 try access.require(.frontend, request)
                 let body = try await PasskeyOptionsBody.read(from: &request)
                 let options = try await gatehouse.startPasskeyLogin(challenge: body.challenge)
-                return HTTPSupport.json(.ok, PasskeyRequestOptionsResponse(options: options, expiresAt: gatehouse.now + options.timeoutSeconds))
+                return HTTPSupport.json(.ok, PasskeyOptionsResponse(webAuthnJSON: options.webAuthnJSON, expiresAt: gatehouse.now + options.timeoutSeconds))
             }
             routes.post("/v1/login/email-code") { request, _ in
                 var request = request

@@ -121,7 +121,7 @@ struct SelfServiceRoutes {
             try access.require(.frontend, request)
             _ = try await EmptyBody.read(from: &request, emptyAllowed: true)
             let options = try await gatehouse.startPasskeyRegistration(access.principal(request))
-            return HTTPSupport.json(.ok, PasskeyCreationOptionsResponse(options: options, expiresAt: gatehouse.now + options.timeoutSeconds))
+            return HTTPSupport.json(.ok, PasskeyOptionsResponse(webAuthnJSON: options.webAuthnJSON, expiresAt: gatehouse.now + options.timeoutSeconds))
         }
         routes.post("/v1/me/passkeys") { request, _ in
             var request = request
