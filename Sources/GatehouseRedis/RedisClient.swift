@@ -48,7 +48,7 @@ import Synchronization
 public final class RedisClient: Sendable, Service {
     /// The configuration the client was created with.
     public let configuration: RedisConfiguration
-    private let pool: RedisConnectionPool
+    private let backend: Backend
     private let logger: Logger
     private let running = Atomic<Bool>(false)
 
@@ -56,10 +56,32 @@ public final class RedisClient: Sendable, Service {
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "gatehouse.redis")) {
         self.configuration = configuration
         self.logger = logger
-        self.pool = RedisConnectionPool(configuration: configuration, logger: logger)
+        if case .cluster = configuration.url.endpoint {
+            self.backend = .cluster(RedisClusterRouter(configuration: configuration, logger: logger))
+        } else {
+            self.backend = .pool(RedisConnectionPool(configuration: configuration, logger: logger))
+        }
     }
 
-    /// Creates a client for a `redis://`, `unix://` or `redis-sentinel://` URL with default settings.
+    /// One server (`redis://`, `unix://`, `redis-sentinel://`): a pool of pipelined connections.
+    /// A Redis Cluster (`redis-cluster://`): a router with one pipelined connection per master.
+    private enum Backend: Sendable {
+        case pool(RedisConnectionPool)
+        case cluster(RedisClusterRouter)
+    }
+
+    /// Whether the client talks to a Redis Cluster (`redis-cluster://`): keys of different hash
+    /// tags may then live on different servers, and one script cannot name them together.
+    public var isCluster: Bool { self.clusterRouter != nil }
+
+    /// The cluster router, for a `redis-cluster://` URL.
+    package var clusterRouter: RedisClusterRouter? {
+        if case .cluster(let router) = self.backend { return router }
+        return nil
+    }
+
+    /// Creates a client for a `redis://`, `unix://`, `redis-sentinel://` or `redis-cluster://` URL
+    /// with default settings.
     public convenience init(url: String, logger: Logger = Logger(label: "gatehouse.redis")) throws(RedisError) {
         self.init(configuration: RedisConfiguration(url: try RedisURL(url)), logger: logger)
     }
@@ -67,11 +89,20 @@ public final class RedisClient: Sendable, Service {
     deinit {
         // The I/O threads hold their connections, not the client: without this they would
         // outlive a client that was never shut down.
-        self.pool.close()
+        switch self.backend {
+        case .pool(let pool): pool.close()
+        case .cluster(let router): router.close()
+        }
     }
 
-    /// Whether at least one connection is up (for readiness checks).
-    public var isConnected: Bool { self.pool.isConnected }
+    /// Whether at least one connection is up (for readiness checks); on a cluster, also that the
+    /// slot map is known.
+    public var isConnected: Bool {
+        switch self.backend {
+        case .pool(let pool): pool.isConnected
+        case .cluster(let router): router.isConnected
+        }
+    }
 
     /// Sends one command and returns its reply.
     ///
@@ -81,7 +112,11 @@ public final class RedisClient: Sendable, Service {
     ///   if it was sent and the connection failed (outcome unknown); `CancellationError` if the
     ///   task was cancelled (the command may still run; its reply is dropped).
     public func send(_ command: RedisCommand) async throws -> RedisValue {
-        let reply = try await self.pool.pick().execute(command.bytes)
+        let reply: RedisValue
+        switch self.backend {
+        case .pool(let pool): reply = try await pool.pick().execute(command.bytes)
+        case .cluster(let router): reply = try await router.execute(command.bytes)
+        }
         if case .error(let message) = reply {
             throw RedisError(.serverError, message)
         }
@@ -93,12 +128,16 @@ public final class RedisClient: Sendable, Service {
     /// on the connection's I/O thread, so it must only hand the result on. One thread hop fewer
     /// each way than resuming a task; bounded by the command timeout; not cancellable.
     public func send(_ command: RedisCommand, completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void) {
-        self.pool.pick().execute(command.bytes) { result in
+        let handOn: @Sendable (Result<RedisValue, any Error>) -> Void = { result in
             if case .success(.error(let message)) = result {
                 completion(.failure(RedisError(.serverError, message)))
             } else {
                 completion(result)
             }
+        }
+        switch self.backend {
+        case .pool(let pool): pool.pick().execute(command.bytes, completion: handOn)
+        case .cluster(let router): router.execute(command.bytes, completion: handOn)
         }
     }
 
@@ -110,15 +149,22 @@ public final class RedisClient: Sendable, Service {
     /// Sends `commands` back to back on one connection, in one write, and returns every reply in
     /// order. Error replies come back as ``RedisValue/error(_:)`` rather than being thrown, so
     /// `MULTI`/`EXEC` and bulk loads can inspect each one.
+    ///
+    /// On a cluster, a `MULTI` … `EXEC` pipeline goes to the master of its first key (all its keys
+    /// must share a slot); any other pipeline is split by master, one write per master, sent
+    /// concurrently.
     public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
+        guard case .pool(let pool) = self.backend else {
+            return try await self.clusterRouter!.pipeline(commands)
+        }
         if commands.count == 1 {
-            return [try await self.pool.pick().execute(commands[0].bytes)]
+            return [try await pool.pick().execute(commands[0].bytes)]
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(commands.reduce(0) { $0 + $1.bytes.count })
         for command in commands { bytes.append(contentsOf: command.bytes) }
-        let reply = try await self.pool.pick().execute(bytes, replyCount: commands.count)
+        let reply = try await pool.pick().execute(bytes, replyCount: commands.count)
         guard case .array(let replies) = reply else {
             throw RedisError(.unexpectedReply, "a pipeline did not return one reply per command")
         }
@@ -140,7 +186,13 @@ public final class RedisClient: Sendable, Service {
     /// timeout) and waits for the I/O threads to end. New commands fail with
     /// ``RedisError/Code/clientClosed``.
     public func shutdown() async {
-        self.pool.close()
-        await self.pool.waitUntilClosed()
+        switch self.backend {
+        case .pool(let pool):
+            pool.close()
+            await pool.waitUntilClosed()
+        case .cluster(let router):
+            router.close()
+            await router.waitUntilClosed()
+        }
     }
 }

@@ -6,13 +6,16 @@ import GatehouseService
 import GatehouseTesting
 import Testing
 
-/// A test deployment: one real redis-server and `nodeCount` nodes sharing its keys, plus helpers
+/// A test deployment: one real redis-server (or a real Redis Cluster the caller started) and
+/// `nodeCount` nodes sharing its keys, plus helpers
 /// to call the API the way a front end would. Nodes run in this process (``InProcessNode``) and
 /// share one ``ClockOffset``, so tests move time instead of waiting for it; `processes: true`
 /// starts real `gatehouse serve` processes instead, for what only a process shows (signals).
 final class Deployment: @unchecked Sendable {
     // @unchecked: set up once in `start`, then only read; nodes are thread-safe themselves.
-    let redis: RedisServerProcess
+    private let server: RedisServerProcess?
+    /// The Redis Cluster the nodes use, when the deployment was started on one.
+    let cluster: RedisClusterDeployment?
     let nodes: [any TestNode]
     let directory: String
     let client: RedisClient
@@ -21,48 +24,67 @@ final class Deployment: @unchecked Sendable {
 
     static let keys = GatehouseNodeProcess.apiKeys
 
-    private init(redis: RedisServerProcess, nodes: [any TestNode], directory: String, client: RedisClient, clockOffset: ClockOffset?) {
-        self.redis = redis
+    /// The redis-server of a single-server deployment.
+    var redis: RedisServerProcess {
+        guard let server else { preconditionFailure("this deployment runs on a Redis Cluster (see `cluster`)") }
+        return server
+    }
+
+    private init(
+        server: RedisServerProcess?, cluster: RedisClusterDeployment?, nodes: [any TestNode], directory: String, client: RedisClient,
+        clockOffset: ClockOffset?
+    ) {
+        self.server = server
+        self.cluster = cluster
         self.nodes = nodes
         self.directory = directory
         self.client = client
         self.clockOffset = clockOffset
     }
 
-    /// Starts Redis (AOF on) and the nodes; always pair with `shutdown()` (use `with`).
-    static func start(nodes nodeCount: Int = 1, environment: [String: String] = [:], processes: Bool = false) async throws -> Deployment {
-        let redis = try await RedisServerProcess.start(.init(appendOnly: true))
+    /// Starts Redis (AOF on; or uses `cluster`, which the caller owns) and the nodes; always pair
+    /// with `shutdown()` (use `with`).
+    static func start(
+        nodes nodeCount: Int = 1, environment: [String: String] = [:], processes: Bool = false, cluster: RedisClusterDeployment? = nil
+    ) async throws -> Deployment {
+        let server = cluster == nil ? try await RedisServerProcess.start(.init(appendOnly: true)) : nil
+        let redisURL = cluster?.urlString ?? server!.url().description
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-svc-\(UUID().uuidString)").path
         let clockOffset: ClockOffset? = processes ? nil : ClockOffset()
         var nodes: [any TestNode] = []
         do {
             for _ in 0..<nodeCount {
                 if let clockOffset {
-                    nodes.append(try await InProcessNode.start(redisURL: redis.url().description, directory: directory, environment: environment, clockOffset: clockOffset))
+                    nodes.append(try await InProcessNode.start(redisURL: redisURL, directory: directory, environment: environment, clockOffset: clockOffset))
                 } else {
-                    nodes.append(try await GatehouseNodeProcess.start(redisURL: redis.url().description, directory: directory, extraEnvironment: environment))
+                    nodes.append(try await GatehouseNodeProcess.start(redisURL: redisURL, directory: directory, extraEnvironment: environment))
                 }
             }
         } catch {
             for node in nodes { await node.shutdown() }
-            await redis.cleanup()
+            await server?.cleanup()
             throw error
         }
         // Named apart from the nodes' connections, which tests count by name.
-        var configuration = redis.configuration()
+        var configuration = try server?.configuration() ?? RedisConfiguration(url: RedisURL(redisURL))
         configuration.clientName = "gatehouse-test"
         let client = RedisClient(configuration: configuration)
-        return Deployment(redis: redis, nodes: nodes, directory: directory, client: client, clockOffset: clockOffset)
+        return Deployment(server: server, cluster: cluster, nodes: nodes, directory: directory, client: client, clockOffset: clockOffset)
     }
 
-    static func with<T>(nodes: Int = 1, environment: [String: String] = [:], processes: Bool = false, _ body: (Deployment) async throws -> T) async throws -> T {
-        try await scoped(try await start(nodes: nodes, environment: environment, processes: processes), cleanup: { await $0.shutdown() }, body)
+    static func with<T>(
+        nodes: Int = 1, environment: [String: String] = [:], processes: Bool = false, cluster: RedisClusterDeployment? = nil,
+        _ body: (Deployment) async throws -> T
+    ) async throws -> T {
+        try await scoped(
+            try await start(nodes: nodes, environment: environment, processes: processes, cluster: cluster), cleanup: { await $0.shutdown() }, body
+        )
     }
 
     func shutdown() async {
         for node in nodes { await node.shutdown() }
         await client.shutdown()
-        await redis.cleanup()
+        await server?.cleanup()
         try? FileManager.default.removeItem(atPath: directory)
     }
 

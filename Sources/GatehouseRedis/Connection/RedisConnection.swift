@@ -40,22 +40,29 @@ package final class RedisConnection: Sendable {
     /// connections, so a sentinel that answered is asked first by all of them and a master
     /// change is logged once.
     private let sentinelResolver: SentinelResolver?
+    /// Where to connect on every (re)connect, when not the URL's own server: a cluster node, or
+    /// whichever master owns a key's slot now (the stream follower on a cluster).
+    private let resolveEndpoint: (@Sendable () throws(RedisError) -> RedisURL.Endpoint)?
 
     /// Starts the connection's I/O thread, which connects at once and reconnects as needed until
     /// ``close()``.
     ///
-    /// - Parameter sentinelResolver: for a Sentinel URL, the resolver to share with other
-    ///   connections; `nil` creates one of this connection's own.
+    /// - Parameters:
+    ///   - sentinelResolver: for a Sentinel URL, the resolver to share with other connections;
+    ///     `nil` creates one of this connection's own.
+    ///   - resolveEndpoint: for a Cluster URL, the node to connect to, asked on every (re)connect.
     package init(
         configuration: RedisConfiguration,
         name: String,
         ioTimeout: Duration? = nil,
         sentinelResolver: SentinelResolver? = nil,
+        resolveEndpoint: (@Sendable () throws(RedisError) -> RedisURL.Endpoint)? = nil,
         logger: Logger
     ) {
         self.configuration = configuration
         self.name = name
         self.ioTimeout = ioTimeout ?? configuration.commandTimeout
+        self.resolveEndpoint = resolveEndpoint
         if case .sentinel(let sentinel) = configuration.url.endpoint {
             self.sentinelResolver = sentinelResolver ?? SentinelResolver(sentinel)
         } else {
@@ -301,6 +308,8 @@ package final class RedisConnection: Sendable {
             )
             master = address
             endpoint = .tcp(host: address.host, port: address.port)
+        } else if let resolveEndpoint = self.resolveEndpoint {
+            endpoint = try resolveEndpoint()
         }
         let context = try HiredisContext.connect(
             to: endpoint,

@@ -10,6 +10,9 @@
 ///   Sentinel names it, asked of the listed sentinels (port 26379 by default) on every connect.
 ///   The userinfo is the login of the data nodes (master and replicas); the query holds the
 ///   sentinels' own login, for sentinels that require `AUTH`.
+/// - `redis-cluster://[[user]:password@]host1[:port1][,host2[:port2],…]` — a Redis Cluster; the
+///   listed nodes (port 6379 by default; any of them, masters or replicas) are the seeds the slot
+///   map is first asked of. A cluster has only database 0, so there is no path.
 ///
 /// Userinfo and query values are percent-decoded. A user without a password is rejected (Redis
 /// has no such login). `description` never shows the password.
@@ -23,7 +26,13 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         /// Whichever server Redis Sentinel names as the master of a group, resolved again on
         /// every (re)connect.
         case sentinel(Sentinel)
+        /// A Redis Cluster, found from these seed nodes; commands go to the master that owns
+        /// their key's slot.
+        case cluster(seeds: [Address])
     }
+
+    /// A host and port (the type sentinels and cluster seeds share).
+    public typealias Address = Sentinel.Address
 
     /// How to find a master through Redis Sentinel.
     ///
@@ -98,12 +107,14 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public init(_ string: String) throws(RedisError) {
         if string.hasPrefix("redis-sentinel://") {
             try self.init(sentinel: string.dropFirst("redis-sentinel://".count), original: string)
+        } else if string.hasPrefix("redis-cluster://") {
+            try self.init(cluster: string.dropFirst("redis-cluster://".count), original: string)
         } else if string.hasPrefix("redis://") {
             try self.init(tcp: string.dropFirst("redis://".count), original: string)
         } else if string.hasPrefix("unix://") {
             try self.init(unix: string.dropFirst("unix://".count), original: string)
         } else {
-            throw RedisError(.invalidURL, "unsupported Redis URL scheme in \(Self.redacted(string)); use redis://, unix:// or redis-sentinel://")
+            throw RedisError(.invalidURL, "unsupported Redis URL scheme in \(Self.redacted(string)); use redis://, unix://, redis-sentinel:// or redis-cluster://")
         }
         if self.user != nil && self.password == nil {
             throw RedisError(.invalidURL, "a Redis user needs a password: \(Self.redacted(string))")
@@ -229,6 +240,29 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             throw RedisError(.invalidURL, "a sentinel user needs a sentinel_password: \(Self.redacted(original))")
         }
         self.init(endpoint: .sentinel(sentinel), user: user, password: password, database: database)
+    }
+
+    private init(cluster rest: Substring, original: String) throws(RedisError) {
+        var authority = rest
+        if let slash = rest.firstIndex(of: "/") {
+            guard rest[rest.index(after: slash)...].isEmpty || rest[rest.index(after: slash)...] == "0" else {
+                throw RedisError(.invalidURL, "a Redis Cluster has only database 0; a redis-cluster:// URL takes no other path: \(Self.redacted(original))")
+            }
+            authority = rest[..<slash]
+        }
+        guard !authority.contains("?") else {
+            throw RedisError(.invalidURL, "a redis-cluster:// URL takes no query parameters: \(Self.redacted(original))")
+        }
+        let (user, password, hosts) = try Self.splitUserinfo(authority, original: original)
+        var seeds: [Address] = []
+        for item in hosts.split(separator: ",", omittingEmptySubsequences: false) {
+            let (host, port) = try Self.splitHostPort(item, defaultPort: 6379, original: original)
+            guard !host.isEmpty else {
+                throw RedisError(.invalidURL, "a cluster seed without a host in \(Self.redacted(original))")
+            }
+            if !seeds.contains(Address(host: host, port: port)) { seeds.append(Address(host: host, port: port)) }
+        }
+        self.init(endpoint: .cluster(seeds: seeds), user: user, password: password, database: 0)
     }
 
     private init(unix rest: Substring, original: String) throws(RedisError) {
@@ -370,6 +404,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             if sentinel.password != nil { query.append("sentinel_password=***") }
             let queryText = query.isEmpty ? "" : "?" + query.joined(separator: "&")
             return "redis-sentinel://\(credentials)\(hosts)/\(sentinel.masterName)/\(self.database)\(queryText)"
+        case .cluster(let seeds):
+            return "redis-cluster://\(credentials)\(seeds.map(\.description).joined(separator: ","))"
         }
     }
 }

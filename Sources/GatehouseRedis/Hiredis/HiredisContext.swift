@@ -48,6 +48,9 @@ final class HiredisContext {
             // The connection resolves the master through the sentinels (SentinelResolver) and
             // connects to the `.tcp` address they name.
             throw RedisError(.invalidArgument, "a Sentinel endpoint must be resolved to a master before connecting")
+        case .cluster:
+            // The cluster router connects to each master's `.tcp` address from its slot map.
+            throw RedisError(.invalidArgument, "a Cluster endpoint must be resolved to one node before connecting")
         }
         guard let raw else {
             throw RedisError(.connectionUnavailable, "hiredis could not allocate a context")

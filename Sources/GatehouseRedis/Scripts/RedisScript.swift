@@ -33,7 +33,11 @@ public struct RedisScript: Sendable, Hashable {
 }
 
 extension RedisClient {
-    /// Runs `script` with `EVALSHA`, loading it first if the server does not know it.
+    /// Runs `script` with `EVALSHA`; if the server does not know it (`NOSCRIPT`: a restarted or
+    /// failed-over server, or a cluster master that never ran it), once more with `EVAL` and the
+    /// source, which runs it and leaves it cached on that server. The `EVAL` goes wherever the
+    /// `EVALSHA` went (on a cluster, to the master of the first key), so every master learns
+    /// the script the first time one of its keys needs it.
     ///
     /// Every key the script touches must be in `keys` (Redis Cluster routes by them); for a
     /// user's keys build them with ``RedisKeys/user(_:_:)`` so they share one hash slot.
@@ -45,54 +49,48 @@ extension RedisClient {
         keys: [String] = [],
         arguments: [any RedisArgumentConvertible] = []
     ) async throws -> RedisValue {
-        var command: [any RedisArgumentConvertible] = ["EVALSHA", script.sha1, keys.count]
-        command.reserveCapacity(3 + keys.count + arguments.count)
-        for key in keys { command.append(key) }
-        command.append(contentsOf: arguments)
-        let encoded = RedisCommand(command)
         do {
-            return try await self.send(encoded)
+            return try await self.send(Self.evalCommand(script, sha: true, keys: keys, arguments: arguments))
         } catch let error as RedisError where error.serverErrorPrefix == "NOSCRIPT" {
-            try await self.load(script)
-            return try await self.send(encoded)
+            return try await self.send(Self.evalCommand(script, sha: false, keys: keys, arguments: arguments))
         }
     }
 
     /// ``eval(_:keys:arguments:)`` for a caller outside Swift concurrency: `completion` gets
-    /// the reply or the error on the connection's I/O thread (it must only hand it on). After a
-    /// `NOSCRIPT` (the script did not run) the load and the retry run in a task, and
-    /// `completion` is called from there.
+    /// the reply or the error on the connection's I/O thread (it must only hand it on),
+    /// including after a `NOSCRIPT` and the `EVAL` that follows it.
     public func eval(
         _ script: RedisScript,
         keys: [String],
         arguments: [any RedisArgumentConvertible],
         completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void
     ) {
-        var command: [any RedisArgumentConvertible] = ["EVALSHA", script.sha1, keys.count]
-        command.reserveCapacity(3 + keys.count + arguments.count)
-        for key in keys { command.append(key) }
-        command.append(contentsOf: arguments)
-        let encoded = RedisCommand(command)
-        self.send(encoded) { result in
+        self.send(Self.evalCommand(script, sha: true, keys: keys, arguments: arguments)) { result in
             if case .failure(let error as RedisError) = result, error.serverErrorPrefix == "NOSCRIPT" {
-                Task {
-                    do {
-                        try await self.load(script)
-                        completion(.success(try await self.send(encoded)))
-                    } catch {
-                        completion(.failure(error))
-                    }
-                }
+                self.send(Self.evalCommand(script, sha: false, keys: keys, arguments: arguments), completion: completion)
             } else {
                 completion(result)
             }
         }
     }
 
-    /// `SCRIPT LOAD`s `script`, checking that the server names it as this client does.
+    private static func evalCommand(
+        _ script: RedisScript, sha: Bool, keys: [String], arguments: [any RedisArgumentConvertible]
+    ) -> RedisCommand {
+        var command: [any RedisArgumentConvertible] = sha ? ["EVALSHA", script.sha1, keys.count] : ["EVAL", script.source, keys.count]
+        command.reserveCapacity(3 + keys.count + arguments.count)
+        for key in keys { command.append(key) }
+        command.append(contentsOf: arguments)
+        return RedisCommand(command)
+    }
+
+    /// `SCRIPT LOAD`s `script` (on a cluster, on every master), checking that the server names
+    /// it as this client does. Not needed before ``eval(_:keys:arguments:)``, which loads on
+    /// demand; it saves the first caller on each server one `EVAL` of the source.
     public func load(_ script: RedisScript) async throws {
-        let reply = try await self.send(RedisCommand("SCRIPT", "LOAD", script.source))
-        guard reply.string == script.sha1 else {
+        let command = RedisCommand("SCRIPT", "LOAD", script.source)
+        let replies = if let router = self.clusterRouter { try await router.broadcast(command.bytes) } else { [try await self.send(command)] }
+        for reply in replies where reply.string != script.sha1 {
             throw RedisError(.unexpectedReply, "SCRIPT LOAD returned \(reply), expected \(script.sha1)")
         }
     }

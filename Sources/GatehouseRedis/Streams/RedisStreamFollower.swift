@@ -36,6 +36,8 @@ public final class RedisStreamFollower: Sendable, Service {
     }
 
     private let configuration: RedisConfiguration
+    /// On a cluster: finds the master of the stream's slot for the follower's own connection.
+    private let router: RedisClusterRouter?
     private let stream: String
     private let batchSize: Int
     private let blockTime: Duration
@@ -55,8 +57,44 @@ public final class RedisStreamFollower: Sendable, Service {
     ///   - blockTime: `XREAD BLOCK`; also how long shutdown may take to be noticed by the server
     ///     side of the read.
     ///   - handler: called with each non-empty batch, in order, one batch at a time.
-    public init(
+    public convenience init(
         configuration: RedisConfiguration,
+        stream: String,
+        startingAfter: RedisStreamID,
+        batchSize: Int = 500,
+        blockTime: Duration = .seconds(1),
+        logger: Logger = Logger(label: "gatehouse.redis.stream"),
+        handler: @escaping @Sendable ([RedisStreamEntry]) async -> Void
+    ) {
+        self.init(
+            configuration: configuration, router: nil, stream: stream, startingAfter: startingAfter, batchSize: batchSize,
+            blockTime: blockTime, logger: logger, handler: handler
+        )
+    }
+
+    /// Creates a follower of `stream` on `client`'s server: the same as
+    /// ``init(configuration:stream:startingAfter:batchSize:blockTime:logger:handler:)`` with the
+    /// client's configuration, and on a Redis Cluster its connection goes to the master that
+    /// owns the stream's slot, found again from the client's slot map after every `MOVED` or
+    /// lost connection.
+    public convenience init(
+        client: RedisClient,
+        stream: String,
+        startingAfter: RedisStreamID,
+        batchSize: Int = 500,
+        blockTime: Duration = .seconds(1),
+        logger: Logger = Logger(label: "gatehouse.redis.stream"),
+        handler: @escaping @Sendable ([RedisStreamEntry]) async -> Void
+    ) {
+        self.init(
+            configuration: client.configuration, router: client.clusterRouter, stream: stream, startingAfter: startingAfter,
+            batchSize: batchSize, blockTime: blockTime, logger: logger, handler: handler
+        )
+    }
+
+    private init(
+        configuration: RedisConfiguration,
+        router: RedisClusterRouter?,
         stream: String,
         startingAfter: RedisStreamID,
         batchSize: Int = 500,
@@ -69,6 +107,7 @@ public final class RedisStreamFollower: Sendable, Service {
         var configuration = configuration
         configuration.poolSize = 1
         self.configuration = configuration
+        self.router = router
         self.stream = stream
         self.batchSize = batchSize
         self.blockTime = blockTime
@@ -114,49 +153,74 @@ public final class RedisStreamFollower: Sendable, Service {
     /// Follows the stream until cancelled or gracefully shut down. May be called only once.
     public func run() async throws {
         precondition(!self.started.exchange(true, ordering: .relaxed), "RedisStreamFollower.run() may be called only once")
-        let connection = RedisConnection(
+        await cancelWhenGracefulShutdown { await self.follow() }
+    }
+
+    private func makeConnection() -> RedisConnection {
+        var resolveEndpoint: (@Sendable () throws(RedisError) -> RedisURL.Endpoint)?
+        if let router = self.router {
+            let stream = self.stream
+            resolveEndpoint = { () throws(RedisError) -> RedisURL.Endpoint in try router.endpoint(forKey: stream) }
+        }
+        return RedisConnection(
             configuration: self.configuration,
             name: "gh-redis-xread",
             // The server holds a blocking read for up to blockTime before answering, so the
             // socket must wait that long plus the usual command timeout.
             ioTimeout: self.blockTime + self.configuration.commandTimeout,
+            resolveEndpoint: resolveEndpoint,
             logger: self.logger
         )
+    }
+
+    private func follow() async {
+        var connection = self.makeConnection()
         let blockMilliseconds = Int(self.blockTime.nanosecondsClamped / 1_000_000)
-        try? await cancelWhenGracefulShutdown {
-            var failures = 0
-            while !Task.isCancelled {
-                let status = self.status
-                let after = status.lastDeliveredID
-                do {
-                    // Until caught up, reads do not block: a short read then means the backlog
-                    // is read (waiters, e.g. readiness, go on at once instead of after blockTime).
-                    let command = status.isCaughtUp
-                        ? RedisCommand("XREAD", "COUNT", self.batchSize, "BLOCK", blockMilliseconds, "STREAMS", self.stream, after.description)
-                        : RedisCommand("XREAD", "COUNT", self.batchSize, "STREAMS", self.stream, after.description)
-                    let reply = try await connection.execute(command.bytes)
-                    if case .error(let message) = reply { throw RedisError(.serverError, message) }
-                    // Ids only grow; the filter makes "never repeat" hold even if a server
-                    // misbehaved.
-                    let entries = try RedisStreamEntry.entries(fromXRead: reply).filter { $0.id > after }
-                    failures = 0
-                    if !entries.isEmpty {
-                        await self.handler(entries)
-                    }
-                    self.delivered(entries, readWasShort: entries.count < self.batchSize)
-                } catch is CancellationError {
-                    break
-                } catch {
-                    failures += 1
-                    self.state.withLock { $0.status.isConnected = false }
-                    let delay = Self.backoff(failures, self.configuration.backoff)
-                    self.logger.log(
-                        level: failures == 1 ? .warning : .debug,
-                        "reading the Redis stream failed; retrying",
-                        metadata: ["error": "\(error)", "after": "\(after)"]
-                    )
-                    try await Task.sleep(for: delay)
+        var failures = 0
+        while !Task.isCancelled {
+            let status = self.status
+            let after = status.lastDeliveredID
+            do {
+                // Until caught up, reads do not block: a short read then means the backlog
+                // is read (waiters, e.g. readiness, go on at once instead of after blockTime).
+                let command = status.isCaughtUp
+                    ? RedisCommand("XREAD", "COUNT", self.batchSize, "BLOCK", blockMilliseconds, "STREAMS", self.stream, after.description)
+                    : RedisCommand("XREAD", "COUNT", self.batchSize, "STREAMS", self.stream, after.description)
+                let reply = try await connection.execute(command.bytes)
+                if case .error(let message) = reply { throw RedisError(.serverError, message) }
+                // Ids only grow; the filter makes "never repeat" hold even if a server
+                // misbehaved.
+                let entries = try RedisStreamEntry.entries(fromXRead: reply).filter { $0.id > after }
+                failures = 0
+                if !entries.isEmpty {
+                    await self.handler(entries)
                 }
+                self.delivered(entries, readWasShort: entries.count < self.batchSize)
+            } catch is CancellationError {
+                break
+            } catch {
+                failures += 1
+                self.state.withLock { $0.status.isConnected = false }
+                if let router = self.router {
+                    // On a cluster the stream may have moved (a reshard: `MOVED`) or its master
+                    // failed over: the next connection goes to the owner by the newest map.
+                    if let redisError = error as? RedisError, redisError.code == .serverError,
+                        let redirect = ClusterRedirect(message: redisError.message), redirect.kind == .moved
+                    {
+                        router.apply(redirect)
+                        connection.close()
+                        connection = self.makeConnection()
+                    } else {
+                        router.requestRefresh()
+                    }
+                }
+                let delay = Self.backoff(failures, self.configuration.backoff)
+                self.logger.log(
+                    level: failures == 1 ? .warning : .debug,
+                    "reading the Redis stream failed; retrying",
+                    metadata: ["error": "\(error)", "after": "\(after)"]
+                )
+                do { try await Task.sleep(for: delay) } catch { break }
             }
         }
         connection.close()

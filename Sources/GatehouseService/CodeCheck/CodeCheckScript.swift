@@ -40,7 +40,9 @@ public import GatehouseRedis
 /// 6 the user's session list (hash), 7 the user's events stream, 8 (passkey mode only) the
 /// passkeys' counters (hash).
 /// ARGV: 1 expected credential version (`""` skips the check), 2 candidate (see modes),
-/// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit, 7 IP window s,
+/// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit (`""`: the node
+/// keeps the address budget with ``AddressBudgetScript``, on a Redis Cluster, where KEYS[4] is
+/// then any key of the user's slot and is not touched), 7 IP window s,
 /// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s, 11 mode, 12 challenge id,
 /// 13 tries per email code, 14 session id to record on success (`""` = none), 15 its record (JSON),
 /// 16 session-list TTL s, 17 write events (`1`/`0`), 18 event detail (the method), 19 client IP
@@ -63,8 +65,7 @@ local function event(kind)
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[20], '*', unpack(fields))
 end
 if redis.call('HGET', KEYS[2], 'locked') == '1' then return {'locked'} end
-local ipFails = tonumber(redis.call('GET', KEYS[4]) or '0')
-if ipFails >= tonumber(ARGV[6]) then
+if ARGV[6] ~= '' and tonumber(redis.call('GET', KEYS[4]) or '0') >= tonumber(ARGV[6]) then
   local ttl = redis.call('TTL', KEYS[4])
   if ttl < 1 then ttl = 1 end
   return {'ip_limited', ttl}
@@ -142,10 +143,44 @@ if fails > free then
 end
 if fails >= tonumber(ARGV[5]) then redis.call('HSET', KEYS[2], 'locked', '1') end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[10]))
-if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7])) end
+if ARGV[6] ~= '' and redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7])) end
 local remaining = free - fails
 if remaining < 0 then remaining = 0 end
 if replay == 1 then event('second_step_replay') else event('second_step_failed') end
 return {'invalid', remaining, replay, wait}
+"""#)
+}
+
+/// The per-address failure budget as its own call, for a Redis Cluster, where the address's
+/// counter (`gh:ip:{<address>}`) lives in another slot than the user's keys and cannot be in
+/// the code-check script.
+///
+/// A code check from a known address then costs two round trips, one after the other, each on
+/// its master's pipelined connection: ``reserve`` on the address's master, then the code-check
+/// script on the user's master (with ARGV[6] `""`). The reservation counts the attempt as a
+/// failure before it is checked, so a burst of guesses from one address cannot overshoot the
+/// limit by the guesses in flight; an attempt that turns out not to be a wrong code (accepted,
+/// throttled, locked, already completed) gives its reservation back with ``refund``, a third
+/// write that nobody waits for. A refund lost to a failover leaves the address one failure
+/// worse off for the rest of its window, never better.
+public enum AddressBudgetScript {
+    /// KEYS: 1 the address's counter. ARGV: 1 limit, 2 window s.
+    /// Replies: `{"ok"}` (reserved), `{"ip_limited", ttl_s}`.
+    public static let reserve = RedisScript(#"""
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 1 then ttl = 1 end
+  return {'ip_limited', ttl}
+end
+if redis.call('INCR', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2])) end
+return {'ok'}
+"""#)
+
+    /// KEYS: 1 the address's counter. Takes one reservation back, never below zero and never
+    /// creating the key (a counter whose window ended stays gone).
+    public static let refund = RedisScript(#"""
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return n
 """#)
 }

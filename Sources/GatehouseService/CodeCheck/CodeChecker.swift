@@ -80,7 +80,8 @@ public struct CodeChecker: Sendable {
     /// feeds to `redis-benchmark`, both use it).
     public static func invocation(
         keys: Keys, credentialVersion: String, candidate: Candidate, settings: GatehouseConfiguration.Throttle,
-        replayTTLSeconds: Int, challengeTTLSeconds: Int, throttleTTLSeconds: Int, effects: Effects
+        replayTTLSeconds: Int, challengeTTLSeconds: Int, throttleTTLSeconds: Int, effects: Effects,
+        addressBudgetInScript: Bool = true
     ) -> (keys: [String], arguments: [String]) {
         let mode: String, value: String, challengeID: String, tries: Int
         switch candidate {
@@ -93,7 +94,7 @@ public struct CodeChecker: Sendable {
         var arguments: [String] = [
             credentialVersion, value,
             String(settings.freeFailures), String(settings.maximumBackoffSeconds * 1000), String(settings.lockAfterFailures),
-            String(settings.ipFailureLimit), String(settings.ipWindowSeconds), String(replayTTLSeconds), String(challengeTTLSeconds),
+            addressBudgetInScript ? String(settings.ipFailureLimit) : "", String(settings.ipWindowSeconds), String(replayTTLSeconds), String(challengeTTLSeconds),
             String(throttleTTLSeconds), mode, challengeID, String(tries),
             effects.session?.id ?? "", effects.session?.record ?? "", String(effects.sessionListTTLSeconds),
             "1", effects.eventDetail, effects.clientIP ?? "", String(effects.eventsKept), effects.successEvent ?? "",
@@ -109,12 +110,56 @@ public struct CodeChecker: Sendable {
     public static let replayTTLSeconds = 86400
 
     /// One attempt.
+    ///
+    /// On a Redis Cluster, when the address counter is not one of the user's own keys, the
+    /// address budget is reserved first on its own master (``AddressBudgetScript``), and given
+    /// back unless the attempt was a wrong code.
     func check(keys: Keys, credentialVersion: String, candidate: Candidate, challengeTTLSeconds: Int, effects: Effects) async throws -> Outcome {
+        var keys = keys
+        var addressCounter: String?
+        if redis.isCluster && !Self.sameSlotTag(keys.ipCounter, keys.userRecord) {
+            let reserved = try await redis.eval(
+                AddressBudgetScript.reserve, keys: [keys.ipCounter],
+                arguments: [String(settings.ipFailureLimit), String(settings.ipWindowSeconds)]
+            )
+            guard let items = reserved.array, let status = items.first?.string else {
+                throw RedisError(.unexpectedReply, "address budget returned \(reserved)")
+            }
+            if status == "ip_limited" { return .ipLimited(retryAfterSeconds: max(1, Int(items.count > 1 ? items[1].integer ?? 1 : 1))) }
+            addressCounter = keys.ipCounter
+            keys.ipCounter = keys.throttle  // in the user's slot; not touched with ARGV[6] ""
+        }
+        // When the script fails (outcome unknown) the reservation is kept: counting the attempt
+        // as a failure errs towards the limit, which only this address feels.
         let call = Self.invocation(
             keys: keys, credentialVersion: credentialVersion, candidate: candidate, settings: settings,
             replayTTLSeconds: Self.replayTTLSeconds, challengeTTLSeconds: challengeTTLSeconds,
-            throttleTTLSeconds: throttleTTLSeconds, effects: effects
+            throttleTTLSeconds: throttleTTLSeconds, effects: effects, addressBudgetInScript: addressCounter == nil
         )
+        let outcome = try await self.run(call)
+        if let addressCounter, !Self.isFailure(outcome) {
+            redis.eval(AddressBudgetScript.refund, keys: [addressCounter], arguments: []) { _ in }
+        }
+        return outcome
+    }
+
+    /// Whether `outcome` counts against the address budget (the script's own rule: a wrong or
+    /// replayed code, nothing else).
+    static func isFailure(_ outcome: Outcome) -> Bool {
+        if case .rejected = outcome { return true }
+        return false
+    }
+
+    /// Whether two keys carry the same `{…}` hash tag (so one script may name both).
+    static func sameSlotTag(_ a: String, _ b: String) -> Bool {
+        func tag(_ key: String) -> Substring? {
+            guard let open = key.firstIndex(of: "{"), let close = key[open...].firstIndex(of: "}") else { return nil }
+            return key[open...close]
+        }
+        return tag(a) != nil && tag(a) == tag(b)
+    }
+
+    private func run(_ call: (keys: [String], arguments: [String])) async throws -> Outcome {
         let reply = try await redis.eval(CodeCheckScript.script, keys: call.keys, arguments: call.arguments)
         guard let items = reply.array, let status = items.first?.string else {
             throw RedisError(.unexpectedReply, "code check returned \(reply)")

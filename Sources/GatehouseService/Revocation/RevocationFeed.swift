@@ -93,10 +93,10 @@ public final class RevocationFeed: Sendable {
 
     /// Loads every stored policy (policies outlive the stream's retention), then follows the
     /// stream from `now - retention` until cancelled.
-    func run(configuration: RedisConfiguration, now: @escaping @Sendable () -> Int64) async throws {
+    func run(client: RedisClient, now: @escaping @Sendable () -> Int64) async throws {
         let start = RedisStreamID.before(milliseconds: UInt64(max(0, now() - retentionSeconds)) * 1000)
         let follower = RedisStreamFollower(
-            configuration: configuration, stream: streamKey, startingAfter: start, logger: logger
+            client: client, stream: streamKey, startingAfter: start, logger: logger
         ) { [weak self] entries in
             guard let self else { return }
             let t = now()

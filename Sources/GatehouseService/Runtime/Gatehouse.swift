@@ -66,7 +66,7 @@ public final class Gatehouse: Sendable, Service {
             group.addTask { try await self.redis.run() }
             group.addTask { try await self.clock.run() }
             group.addTask {
-                try await self.feed.run(configuration: self.redisConfiguration) { Self.unixNow() }
+                try await self.feed.run(client: self.redis) { Self.unixNow() }
             }
             try await group.next()
             group.cancelAll()
