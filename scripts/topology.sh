@@ -5,10 +5,22 @@
 # either runs the command after `--` (with the topology's variables exported) or waits for
 # Ctrl-C; everything is torn down on exit.
 #
-#   scripts/topology.sh [-n NODES] [-d DIR] [--mail] [-- command args…]
+#   scripts/topology.sh [-n NODES] [-d DIR] [--redis-cluster] [--mail] [-- command args…]
 #
-# Exported to the command: GH_DIR, GH_REDIS_PORT, GH_REDIS_PID, GH_NODE_URLS (space-separated),
-# GH_NODE_PIDS, GH_LB_URL, GH_NGINX_PID, GH_ADMIN_KEY, GH_FRONTEND_KEY, GH_VERIFY_KEY, GH_MAIL_KEY.
+# Exported to the command: GH_DIR, GH_REDIS_URL (the nodes' GATEHOUSE_REDIS_URL), GH_REDIS_PORT,
+# GH_REDIS_PID, GH_NODE_URLS (space-separated), GH_NODE_PIDS, GH_LB_URL, GH_NGINX_PID, GH_ADMIN_KEY,
+# GH_FRONTEND_KEY, GH_VERIFY_KEY, GH_MAIL_KEY.
+#
+# --redis-cluster replaces the single redis-server with a Redis Cluster on loopback: six
+# redis-servers (AOF on, cluster-node-timeout 2000 ms, each with its cluster bus on a port of its
+# own) under $GH_DIR/redis-cluster, joined by `redis-cli --cluster create --cluster-replicas 1`
+# into three masters with one replica each, and ready once every node reports cluster_state:ok,
+# the three replicas' links are up and `redis-cli --cluster check` passes. The cluster is created
+# anew on every run (a previous run's $GH_DIR/redis-cluster is removed). The nodes get
+# GATEHOUSE_REDIS_URL=redis-cluster://127.0.0.1:<m1>,127.0.0.1:<m2>,127.0.0.1:<m3> (the masters as
+# seeds). Also exported: GH_REDIS_CLUSTER_PORTS and GH_REDIS_CLUSTER_PIDS (all six, space-separated,
+# the three masters first, in the same order); GH_REDIS_PORT and GH_REDIS_PID are the first
+# master's.
 #
 # --mail adds the mail path of docs/mail-servers.md (run as root: Dovecot switches users):
 #   - Dovecot rendered from docker/dovecot/dovecot.conf (as GatehouseTesting.DovecotProcess
@@ -33,13 +45,15 @@ set -euo pipefail
 nodes=3
 dir=""
 mail=0
+redis_cluster=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) nodes="$2"; shift 2 ;;
     -d) dir="$2"; shift 2 ;;
     --mail) mail=1; shift ;;
+    --redis-cluster) redis_cluster=1; shift ;;
     --) shift; break ;;
-    *) echo "usage: $0 [-n NODES] [-d DIR] [--mail] [-- command…]" >&2; exit 64 ;;
+    *) echo "usage: $0 [-n NODES] [-d DIR] [--redis-cluster] [--mail] [-- command…]" >&2; exit 64 ;;
   esac
 done
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -74,19 +88,89 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# free_ports N: N distinct free ports on one line (all bound at once, then released).
+free_ports() {
+  python3 -c 'import socket, sys
+sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in sockets: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+for s in sockets: s.close()' "$1"
+}
 wait_for() {  # wait_for SECONDS command…
   local limit=$1; shift
   for _ in $(seq 1 $((limit * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   return 1
 }
 
-# Redis with AOF.
-redis_port=$(free_port)
-mkdir -p "$dir/redis"
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" --appendonly yes --appendfsync everysec \
-  --save "" --daemonize no --logfile "$dir/redis.log" &
-redis_pid=$!; pids+=("$redis_pid")
-wait_for 10 redis-cli -p "$redis_port" ping || { echo "topology: redis did not start" >&2; exit 1; }
+if [ "$redis_cluster" = 0 ]; then
+  # Redis with AOF.
+  redis_port=$(free_port)
+  mkdir -p "$dir/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" --appendonly yes --appendfsync everysec \
+    --save "" --daemonize no --logfile "$dir/redis.log" &
+  redis_pid=$!; pids+=("$redis_pid")
+  wait_for 10 redis-cli -p "$redis_port" ping || { echo "topology: redis did not start" >&2; exit 1; }
+  redis_url="redis://127.0.0.1:$redis_port/0"
+else
+  # A Redis Cluster: six nodes with AOF, three masters and a replica of each.
+  cdir="$dir/redis-cluster"
+  rm -rf "$cdir"
+  mkdir -p "$cdir"
+  read -r -a cluster_all_ports <<<"$(free_ports 12)"  # six client ports, then six cluster bus ports
+  [ "${#cluster_all_ports[@]}" = 12 ] || { echo "topology: no free loopback ports for the Redis Cluster" >&2; exit 1; }
+  cluster_ports=("${cluster_all_ports[@]:0:6}")
+  cluster_bus_ports=("${cluster_all_ports[@]:6:6}")
+  declare -A cluster_pid_of=()
+  for i in 0 1 2 3 4 5; do
+    p="${cluster_ports[$i]}"
+    ndir="$cdir/node$((i + 1))"
+    mkdir -p "$ndir"
+    redis-server --port "$p" --bind 127.0.0.1 --dir "$ndir" --cluster-enabled yes --cluster-config-file "$ndir/nodes.conf" \
+      --cluster-port "${cluster_bus_ports[$i]}" --cluster-node-timeout 2000 --appendonly yes --appendfsync everysec \
+      --save "" --daemonize no --logfile "$ndir/redis.log" &
+    cluster_pid_of[$p]=$!; pids+=("$!")
+  done
+  for p in "${cluster_ports[@]}"; do
+    wait_for 10 redis-cli -p "$p" ping || { echo "topology: cluster node 127.0.0.1:$p did not start; see $cdir/node*/redis.log" >&2; exit 1; }
+  done
+  cluster_addresses=()
+  for p in "${cluster_ports[@]}"; do cluster_addresses+=("127.0.0.1:$p"); done
+  timeout 60 redis-cli --cluster create "${cluster_addresses[@]}" --cluster-replicas 1 --cluster-yes >"$cdir/create.log" 2>&1 || {
+    echo "topology: redis-cli --cluster create failed; see $cdir/create.log:" >&2
+    tail -n 20 "$cdir/create.log" >&2
+    exit 1
+  }
+  # Settled: every node ok, the three replicas' links up, redis-cli finds the nodes in agreement
+  # and every slot covered.
+  cluster_settled() {
+    local p info links=0
+    for p in "${cluster_ports[@]}"; do
+      info=$(redis-cli -p "$p" cluster info) || return 1
+      [[ "$info" == *cluster_state:ok* ]] || return 1
+      info=$(redis-cli -p "$p" info replication) || return 1
+      [[ "$info" == *master_link_status:up* ]] && links=$((links + 1))
+    done
+    [ "$links" = 3 ] && timeout 10 redis-cli --cluster check "127.0.0.1:${cluster_ports[0]}"
+  }
+  wait_for 30 cluster_settled || {
+    echo "topology: the Redis Cluster did not settle within 30 s; see $cdir/node*/redis.log" >&2
+    timeout 10 redis-cli --cluster check "127.0.0.1:${cluster_ports[0]}" >&2 || true
+    exit 1
+  }
+  cluster_masters=(); cluster_replicas=()
+  for p in "${cluster_ports[@]}"; do
+    role=$(redis-cli -p "$p" role)
+    if [ "${role%%$'\n'*}" = master ]; then cluster_masters+=("$p"); else cluster_replicas+=("$p"); fi
+  done
+  [ "${#cluster_masters[@]}" = 3 ] || { echo "topology: the Redis Cluster has ${#cluster_masters[@]} masters, not 3" >&2; exit 1; }
+  cluster_ordered=("${cluster_masters[@]}" "${cluster_replicas[@]}")
+  cluster_pids=()
+  for p in "${cluster_ordered[@]}"; do cluster_pids+=("${cluster_pid_of[$p]}"); done
+  redis_port="${cluster_masters[0]}"
+  redis_pid="${cluster_pid_of[$redis_port]}"
+  redis_url="redis-cluster://127.0.0.1:${cluster_masters[0]},127.0.0.1:${cluster_masters[1]},127.0.0.1:${cluster_masters[2]}"
+  export GH_REDIS_CLUSTER_PORTS="${cluster_ordered[*]}" GH_REDIS_CLUSTER_PIDS="${cluster_pids[*]}"
+fi
 
 # Shared keys.
 [ -f "$dir/keyring.json" ] || "$bin" keys create --file "$dir/keyring.json" >/dev/null
@@ -116,7 +200,7 @@ fi
 node_urls=(); node_pids=()
 for i in $(seq 1 "$nodes"); do
   port=$(free_port)
-  GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_REDIS_URL="redis://127.0.0.1:$redis_port/0" \
+  GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_REDIS_URL="$redis_url" \
   GATEHOUSE_KEYRING_FILE="$dir/keyring.json" GATEHOUSE_DATA_KEY_FILE="$dir/data-key.json" \
   GATEHOUSE_API_KEYS="$api_keys" GATEHOUSE_STATE_DIR="$dir/node$i" GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-notice}" \
   GATEHOUSE_WEB_RETURN_URLS=/webmail/ \
@@ -291,10 +375,15 @@ if [ "$mail" = 1 ]; then
     GH_SMTP_RELAY_PORT="$relay_port" GH_SMTP_RELAY_MAILDIR="$dir/smtp-relay/maildir"
 fi
 
-export GH_DIR="$dir" GH_REDIS_PORT="$redis_port" GH_REDIS_PID="$redis_pid" GH_NODE_URLS="${node_urls[*]}" GH_NODE_PIDS="${node_pids[*]}" \
+export GH_DIR="$dir" GH_REDIS_URL="$redis_url" GH_REDIS_PORT="$redis_port" GH_REDIS_PID="$redis_pid" GH_NODE_URLS="${node_urls[*]}" GH_NODE_PIDS="${node_pids[*]}" \
   GH_LB_URL="http://127.0.0.1:$lb_port" GH_NGINX_PID="$nginx_pid" GH_ADMIN_KEY="$admin_key" GH_FRONTEND_KEY="$frontend_key" \
   GH_VERIFY_KEY="$verify_key" GH_MAIL_KEY="$mail_key" GATEHOUSE_BINARY="$bin"
-echo "topology ready: redis 127.0.0.1:$redis_port, nodes ${node_urls[*]}, load balancer $GH_LB_URL (state in $dir)"
+if [ "$redis_cluster" = 1 ]; then
+  redis_summary="redis cluster $redis_url (replicas ${cluster_replicas[*]})"
+else
+  redis_summary="redis 127.0.0.1:$redis_port"
+fi
+echo "topology ready: $redis_summary, nodes ${node_urls[*]}, load balancer $GH_LB_URL (state in $dir)"
 if [ "$mail" = 1 ]; then
   echo "mail: nginx IMAP 127.0.0.1:$imap_port, POP3 :$pop3_port, SMTP :$smtp_port → Gatehouse ${node_urls[0]} → Dovecot IMAP :$dovecot_imap_port, POP3 :$dovecot_pop3_port, submission :$dovecot_submission_port; SMTP relay :$relay_port"
 fi

@@ -13,15 +13,20 @@ import Musl
 public struct RedisServerError: Error, Sendable, CustomStringConvertible {
     /// What went wrong.
     public struct Code: Hashable, Sendable {
-        private enum Value: Hashable, Sendable { case notInstalled, startFailed, signalFailed }
+        private enum Value: Hashable, Sendable { case notInstalled, startFailed, signalFailed, commandFailed, timedOut }
         private let value: Value
         private init(_ value: Value) { self.value = value }
-        /// `redis-server` is not installed.
+        /// `redis-server` (or `redis-cli`, which ``RedisClusterDeployment`` runs) is not installed.
         public static var notInstalled: Self { .init(.notInstalled) }
         /// The server did not start or did not answer PING in time.
         public static var startFailed: Self { .init(.startFailed) }
         /// Sending a signal to the server failed (it is not running).
         public static var signalFailed: Self { .init(.signalFailed) }
+        /// A command or `redis-cli` run that a deployment needed was refused or failed (a
+        /// `CLUSTER SETSLOT`, a `MIGRATE`, a `redis-cli --cluster reshard`).
+        public static var commandFailed: Self { .init(.commandFailed) }
+        /// A bounded wait for a deployment's state (a cluster settling, a failover) ran out.
+        public static var timedOut: Self { .init(.timedOut) }
     }
 
     /// What went wrong.
@@ -54,7 +59,9 @@ public struct RedisServerError: Error, Sendable, CustomStringConvertible {
 /// Redis fail, they never skip.
 ///
 /// Prefer ``withServer(_:_:)`` (or the `.redisServer()` test trait), which always cleans up; as a
-/// backstop `deinit` and an `atexit` hook SIGKILL any server still running.
+/// backstop `deinit` and an `atexit` hook SIGKILL any server still running. With
+/// ``Options/cluster`` it is a Redis Cluster node, not yet part of a cluster
+/// (``RedisClusterDeployment`` joins such nodes into one).
 public final class RedisServerProcess: Sendable {
     /// How to configure the server.
     public struct Options: Sendable {
@@ -79,18 +86,41 @@ public final class RedisServerProcess: Sendable {
         public var users: [User]
         /// More `redis-server` arguments, e.g. `["--maxmemory", "10mb"]`.
         public var extraArguments: [String]
+        /// Redis Cluster mode (nil: a standalone server).
+        public var cluster: Cluster?
 
-        /// Creates options; by default no persistence and no password.
-        public init(appendOnly: Bool = false, password: String? = nil, users: [User] = [], extraArguments: [String] = []) {
+        /// Redis Cluster mode for one node: `cluster-enabled yes`, the node's cluster
+        /// configuration file (`nodes.conf`) in its own directory, and the cluster bus on a second
+        /// free loopback port of its own (`cluster-port`, ``RedisServerProcess/clusterBusPort``)
+        /// rather than the client port + 10 000, which may be taken or above 65 535.
+        public struct Cluster: Sendable {
+            /// `cluster-node-timeout`: how long a node may be unreachable before it counts as
+            /// failing (and a replica of a failed master starts a failover).
+            public var nodeTimeoutMilliseconds: Int
+
+            /// Creates cluster options.
+            public init(nodeTimeoutMilliseconds: Int = 1000) {
+                self.nodeTimeoutMilliseconds = nodeTimeoutMilliseconds
+            }
+        }
+
+        /// Creates options; by default no persistence, no password, a standalone server.
+        public init(
+            appendOnly: Bool = false, password: String? = nil, users: [User] = [], extraArguments: [String] = [],
+            cluster: Cluster? = nil
+        ) {
             self.appendOnly = appendOnly
             self.password = password
             self.users = users
             self.extraArguments = extraArguments
+            self.cluster = cluster
         }
     }
 
     /// The loopback port the server listens on (the same across restarts).
     public let port: Int
+    /// With ``Options/cluster``: the loopback port of the cluster bus (the same across restarts).
+    public let clusterBusPort: Int?
     /// The server's own temporary directory.
     public let directory: String
     /// The options it was started with.
@@ -99,8 +129,9 @@ public final class RedisServerProcess: Sendable {
     /// The child, until it has been reaped.
     private let child = OwnedChild()
 
-    private init(port: Int, directory: String, options: Options, executable: String) {
+    private init(port: Int, clusterBusPort: Int?, directory: String, options: Options, executable: String) {
         self.port = port
+        self.clusterBusPort = clusterBusPort
         self.directory = directory
         self.options = options
         self.executable = executable
@@ -154,8 +185,12 @@ public final class RedisServerProcess: Sendable {
         // outgoing connection gets its local port from the same range); try a few. Each attempt
         // has a directory of its own: a failed attempt's `deinit` removes its directory.
         for _ in 0..<5 {
+            let port = try freePort()
+            let busPort = try options.cluster.map { _ in try freePort(other: port) }
             let directory = try makeTemporaryDirectory()
-            let server = RedisServerProcess(port: try freePort(), directory: directory, options: options, executable: executable)
+            let server = RedisServerProcess(
+                port: port, clusterBusPort: busPort, directory: directory, options: options, executable: executable
+            )
             do {
                 try await server.launch()
                 return server
@@ -259,6 +294,14 @@ public final class RedisServerProcess: Sendable {
         ]
         if self.options.appendOnly { arguments += ["--appendfsync", "always"] }
         if let password = self.options.password { arguments += ["--requirepass", password] }
+        if let cluster = self.options.cluster, let busPort = self.clusterBusPort {
+            arguments += [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", self.directory + "/nodes.conf",
+                "--cluster-port", "\(busPort)",
+                "--cluster-node-timeout", "\(cluster.nodeTimeoutMilliseconds)",
+            ]
+        }
         for user in self.options.users {
             arguments += ["--user", user.name, "on", ">" + user.password, "~*", "&*", "+@all"]
         }
@@ -295,11 +338,12 @@ public final class RedisServerProcess: Sendable {
         }
     }
 
-    private func logTail() -> String {
+    /// The last `lines` lines of the server's log, on one line, for failure messages.
+    func logTail(lines: Int = 5) -> String {
         guard let log = try? String(contentsOfFile: self.directory + "/redis.log", encoding: .utf8) else {
             return "(no log)"
         }
-        return log.split(separator: "\n").suffix(5).joined(separator: " | ")
+        return log.split(separator: "\n").suffix(lines).joined(separator: " | ")
     }
 
     /// Shared with ``RedisSentinelDeployment`` (its sentinels are redis-server too).
@@ -310,6 +354,16 @@ public final class RedisServerProcess: Sendable {
     /// A loopback port that was free a moment ago.
     static func freePort() throws -> Int {
         do { return try Loopback.freePort() } catch { throw RedisServerError(.startFailed, error.description) }
+    }
+
+    /// A loopback port that was free a moment ago and is not `other` (the kernel may hand the
+    /// port just probed out again): at most 10 probes.
+    static func freePort(other: Int) throws -> Int {
+        for _ in 0..<10 {
+            let port = try freePort()
+            if port != other { return port }
+        }
+        throw RedisServerError(.startFailed, "no free loopback port other than \(other) in 10 probes")
     }
 
     /// Whether something on the port answers `PING` with any RESP reply (`-NOAUTH` counts: the
