@@ -38,6 +38,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of the text report.") var json = false
     @Flag(name: .customLong("tolerate-unavailable"), help: "Count 503 answers to code operations (a Redis outage under test) as 'unavailable' errors, not as refused valid codes.")
     var tolerateUnavailable = false
+    @Option(name: .customLong("client-ips"), help: "Send a client_ip with every code check, one of this many addresses (10.64.0.0 upwards, by user); 0 sends none.")
+    var clientIPs: Int = LoadCommand.defaults.clientIPs
     @Option(help: "User name prefix (default: load-<random>).") var prefix: String?
     @Flag(inversion: .prefixedNo, help: "Progress line on stderr every second (default: when stderr is a terminal).")
     var progress: Bool?
@@ -60,6 +62,7 @@ struct LoadCommand: AsyncParsableCommand {
         options.prefix = prefix
         options.progress = progress
         options.tolerateUnavailable = tolerateUnavailable
+        options.clientIPs = clientIPs
         do { return try options.validated() } catch { throw ValidationError(error.message) }
     }
 

@@ -35,6 +35,10 @@ package struct LoadOptions: Sendable {
     /// Count 503 answers to code operations (a state-store outage under test) as errors of their
     /// own, not as refused valid codes.
     package var tolerateUnavailable = false
+    /// Code checks carry a `client_ip`, one of this many addresses (10.64.0.0 upwards, by user);
+    /// 0 sends none. With addresses, a node on a Redis Cluster keeps each address's failure
+    /// budget on that address's own master, as it does for real front ends.
+    package var clientIPs = 0
 
     /// The defaults of `gatehouse load`.
     package init() {}
@@ -49,6 +53,7 @@ package struct LoadOptions: Sendable {
         guard (1...16).contains(threads), threads <= concurrency else { throw invalid("--threads must be 1...16 and at most --concurrency") }
         guard duration > 0, duration <= 3600 else { throw invalid("--duration must be in (0, 3600] seconds") }
         if let rate, !(rate > 0 && rate <= 1_000_000) { throw invalid("--rate must be in (0, 1000000]") }
+        guard (0...1_000_000).contains(clientIPs) else { throw invalid("--client-ips must be 0...1000000") }
         guard let engine = LoadEngine(rawValue: engine) else { throw invalid("--engine must be epoll or nio") }
         let mix = try LoadMix(parsing: mix)
         let list = urls.isEmpty ? [environment["GATEHOUSE_URL"] ?? "http://127.0.0.1:8080"] : urls
@@ -65,7 +70,7 @@ package struct LoadOptions: Sendable {
             adminKey: try key(adminKey, "GATEHOUSE_ADMIN_KEY", "--admin-key"),
             frontendKey: try key(frontendKey, "GATEHOUSE_FRONTEND_KEY", "--frontend-key"),
             verifyKey: try key(verifyKey, "GATEHOUSE_VERIFY_KEY", "--verify-key"),
-            prefix: prefix, progress: progress ?? (isatty(2) != 0), tolerateUnavailable: tolerateUnavailable
+            prefix: prefix, progress: progress ?? (isatty(2) != 0), tolerateUnavailable: tolerateUnavailable, clientIPs: clientIPs
         )
     }
 }
@@ -99,6 +104,15 @@ package struct LoadConfig: Sendable {
     /// 503 answers to code operations are expected (a state-store outage under test): counted
     /// as errors of their own, not as refused valid codes.
     package let tolerateUnavailable: Bool
+    /// Addresses the code checks' `client_ip` is drawn from (0: none).
+    package let clientIPs: Int
+
+    /// The `client_ip` of a code check for the user with `index`, if the run sends one.
+    func clientIP(forUser index: Int) -> String? {
+        guard clientIPs > 0 else { return nil }
+        let n = index % clientIPs
+        return "10.\(64 + n / 65536).\(n / 256 % 256).\(n % 256)"
+    }
 }
 
 /// What drives the timed run's connections, one event loop per `--threads`.

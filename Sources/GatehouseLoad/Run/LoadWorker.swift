@@ -114,7 +114,9 @@ final class LoadWorker {
     }
 
     func finishRequest(_ challenge: String, code: String, affinity: Int) -> LoadRequest {
-        LoadRequest(method: "POST", path: "/v1/login/finish", key: config.frontendKey, json: [("challenge", challenge), ("method", "totp"), ("code", code)], affinity: affinity)
+        var json = [("challenge", challenge), ("method", "totp"), ("code", code)]
+        if let address = config.clientIP(forUser: affinity) { json.append(("client_ip", address)) }
+        return LoadRequest(method: "POST", path: "/v1/login/finish", key: config.frontendKey, json: json, affinity: affinity)
     }
 
     /// login/start on the blocking connection (seeding); the challenge when the answer is `second_step`.

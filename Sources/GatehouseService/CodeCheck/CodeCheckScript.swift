@@ -159,28 +159,30 @@ return {'invalid', remaining, replay, wait}
 /// its master's pipelined connection: ``reserve`` on the address's master, then the code-check
 /// script on the user's master (with ARGV[6] `""`). The reservation counts the attempt as a
 /// failure before it is checked, so a burst of guesses from one address cannot overshoot the
-/// limit by the guesses in flight; an attempt that turns out not to be a wrong code (accepted,
-/// throttled, locked, already completed) gives its reservation back with ``refund``, a third
-/// write that nobody waits for. A refund lost to a failover leaves the address one failure
-/// worse off for the rest of its window, never better.
+/// limit by the guesses in flight. An attempt that turns out not to be a wrong code (accepted,
+/// throttled, locked, already completed) owes its reservation back: the node keeps the refunds it
+/// owes per address (``AddressRefunds``) and sends them with its next reservation for that
+/// address, which takes them off before it checks the budget, so no third call is needed. Until
+/// then the counter is high by the successes this node has not handed back yet — never low: an
+/// error in either direction only makes the address wait sooner, and the budget only ever limits
+/// that address, never the user.
 public enum AddressBudgetScript {
-    /// KEYS: 1 the address's counter. ARGV: 1 limit, 2 window s.
+    /// KEYS: 1 the address's counter. ARGV: 1 limit, 2 window s, 3 refunds owed (taken off first,
+    /// never below zero, never creating the key).
     /// Replies: `{"ok"}` (reserved), `{"ip_limited", ttl_s}`.
     public static let reserve = RedisScript(#"""
-if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local owed = tonumber(ARGV[3])
+if owed > 0 and n > 0 then
+  if owed > n then owed = n end
+  n = redis.call('DECRBY', KEYS[1], owed)
+end
+if n >= tonumber(ARGV[1]) then
   local ttl = redis.call('TTL', KEYS[1])
   if ttl < 1 then ttl = 1 end
   return {'ip_limited', ttl}
 end
 if redis.call('INCR', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2])) end
 return {'ok'}
-"""#)
-
-    /// KEYS: 1 the address's counter. Takes one reservation back, never below zero and never
-    /// creating the key (a counter whose window ended stays gone).
-    public static let refund = RedisScript(#"""
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then redis.call('DECR', KEYS[1]) end
-return n
 """#)
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import GatehouseRedis
 
 /// Runs `CodeCheckScript` and turns its reply into an outcome.
@@ -58,6 +59,8 @@ public struct CodeChecker: Sendable {
 
     let redis: RedisClient
     let settings: GatehouseConfiguration.Throttle
+    /// Reservations of the address budget this node owes back (Redis Cluster only).
+    let refunds = AddressRefunds()
     /// The throttle record outlives a quiet day so "100 consecutive failures" means consecutive.
     public static let throttleTTLSeconds = 30 * 24 * 3600
     var throttleTTLSeconds: Int { Self.throttleTTLSeconds }
@@ -112,15 +115,16 @@ public struct CodeChecker: Sendable {
     /// One attempt.
     ///
     /// On a Redis Cluster, when the address counter is not one of the user's own keys, the
-    /// address budget is reserved first on its own master (``AddressBudgetScript``), and given
-    /// back unless the attempt was a wrong code.
+    /// address budget is reserved first on its own master (``AddressBudgetScript``), and owed
+    /// back (with the next reservation) unless the attempt was a wrong code.
     func check(keys: Keys, credentialVersion: String, candidate: Candidate, challengeTTLSeconds: Int, effects: Effects) async throws -> Outcome {
         var keys = keys
         var addressCounter: String?
         if redis.isCluster && !Self.sameSlotTag(keys.ipCounter, keys.userRecord) {
+            let owed = refunds.take(keys.ipCounter)
             let reserved = try await redis.eval(
                 AddressBudgetScript.reserve, keys: [keys.ipCounter],
-                arguments: [String(settings.ipFailureLimit), String(settings.ipWindowSeconds)]
+                arguments: [String(settings.ipFailureLimit), String(settings.ipWindowSeconds), String(owed)]
             )
             guard let items = reserved.array, let status = items.first?.string else {
                 throw RedisError(.unexpectedReply, "address budget returned \(reserved)")
@@ -138,7 +142,7 @@ public struct CodeChecker: Sendable {
         )
         let outcome = try await self.run(call)
         if let addressCounter, !Self.isFailure(outcome) {
-            redis.eval(AddressBudgetScript.refund, keys: [addressCounter], arguments: []) { _ in }
+            refunds.owe(addressCounter)
         }
         return outcome
     }
@@ -197,4 +201,24 @@ public func ipBudgetKey(_ text: String) -> String? {
         return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/64"
     }
     return nil
+}
+
+/// The address-budget reservations a node owes back (``AddressBudgetScript``): a count per
+/// address counter key, taken out whole by the next reservation for that address. Bounded: past
+/// `capacity` addresses a new refund is dropped, which leaves that counter high (the safe side)
+/// until its window ends.
+final class AddressRefunds: Sendable {
+    static let capacity = 65_536
+    private let owed = Mutex<[String: Int]>([:])
+
+    func owe(_ key: String) {
+        owed.withLock { owed in
+            if owed[key] != nil || owed.count < Self.capacity { owed[key, default: 0] += 1 }
+        }
+    }
+
+    /// What is owed for `key`, now handed over (0 if nothing).
+    func take(_ key: String) -> Int {
+        owed.withLock { $0.removeValue(forKey: key) } ?? 0
+    }
 }
