@@ -50,6 +50,11 @@ struct TopologyTests {
         try await Self.run(["-n", "3"], check: "topology-check.sh", expecting: ["ok 1:", "ok 2:", "ok 3:", "ok 4:", "ok 5:", "ok 6:"])
     }
 
+    @Test("scripts/topology.sh --redis-cluster -n 3 -- scripts/topology-check.sh passes (a master killed instead of Redis paused and restarted)")
+    func cluster() async throws {
+        try await Self.run(["--redis-cluster", "-n", "3"], check: "topology-check.sh", expecting: ["ok 1:", "ok 2:", "ok 3:", "ok 4:", "ok 5:", "ok 6:"])
+    }
+
     @Test("scripts/topology.sh -n 2 --mail -- scripts/topology-mail-check.sh: an app password opens IMAP through nginx's mail proxy, the primary password is refused")
     func mail() async throws {
         try await Self.run(["-n", "2", "--mail"], check: "topology-mail-check.sh", expecting: ["ok 1:", "ok 2:", "ok 3:", "ok 4:", "ok 5:"])
