@@ -248,6 +248,25 @@ public final class RedisClusterDeployment: Sendable {
         Set(try await self.slotOwners().values).sorted()
     }
 
+    /// Names whose slots (`name(i)` for i = 0, 1, …, the slot of the whole name, or of its
+    /// `{hash tag}`) spread over every master: `perMaster` on each, by master port. Tests use it
+    /// to put users or keys on every shard. Bounded: at most 20,000 names are tried.
+    public func namesOnEveryMaster(perMaster: Int, _ name: (Int) -> String) async throws -> [Int: [String]] {
+        let owners = try await self.slotOwners()
+        let masters = Set(owners.values)
+        var byMaster: [Int: [String]] = [:]
+        for index in 0..<20_000 where masters.contains(where: { byMaster[$0, default: []].count < perMaster }) {
+            let candidate = name(index)
+            let slot = ClusterSlot.of(candidate)
+            guard let owner = owners.first(where: { $0.key.contains(slot) })?.value else { continue }
+            if byMaster[owner, default: []].count < perMaster { byMaster[owner, default: []].append(candidate) }
+        }
+        guard masters.allSatisfy({ byMaster[$0, default: []].count == perMaster }) else {
+            throw RedisServerError(.commandFailed, "could not spread \(perMaster) names over every master: \(byMaster.mapValues(\.count))")
+        }
+        return byMaster
+    }
+
     /// The running replicas of the master on `masterPort` (as a running node's `CLUSTER NODES`
     /// says; replicas flagged as failing are left out), ascending.
     public func replicaPorts(of masterPort: Int) async throws -> [Int] {

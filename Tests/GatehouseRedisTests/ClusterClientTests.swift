@@ -9,16 +9,9 @@ import Testing
 /// moves, the stream follower on its shard, and a master killed under writes.
 @Suite("Cluster client", .serialized, .timeLimit(.minutes(4)))
 struct ClusterClientTests {
-    /// Keys whose hash tags spread over every master: `count` tags, at least `perMaster` on each.
+    /// Hash tags spread over every master, `perMaster` on each.
     static func tags(_ cluster: RedisClusterDeployment, prefix: String, perMaster: Int) async throws -> [Int: [String]] {
-        var byMaster: [Int: [String]] = [:]
-        let masters = try await cluster.masterPorts()
-        for index in 0..<2000 where masters.contains(where: { byMaster[$0, default: []].count < perMaster }) {
-            let tag = "\(prefix)-\(index)"
-            let owner = try await cluster.masterPort(forSlot: ClusterSlot.of(tag))
-            if byMaster[owner, default: []].count < perMaster { byMaster[owner, default: []].append(tag) }
-        }
-        return byMaster
+        try await cluster.namesOnEveryMaster(perMaster: perMaster) { "\(prefix)-\($0)" }
     }
 
     @Test("slots match CLUSTER KEYSLOT; commands, pipelines, transactions and scripts reach every master")

@@ -12,14 +12,8 @@ import Testing
 struct ClusterNodeTests {
     /// Users (lower-cased names) whose keys live on every master: `perMaster` on each.
     static func usersOnEveryMaster(_ cluster: RedisClusterDeployment, perMaster: Int) async throws -> [Int: [String]] {
-        let masters = try await cluster.masterPorts()
-        var byMaster: [Int: [String]] = [:]
-        for index in 0..<2000 where masters.contains(where: { byMaster[$0, default: []].count < perMaster }) {
-            let user = "shard-\(index)-\(UInt32.random(in: 0...UInt32.max))@example.org"
-            let owner = try await cluster.masterPort(forSlot: ClusterSlot.of(user))
-            if byMaster[owner, default: []].count < perMaster { byMaster[owner, default: []].append(user) }
-        }
-        return byMaster
+        let run = UInt32.random(in: 0...UInt32.max)
+        return try await cluster.namesOnEveryMaster(perMaster: perMaster) { "shard-\($0)-\(run)@example.org" }
     }
 
     @Test("sign-in, replay refusal, throttling, the address budget and revocation with users on every master")
@@ -111,41 +105,15 @@ struct ClusterNodeTests {
         }
     }
 
-    /// Runs `gatehouse load` against the deployment's nodes for `seconds`, calls `during` a few
-    /// seconds in, and returns the JSON report.
+    /// `gatehouse load` on the deployment's nodes (200 users) for `seconds`; `during` runs 3 s in.
     static func load(_ d: Deployment, seconds: Int, tolerateUnavailable: Bool, during: () async throws -> Void) async throws -> [String: Any] {
-        let keys = GatehouseNodeProcess.apiKeys
-        var arguments = ["load"] + d.nodes.flatMap { ["--url", $0.baseURL.absoluteString] } + [
-            "--users", "200", "--concurrency", "8", "--duration", String(seconds),
-            "--mix", "auth=40,valid=20,wrong=25,replay=15", "--json", "--no-progress",
-            "--admin-key", keys["admin"]!, "--frontend-key", keys["frontend"]!, "--verify-key", keys["verify"]!,
-        ]
-        if tolerateUnavailable { arguments.append("--tolerate-unavailable") }
-        let output = d.directory + "/load-\(UUID().uuidString).out"
-        try FileManager.default.createDirectory(atPath: d.directory, withIntermediateDirectories: true)
-        let pid = try ChildProcess.spawn(try GatehouseNodeProcess.executable(), arguments, output: .file(output))
-        do {
+        try await loadReport(urls: d.nodes.map(\.baseURL), users: 200, seconds: seconds, tolerateUnavailable: tolerateUnavailable, directory: d.directory) {
             try await Task.sleep(for: .seconds(3))
             try await during()
-        } catch {
-            _ = await ChildProcess.kill(pid)
-            throw error
         }
-        let exited = await ChildProcess.waitForExit(pid, timeout: .seconds(120)) != nil
-        if !exited { _ = await ChildProcess.kill(pid) }
-        #expect(exited, "gatehouse load did not finish within 120 s")
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        let jsonLine = text.split(separator: "\n").last { $0.hasPrefix("{") }.map(String.init) ?? ""
-        return try #require(
-            (try? JSONSerialization.jsonObject(with: Data(jsonLine.utf8))) as? [String: Any], "no JSON report from gatehouse load: \(text.suffix(2000))"
-        )
     }
 
-    static func summary(_ report: [String: Any]) -> String {
-        let failures = report["failures"] as? [String: Int] ?? [:]
-        let errors = report["errors"] as? [String: Int] ?? [:]
-        return "total \(report["total_ops"] ?? "?") ops, correctness failures \(report["correctness_failures"] ?? "?") \(failures.sorted { $0.key < $1.key }), errors \(errors.sorted { $0.key < $1.key }), transport errors \(report["transport_errors"] ?? "?")"
-    }
+    static func summary(_ report: [String: Any]) -> String { loadSummary(report) }
 
     @Test("slots resharded under gatehouse load: no correctness failure, no error")
     func reshardUnderLoad() async throws {

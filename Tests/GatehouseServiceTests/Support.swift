@@ -3,6 +3,7 @@ import GatehouseCore
 import GatehouseCrypto
 import GatehouseRedis
 import GatehouseService
+import GatehouseSystem
 import GatehouseTesting
 import Testing
 
@@ -199,4 +200,44 @@ final class Deployment: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Runs `gatehouse load` against `urls` for `seconds` while `during` runs (a fault injected a few
+/// seconds in), and returns its JSON report. Bounded: the load gets 120 s, then SIGKILL. With
+/// `tolerateUnavailable`, 503 answers to code operations count as "unavailable" errors rather
+/// than refused valid codes (an outage under test).
+func loadReport(
+    urls: [URL], users: Int, concurrency: Int = 8, seconds: Int, mix: String = "auth=40,valid=20,wrong=25,replay=15",
+    tolerateUnavailable: Bool, directory: String, during: () async throws -> Void
+) async throws -> [String: Any] {
+    let keys = GatehouseNodeProcess.apiKeys
+    var arguments = ["load"] + urls.flatMap { ["--url", $0.absoluteString] } + [
+        "--users", String(users), "--concurrency", String(concurrency), "--duration", String(seconds), "--mix", mix, "--json", "--no-progress",
+        "--admin-key", keys["admin"]!, "--frontend-key", keys["frontend"]!, "--verify-key", keys["verify"]!,
+    ]
+    if tolerateUnavailable { arguments.append("--tolerate-unavailable") }
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let output = directory + "/load-\(UUID().uuidString).out"
+    let pid = try ChildProcess.spawn(try GatehouseNodeProcess.executable(), arguments, output: .file(output))
+    do {
+        try await during()
+    } catch {
+        _ = await ChildProcess.kill(pid)
+        throw error
+    }
+    let exited = await ChildProcess.waitForExit(pid, timeout: .seconds(120)) != nil
+    if !exited { _ = await ChildProcess.kill(pid) }
+    #expect(exited, "gatehouse load did not finish within 120 s")
+    let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    let jsonLine = text.split(separator: "\n").last { $0.hasPrefix("{") }.map(String.init) ?? ""
+    return try #require(
+        (try? JSONSerialization.jsonObject(with: Data(jsonLine.utf8))) as? [String: Any], "no JSON report from gatehouse load: \(text.suffix(2000))"
+    )
+}
+
+/// One line of a `gatehouse load` report for the test log: operations, failures, errors.
+func loadSummary(_ report: [String: Any]) -> String {
+    let failures = report["failures"] as? [String: Int] ?? [:]
+    let errors = report["errors"] as? [String: Int] ?? [:]
+    return "total \(report["total_ops"] ?? "?") ops, correctness failures \(report["correctness_failures"] ?? "?") \(failures.sorted { $0.key < $1.key }), errors \(errors.sorted { $0.key < $1.key }), transport errors \(report["transport_errors"] ?? "?")"
 }

@@ -65,7 +65,7 @@ package final class RedisClusterRouter: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let wakeup = Wakeup()
-    private let exit = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let exit = ThreadExit()
 
     static let periodicRefreshNanoseconds: UInt64 = 10_000_000_000
     static let degradedRefreshNanoseconds: UInt64 = 250_000_000
@@ -543,23 +543,12 @@ package final class RedisClusterRouter: Sendable {
             item.completion(.failure(RedisError(.clientClosed, "the Redis client was shut down before the command could be sent")))
         }
         for connection in connections { connection.close() }
-        let waiters = self.exit.withLock { exit in
-            exit.exited = true
-            return exit.waiters
-        }
-        for waiter in waiters { waiter.resume() }
+        self.exit.signal()
     }
 
     /// Waits until the map thread has ended and every connection's I/O thread with it.
     package func waitUntilClosed() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = self.exit.withLock { exit in
-                if exit.exited { return true }
-                exit.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
+        await self.exit.wait()
         let connections = self.state.withLock { Array($0.connections.values) + $0.retired }
         for connection in connections { await connection.waitUntilClosed() }
     }

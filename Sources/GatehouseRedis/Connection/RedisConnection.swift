@@ -35,7 +35,7 @@ package final class RedisConnection: Sendable {
     private let nextID = Atomic<UInt64>(0)
     private let pending = Atomic<Int>(0)
     private let connectedFlag = Atomic<Bool>(false)
-    private let exit = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let exit = ThreadExit()
     /// For a `redis-sentinel://` URL: finds the master on every (re)connect. Shared by a pool's
     /// connections, so a sentinel that answered is asked first by all of them and a master
     /// change is logged once.
@@ -143,14 +143,7 @@ package final class RedisConnection: Sendable {
 
     /// Waits until the I/O thread has ended (after ``close()``).
     package func waitUntilClosed() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = self.exit.withLock { exit in
-                if exit.exited { return true }
-                exit.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
+        await self.exit.wait()
     }
 
     private func finish(_ waiter: Waiter, _ result: Result<RedisValue, any Error>) {
@@ -180,11 +173,7 @@ package final class RedisConnection: Sendable {
                 context = nil
                 self.connectedFlag.store(false, ordering: .relaxed)
                 self.logger.debug("Redis connection closed")
-                let waiters = self.exit.withLock { exit in
-                    exit.exited = true
-                    return exit.waiters
-                }
-                for waiter in waiters { waiter.resume() }
+                self.exit.signal()
                 return
 
             case .park(let until):
