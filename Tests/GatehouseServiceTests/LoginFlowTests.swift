@@ -62,6 +62,11 @@ struct LoginFlowTests {
 
             #expect(try await d.call("POST", "/v1/sessions/revoke", json: ["token": token]).status == 204)
             #expect(try await d.auth(token).status == 401)
+            // A revoked session gets the very answer of a forged one: nothing tells the states apart.
+            let revoked = try await d.call("POST", "/v1/sessions/verify", key: "verify", json: ["token": token])
+            let forged = try await d.call("POST", "/v1/sessions/verify", key: "verify", json: ["token": String(token.dropLast(4)) + "AAAA"])
+            #expect(revoked.status == 401 && forged.status == 401)
+            #expect(revoked.code == forged.code && revoked["detail"] as? String == forged["detail"] as? String, "\(revoked.json) vs \(forged.json)")
             // Revoking the session id kills the refreshed token too (same sid).
             #expect(try await d.auth(fresh).status == 401)
             d.expectLogsClean(of: [token, fresh, challenge, secret, code] + Deployment.keys.values)

@@ -227,7 +227,11 @@ extension Gatehouse {
         }
         let removed: Int64
         do { removed = try await redis.send(["DEL", userKey(user, "reset", claims.tokenID)]).integer ?? 0 } catch { throw ServiceError.unavailable(error) }
-        guard removed == 1 else { throw ServiceError(.invalidToken, "reset token already used") }
+        guard removed == 1 else {
+            // The same answer as a forged or expired token; the reuse goes to the log.
+            logger.notice("refused a password-reset token used before", metadata: ["user": "\(user)"])
+            throw ServiceError(.invalidToken, "reset token invalid or expired")
+        }
         await event(user, "recovery_consumed")
         return user
     }

@@ -88,7 +88,11 @@ extension Gatehouse {
         let user = claims.common.user
         let domain = user.lastIndex(of: "@").map { user[user.index(after: $0)...] } ?? ""
         guard view.check(claims, domain: domain) == .valid else {
-            throw ServiceError(.invalidToken, "session revoked")
+            // The caller gets the answer of any bad token (a revoked session must not be told
+            // apart from a forged one); why it was refused goes to the log, with the session id
+            // (not a secret) and never the token.
+            logger.debug("refused a revoked session", metadata: ["sid": "\(claims.sessionID)"])
+            throw ServiceError(.invalidToken, "session token invalid")
         }
         if feed.secondsSinceHealthy > Int64(configuration.revocationGraceSeconds) {
             throw ServiceError(.unavailable, "revocation feed unavailable", retryAfterSeconds: 5)
@@ -103,7 +107,10 @@ extension Gatehouse {
         let policy = view.policy(for: user.domain)
         let now = self.now
         let expires = min(now + Int64(policy.sessionHours) * 3600, claims.authTime + configuration.lifetimes.sessionAbsoluteSeconds)
-        guard expires > now else { throw ServiceError(.invalidToken, "session reached its absolute limit") }
+        guard expires > now else {
+            logger.info("refused to refresh a session past its absolute limit", metadata: ["sid": "\(claims.sessionID)"])
+            throw ServiceError(.invalidToken, "session token invalid")
+        }
         var fresh = claims
         fresh.common.issuedAt = now
         fresh.common.expiresAt = expires
