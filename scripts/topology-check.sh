@@ -228,7 +228,8 @@ jar="$GH_DIR/handoff-cookies.txt"
 landing=$(curl -s -m 10 -c "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' "$GH_LB_URL$url")
 [ "$landing" = "303 $GH_LB_URL/webmail/inbox" ] || fail "the hand-off landing answered: $landing"
 page=$(curl -s -m 10 -b "$jar" "$GH_LB_URL/webmail/inbox")
-[ "$page" = "webmail for $handoff_user" ] || fail "/webmail/ with the hand-off's cookie answered: $page"
+[ "$page" = "webmail for $handoff_user" ] || fail "/webmail/ with the hand-off's cookie answered: $page
+nginx error log (last lines): $(tail -8 "$GH_DIR/nginx/error.log" 2>/dev/null)"
 again=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GH_LB_URL$url")
 [ "$again" = 401 ] || fail "a used ticket answered $again"
 anonymous=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GH_LB_URL/webmail/inbox")
