@@ -18,6 +18,10 @@
 // A NIO channel would add an event loop, a second buffer copy into hiredis's reader and an
 // EventLoop hop per batch for no gain at this pool size.
 //
+// On a Redis Cluster (`redis-cluster://`) the pool is replaced by `RedisClusterRouter`: the same
+// connections, one per master, and each command sent to the master of its key's slot
+// (docs/redis-client.md, "Cluster").
+//
 // Never blocking Swift's cooperative threads: all blocking calls (connect, write, read) happen on
 // the I/O threads. Every command has a deadline: the socket's SO_RCVTIMEO/SO_SNDTIMEO bound a
 // written command, and the I/O thread fails commands that waited for a connection longer than the

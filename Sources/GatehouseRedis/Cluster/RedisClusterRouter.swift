@@ -138,6 +138,37 @@ package final class RedisClusterRouter: Sendable {
             groups[owner, default: []].append(index)
         }
         var replies = [RedisValue](repeating: .null, count: commands.count)
+        if order.count == 1 {
+            // One master (a user's pipeline): one write, no tasks.
+            let request = Request(
+                bytes: commands.flatMap(\.bytes), replyCount: commands.count, slot: slots.lazy.compactMap { $0 }.first,
+                isTransaction: false, deadline: self.deadline()
+            )
+            let reply = try await self.send(request)
+            if commands.count == 1 {
+                replies[0] = reply
+            } else {
+                guard case .array(let items) = reply, items.count == commands.count else {
+                    throw RedisError(.unexpectedReply, "a pipeline did not return one reply per command")
+                }
+                replies = items
+            }
+        } else {
+            try await self.sendGroups(commands, slots: slots, groups: groups, order: order, into: &replies)
+        }
+        // A command of a group that landed on the wrong master (the map changed meanwhile) goes
+        // again on its own, with the full redirect handling.
+        for index in replies.indices where Self.isClusterRetryable(replies[index]) {
+            replies[index] = try await self.execute(commands[index].bytes)
+        }
+        return replies
+    }
+
+    /// The groups of a pipeline that spans masters, sent concurrently, their replies put back in order.
+    private func sendGroups(
+        _ commands: [RedisCommand], slots: [Int?], groups: [RedisURL.Address?: [Int]], order: [RedisURL.Address?],
+        into replies: inout [RedisValue]
+    ) async throws {
         try await withThrowingTaskGroup(of: (indices: [Int], replies: [RedisValue]).self) { group in
             for owner in order {
                 let indices = groups[owner]!
@@ -158,12 +189,6 @@ package final class RedisClusterRouter: Sendable {
                 for (index, item) in zip(indices, items) { replies[index] = item }
             }
         }
-        // A command of a group that landed on the wrong master (the map changed meanwhile) goes
-        // again on its own, with the full redirect handling.
-        for index in replies.indices where Self.isClusterRetryable(replies[index]) {
-            replies[index] = try await self.execute(commands[index].bytes)
-        }
-        return replies
     }
 
     /// Sends `bytes` to every master (for `SCRIPT LOAD`); returns their replies.
