@@ -86,6 +86,11 @@ extension Gatehouse {
             throw ServiceError(.invalidToken, "session token invalid")
         }
         let user = claims.common.user
+        // Signed by a node, but not in the one form addresses take (or without a session id):
+        // refused like any bad token.
+        guard !claims.sessionID.isEmpty, UserID.isCanonical(user) else {
+            throw ServiceError(.invalidToken, "session token invalid")
+        }
         let domain = user.lastIndex(of: "@").map { user[user.index(after: $0)...] } ?? ""
         guard view.check(claims, domain: domain) == .valid else {
             // The caller gets the answer of any bad token (a revoked session must not be told

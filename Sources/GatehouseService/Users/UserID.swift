@@ -1,17 +1,21 @@
-/// A user: an email address `local@domain`, lower-cased, at most 254 bytes (docs/api.md, Users).
+import Foundation
+
+/// A user: an email address `local@domain` in its one canonical form, at most 254 bytes
+/// (docs/api.md, Users).
 public struct UserID: Hashable, Sendable, CustomStringConvertible {
-    /// The normalised address.
+    /// The canonical address.
     public let value: String
     /// The part after the last `@`.
     public let domain: String
 
-    /// Validates and normalises `text`; nil for anything that is not a plausible address.
+    /// Validates `text` and puts it in canonical form (``canonical(_:)``); nil for anything that
+    /// is not a plausible address or has no canonical form.
     ///
     /// Refused: empty local part or domain, whitespace or control characters, more than 254
     /// bytes, and `{`/`}` (they would break the Redis hash tag that keeps a user's keys together).
     public init?(_ text: String) {
-        let lowered = text.lowercased()
-        let bytes = Array(lowered.utf8)
+        guard let canonical = Self.canonical(text) else { return nil }
+        let bytes = Array(canonical.utf8)
         guard (3...254).contains(bytes.count) else { return nil }
         guard let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > 0, at < bytes.count - 1 else { return nil }
         for b in bytes {
@@ -20,8 +24,48 @@ public struct UserID: Hashable, Sendable, CustomStringConvertible {
             }
         }
         guard let domain = DomainName(String(decoding: bytes[(at + 1)...], as: UTF8.self)) else { return nil }
-        self.value = lowered
+        self.value = canonical
         self.domain = domain.value
+    }
+
+    /// The one form an address is stored, compared and signed in — the only place it is made:
+    ///
+    /// - all ASCII: ASCII lower-casing (`Kate@Example.org` → `kate@example.org`);
+    /// - otherwise refused (nil) when any character is a control, format (bidi controls, zero-width
+    ///   characters, the BOM), separator, private-use or unassigned character, or a
+    ///   compatibility character (one that NFKC changes: the KELVIN SIGN, full-width letters,
+    ///   ligatures…), so no address can pass for another one that looks the same; else put in
+    ///   Unicode NFC, lower-cased, and in NFC again (`Jose\u{301}` and `José` are one user).
+    public static func canonical(_ text: String) -> String? {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            return String(decoding: text.utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
+        for scalar in text.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned:
+                return nil
+            default:
+                break
+            }
+            if scalar.properties.isDefaultIgnorableCodePoint { return nil }
+            let alone = String(scalar)
+            guard alone.precomposedStringWithCompatibilityMapping.unicodeScalars.elementsEqual(alone.unicodeScalars) else { return nil }
+        }
+        return text.precomposedStringWithCanonicalMapping.lowercased().precomposedStringWithCanonicalMapping
+    }
+
+    /// Whether `text` is in canonical form (a signed token's `sub` must be). For all-ASCII text
+    /// (nearly every address) that is a byte scan with nothing built: the token was signed for a
+    /// valid address, so only the form is in question.
+    public static func isCanonical(_ text: String) -> Bool {
+        var ascii = true
+        for b in text.utf8 {
+            if b >= 0x80 { ascii = false; break }
+            if (0x41...0x5A).contains(b) { return false }
+        }
+        if ascii { return !text.isEmpty }
+        guard let user = UserID(text) else { return false }
+        return user.value.unicodeScalars.elementsEqual(text.unicodeScalars)
     }
 
     public var description: String { value }
