@@ -27,21 +27,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 for bin in "$first" "$second"; do [ -x "$bin" ] || { echo "auth-request-ab: $bin is not an executable" >&2; exit 2; }; done
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-work="$(mktemp -d /tmp/gatehouse-auth-ab.XXXXXX)"; chmod 755 "$work"
-pids=()
-teardown() {
-  local rc=$? pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  if [ "$rc" = 0 ]; then rm -rf "$work"; else echo "auth-request-ab: logs kept in $work" >&2; fi
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
-die() { echo "auth-request-ab: $*" >&2; exit 2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+name=auth-request-ab work="$(mktemp -d /tmp/gatehouse-auth-ab.XXXXXX)" pids=()
+chmod 755 "$work"  # nginx's workers (nobody) reach the content socket in it
+. "$root/benchmarks/lib.sh"
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --logfile "$work/redis.log" &
@@ -116,7 +104,6 @@ echo "== $reps repetition(s) of ${duration} s, wrk -t2 -c100 through nginx auth_
 for rep in $(seq 1 "$reps"); do
   if [ $((rep % 2)) = 1 ]; then run first "$rep"; run second "$rep"; else run second "$rep"; run first "$rep"; fi
 done
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 m1=$(awk '$1 == "first" { print $2 }' "$work/runs" | median)
 m2=$(awk '$1 == "second" { print $2 }' "$work/runs" | median)
 echo "medians: first $(printf '%.0f' "$m1") req/s, second $(printf '%.0f' "$m2") req/s, second / first $(awk -v a="$m1" -v b="$m2" 'BEGIN { printf "%.3f", b / a }') (load average $(cut -d' ' -f1-3 /proc/loadavg))"

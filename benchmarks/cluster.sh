@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$reps" =~ ^[0-9]+$ ]] && [ "$reps" -ge 1 ] && [ "$reps" -le 20 ] || { echo "cluster: --reps must be 1..20" >&2; exit 64; }
-[[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 120 ] || { echo "cluster: --duration must be 1..120" >&2; exit 64; }
+[[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 3 ] && [ "$duration" -le 120 ] || { echo "cluster: --duration must be 3..120 (the CPU is read from 1 s into the run)" >&2; exit 64; }
 [[ "$client_ips" =~ ^[0-9]+$ ]] || { echo "cluster: --client-ips must be a number" >&2; exit 64; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/bootstrap.sh" --require redis-server redis-cli jq curl python3 || exit 2
@@ -53,42 +53,15 @@ if [ -z "$bin" ]; then
 fi
 [ -x "$bin" ] || { echo "cluster: $bin is not an executable" >&2; exit 2; }
 
-work="$(mktemp -d /tmp/gatehouse-cluster-bench.XXXXXX)"
-pids=()
-teardown() {
-  local rc=$? pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  if [ "$rc" = 0 ]; then rm -rf "$work"; else echo "cluster: logs kept in $work" >&2; fi
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
-die() { echo "cluster: $*" >&2; exit 2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_for() {  # wait_for SECONDS command…
-  local limit=$1; shift
-  for _ in $(seq 1 $((limit * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
-hz=$(getconf CLK_TCK)
-cpu_of() {  # cpu_of PID… → user+system seconds
-  local total=0 pid f
-  for pid in "$@"; do
-    f=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
-    total=$(awk -v t="$total" -v f="$f" -v hz="$hz" 'BEGIN { split(f, a, " "); printf "%.3f", t + (a[12] + a[13]) / hz }')
-  done
-  echo "$total"
-}
+name=cluster work="$(mktemp -d /tmp/gatehouse-cluster-bench.XXXXXX)" pids=()
+. "$root/benchmarks/lib.sh"
 start_redis() {  # start_redis NAME PORT [extra args…] → pid in $redis_pid
-  local name=$1 port=$2; shift 2
-  mkdir -p "$work/$name"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$work/$name" --save "" --appendonly yes --appendfsync everysec \
-    --logfile "$work/$name/redis.log" "$@" &
+  local node=$1 port=$2; shift 2
+  mkdir -p "$work/$node"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$work/$node" --save "" --appendonly yes --appendfsync everysec \
+    --logfile "$work/$node/redis.log" "$@" &
   redis_pid=$!; pids+=("$redis_pid")
-  wait_for 10 redis-cli -p "$port" PING || die "redis-server $name did not start: $(tail -3 "$work/$name/redis.log")"
+  wait_for 10 redis-cli -p "$port" PING || die "redis-server $node did not start: $(tail -3 "$work/$node/redis.log")"
 }
 
 # --- Redis: one server, and a three-master cluster. ------------------------------------------
@@ -175,7 +148,6 @@ for rep in $(seq 1 "$reps"); do
 done
 
 # --- Figures. -----------------------------------------------------------------------------------
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratios=$(awk '$1 == "single" { s[$2] = $3 } $1 == "cluster" { c[$2] = $3 } END { for (r in s) printf "%.3f\n", c[r] / s[r] }' "$work/runs")
 ratio=$(median <<<"$ratios")
 per() {  # per KIND FIELD → median over reps of FIELD / checks
