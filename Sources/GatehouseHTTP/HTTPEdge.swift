@@ -15,6 +15,6 @@ public struct HTTPEdge: Sendable {
     public init(gatehouse: Gatehouse, apiKeys: [APIKeyConfiguration], metrics: MetricsEndpoint = .shared, pages: RouteCollection<BasicRequestContext>? = nil) {
         let responder = GatehouseResponder(gatehouse: gatehouse, apiKeys: APIKeyRegistry(apiKeys), metrics: metrics, pages: pages)
         self.responder = responder
-        self.server = .gatehouse(responder, idleTimeoutSeconds: gatehouse.configuration.httpIdleTimeoutSeconds)
+        self.server = .gatehouse(responder, configuration: gatehouse.configuration)
     }
 }

@@ -44,6 +44,20 @@ enum HTTPSupport {
         return (status, headers, data)
     }
 
+    /// A request the connection itself refuses before any route sees it (a head without `Host`,
+    /// an unsupported `Expect`, a request that did not arrive in time): `invalid_request` with the
+    /// protocol's own status (400, 417, 408), the same problem shape as every other error.
+    static func protocolProblem(status: HTTPResponse.Status, detail: String) -> (status: HTTPResponse.Status, headers: HTTPFields, body: [UInt8]) {
+        let object: [String: Any] = [
+            "type": "https://gatehouse.dev/problems/invalid_request",
+            "title": title(.invalidRequest),
+            "status": status.code,
+            "detail": detail,
+            "code": ServiceError.Code.invalidRequest.name,
+        ]
+        return (status, [.contentType: "application/problem+json", .cacheControl: "no-store"], JSONText.bytes(object))
+    }
+
     /// The HTTP status of each problem code (docs/api.md, Errors): the one place that maps the
     /// service layer's codes to HTTP.
     static func status(of code: ServiceError.Code) -> HTTPResponse.Status {

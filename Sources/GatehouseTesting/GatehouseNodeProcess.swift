@@ -132,9 +132,12 @@ public final class GatehouseNodeProcess: @unchecked Sendable {
 
     /// SIGTERM and wait (graceful shutdown), SIGKILL after 10 s. The exit is waited for on a
     /// thread of its own (``ChildProcess/terminate(_:grace:)``), not by polling.
-    public func stop() async {
-        guard claimWait() else { return }
-        _ = await ChildProcess.terminate(pid, grace: .seconds(10))
+    /// Returns the wait status (nil when another call waits for the process): a node that did not
+    /// exit within 10 s of SIGTERM was SIGKILLed.
+    @discardableResult
+    public func stop() async -> Int32? {
+        guard claimWait() else { return nil }
+        return await ChildProcess.terminate(pid, grace: .seconds(10))
     }
 
     /// Whether this call is the one that waits for the process (each pid is waited for once).

@@ -10,8 +10,11 @@ import Testing
 /// no channels, no event loop. (`FastPathTests` checks the same rules on the wire.)
 @Suite("Fast path state machine")
 struct FastPathStateMachineTests {
-    static func head(_ method: HTTPMethod = .GET, _ uri: String = "/v1/auth", version: HTTPVersion = .http1_1, _ headers: [(String, String)] = []) -> HTTPServerRequestPart {
-        .head(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)))
+    /// A head with `Host: t` added (HTTP/1.1 requires one) unless `headers` has one or `host` is false.
+    static func head(_ method: HTTPMethod = .GET, _ uri: String = "/v1/auth", version: HTTPVersion = .http1_1, _ headers: [(String, String)] = [], host: Bool = true) -> HTTPServerRequestPart {
+        var fields = headers
+        if host, !fields.contains(where: { $0.0.lowercased() == "host" }) { fields.insert(("Host", "t"), at: 0) }
+        return .head(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields)))
     }
     static let auth = head()
     static let end = HTTPServerRequestPart.end(nil)
@@ -24,7 +27,7 @@ struct FastPathStateMachineTests {
         return state.read(end)
     }
 
-    @Test("routes: /v1/auth here, bounded bodies direct (Expect: 100-continue too), the import, HEAD, other Expect values and absolute targets to Hummingbird")
+    @Test("routes: /v1/auth here, bounded bodies direct (Expect: 100-continue too), the import, HEAD and absolute targets to Hummingbird")
     func routes() {
         func route(_ part: HTTPServerRequestPart) -> FastPathStateMachine.Route {
             guard case .head(let head) = part else { return .hummingbird }
@@ -37,8 +40,7 @@ struct FastPathStateMachineTests {
         #expect(route(Self.head(.POST, "/v1/users/import")) == .hummingbird)
         #expect(route(Self.head(.HEAD, "/healthz")) == .hummingbird)
         #expect(route(Self.head(.POST, "/v1/mail/authenticate", [("Expect", "100-continue")])) == .direct)
-        #expect(route(Self.head(.POST, "/v1/login/start", [("Expect", "200-ok")])) == .hummingbird)
-        #expect(route(Self.head(.POST, "/v1/login/start", version: .http1_0, [("Expect", "100-continue")])) == .hummingbird)
+        #expect(route(Self.head(.POST, "/v1/login/start", version: .http1_0, [("Expect", "100-continue")])) == .direct, "ignored in HTTP/1.0")
         #expect(route(Self.head(.GET, "http://t/healthz")) == .hummingbird)
     }
 
@@ -253,33 +255,169 @@ struct FastPathStateMachineTests {
         #expect(state.resumeReading() == true)
     }
 
+    static func at(_ seconds: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(seconds) * 1_000_000_000) }
+
     @Test("idle timeout: counted from the last answer; never while a request is read or answered here or by Hummingbird")
     func idleTimeout() {
-        func at(_ seconds: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(seconds) * 1_000_000_000) }
-        var state = FastPathStateMachine(bodyLimit: 100, idleTimeout: .seconds(60))
+        let at = Self.at
+        var state = FastPathStateMachine(bodyLimit: 100, timeouts: .init(idle: .seconds(60)))
         #expect(state.channelActive(now: at(0)) == .schedule(at(60)))
         // A /v1/auth answer at 30 s: idle from then.
         _ = state.read(Self.auth, now: at(30))
         _ = state.read(Self.end, now: at(30))
-        #expect(state.idleTimerFired(now: at(60)) == .schedule(at(90)))
-        // A direct request read at 80 s and answered at 200 s: busy meanwhile.
+        #expect(state.timerFired(now: at(60)) == .schedule(at(90)))
+        // A direct request read at 80 s and answered at 200 s: busy meanwhile (nothing to time).
         _ = state.read(Self.head(.GET, "/healthz"), now: at(80))
-        #expect(state.idleTimerFired(now: at(90)) == .schedule(at(150)), "being read")
+        #expect(state.deadline == nil, "being read (no body timeout set)")
         _ = state.read(Self.end, now: at(100))
-        #expect(state.idleTimerFired(now: at(150)) == .schedule(at(210)), "being answered")
+        #expect(state.timerFired(now: at(150)) == .none, "being answered")
         _ = state.directAnswered(channelIsActive: true, now: at(200))
-        #expect(state.idleTimerFired(now: at(210)) == .schedule(at(260)))
+        #expect(state.deadline == at(260))
+        #expect(state.timerFired(now: at(210)) == .schedule(at(260)))
         // Passed to Hummingbird at 250 s, its response ends at 400 s.
         _ = state.read(Self.head(.HEAD, "/healthz"), now: at(250))
         _ = state.read(Self.end, now: at(250))
-        #expect(state.idleTimerFired(now: at(260)) == .schedule(at(320)), "with Hummingbird")
-        state.forwardedResponseEnded(now: at(400))
-        #expect(state.idleTimerFired(now: at(420)) == .schedule(at(460)))
-        #expect(state.idleTimerFired(now: at(460)) == .close)
+        #expect(state.timerFired(now: at(260)) == .none, "with Hummingbird")
+        #expect(state.forwardedResponseEnded(now: at(400)) == nil)
+        #expect(state.timerFired(now: at(420)) == .schedule(at(460)))
+        #expect(state.timerFired(now: at(460)) == .close)
         // Without a timeout, nothing is scheduled.
         var unlimited = FastPathStateMachine(bodyLimit: 100)
         #expect(unlimited.channelActive(now: at(0)) == .none)
-        #expect(unlimited.idleTimerFired(now: at(1000)) == .none)
+        #expect(unlimited.timerFired(now: at(1000)) == .none)
+    }
+
+    static let slow = FastPathStateMachine.Timeouts(idle: .seconds(60), head: .seconds(10), body: .seconds(10), shutdown: .seconds(8))
+
+    @Test("head timeout: a new connection's first head within 10 s (closed without an answer); a head in pieces within 10 s of its first piece (408)")
+    func headTimeout() {
+        let at = Self.at
+        // Nothing sent at all: closed, no answer.
+        var silent = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        #expect(silent.channelActive(now: at(0)) == .schedule(at(10)))
+        #expect(silent.timerFired(now: at(10)) == .close)
+
+        // A first head sent in pieces from 4 s (reads that decode nothing): 408 at 10 s after connect.
+        var pieces = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = pieces.channelActive(now: at(0))
+        #expect(pieces.readComplete(now: at(4)) == false)
+        #expect(pieces.deadline == at(10))
+        #expect(pieces.timerFired(now: at(9)) == .schedule(at(10)))
+        #expect(pieces.timerFired(now: at(10)) == .requestTimeout)
+        #expect(pieces.isClosing, "nothing more is read")
+        #expect(pieces.read(Self.auth) == .none)
+
+        // Keep-alive: idle for 50 s after an answer, then a head one line at a time from 80 s.
+        var slowloris = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = slowloris.channelActive(now: at(0))
+        _ = slowloris.read(Self.auth, now: at(1))
+        _ = slowloris.read(Self.end, now: at(1))
+        _ = slowloris.readComplete(now: at(1))
+        #expect(slowloris.deadline == at(61), "idle after the answer")
+        _ = slowloris.readComplete(now: at(80))
+        #expect(slowloris.deadline == at(90), "the head's first piece at 80 s")
+        _ = slowloris.readComplete(now: at(85))
+        #expect(slowloris.deadline == at(90), "later pieces do not move it")
+        #expect(slowloris.timerFired(now: at(90)) == .requestTimeout)
+
+        // A head completed in time clears it.
+        var inTime = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = inTime.channelActive(now: at(0))
+        _ = inTime.readComplete(now: at(2))
+        guard case .answerAuth = Self.request(&inTime, Self.auth) else { Issue.record("no answer"); return }
+        _ = inTime.readComplete(now: at(3))
+        #expect(inTime.timerFired(now: at(10)) != .requestTimeout)
+    }
+
+    @Test("body timeout: a declared body within 10 s of its head; 408 when answered here, closed when Hummingbird has it")
+    func bodyTimeout() {
+        let at = Self.at
+        var direct = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = direct.channelActive(now: at(0))
+        _ = direct.read(Self.head(.POST, "/v1/login/start", [("Content-Length", "20")]))
+        _ = direct.read(Self.body("{\"user\":"))
+        _ = direct.readComplete(now: at(1))
+        #expect(direct.deadline == at(11))
+        _ = direct.readComplete(now: at(6))
+        #expect(direct.timerFired(now: at(6)) == .schedule(at(11)))
+        #expect(direct.timerFired(now: at(11)) == .requestTimeout)
+
+        // The body completed in time: no timeout; answered, then idle.
+        var inTime = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = inTime.channelActive(now: at(0))
+        _ = inTime.read(Self.head(.POST, "/v1/login/start", [("Content-Length", "2")]))
+        _ = inTime.readComplete(now: at(1))
+        _ = inTime.read(Self.body("{}"))
+        guard case .startDirect = inTime.read(Self.end) else { Issue.record("not direct"); return }
+        _ = inTime.readComplete(now: at(2))
+        #expect(inTime.deadline == nil, "being answered")
+        _ = inTime.directAnswered(channelIsActive: true, now: at(3))
+        #expect(inTime.deadline == at(63))
+
+        // The import's streamed body, with Hummingbird: closed without an answer of ours.
+        var forwarded = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = forwarded.channelActive(now: at(0))
+        #expect(forwarded.read(Self.head(.POST, "/v1/users/import", [("Content-Length", "9000")])) == .forward)
+        _ = forwarded.readComplete(now: at(1))
+        #expect(forwarded.timerFired(now: at(11)) == .close)
+    }
+
+    @Test("a graceful shutdown closes the connection 8 s after it began, whatever it is doing")
+    func shutdownTimeout() {
+        let at = Self.at
+        var state = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = state.channelActive(now: at(0))
+        _ = state.read(Self.head(.POST, "/v1/login/start", [("Content-Length", "20")]))
+        _ = state.read(Self.body("{}"))
+        _ = state.read(Self.end)
+        #expect(state.deadline == nil, "being answered")
+        #expect(state.shutdownBegan(now: at(100)) == .schedule(at(108)))
+        #expect(state.shutdownBegan(now: at(104)) == .none, "counted from the first")
+        #expect(state.timerFired(now: at(104)) == .schedule(at(108)))
+        #expect(state.timerFired(now: at(108)) == .close)
+        var none = FastPathStateMachine(bodyLimit: 100, timeouts: .init(idle: .seconds(60)))
+        _ = none.channelActive(now: at(0))
+        #expect(none.shutdownBegan(now: at(1)) == .none, "no shutdown timeout: Hummingbird waits")
+    }
+
+    @Test("heads every path refuses: HTTP/1.1 without exactly one Host (400), an expectation other than 100-continue (417)", arguments: [
+        ([(String, String)](), HTTPVersion.http1_1, FastPathStateMachine.HeadProblem?.some(.host)),
+        ([("Host", "a"), ("Host", "b")], .http1_1, .host),
+        ([("host", "a"), ("HOST", "a")], .http1_1, .host),
+        ([("Host", "a"), ("Host", "b")], .http1_0, .host),
+        ([], .http1_0, nil),
+        ([("Host", "")], .http1_1, nil),
+        ([("Host", "a"), ("Expect", "100-continue")], .http1_1, nil),
+        ([("Host", "a"), ("Expect", "100-Continue")], .http1_1, nil),
+        ([("Host", "a"), ("Expect", "200-ok")], .http1_1, .expectation),
+        ([("Host", "a"), ("Expect", "100-continue, foo")], .http1_1, .expectation),
+        ([("Host", "a"), ("Expect", "100-continue"), ("Expect", "100-continue")], .http1_1, .expectation),
+        ([("Expect", "100-continue")], .http1_0, nil),
+        ([("Expect", "fly")], .http1_0, .expectation),
+    ])
+    func headProblems(headers: [(String, String)], version: HTTPVersion, expected: FastPathStateMachine.HeadProblem?) {
+        let head = HTTPRequestHead(version: version, method: .POST, uri: "/v1/login/start", headers: HTTPHeaders(headers))
+        #expect(FastPathStateMachine.problem(head) == expected)
+        var state = FastPathStateMachine(bodyLimit: 100)
+        let action = state.read(.head(head))
+        if let expected {
+            guard case .refuse(let problem) = action else { Issue.record("not refused: \(action)"); return }
+            #expect(problem == expected)
+            #expect(state.isClosing, "nothing after it is read")
+            #expect(state.read(Self.end) == .none)
+        } else {
+            #expect(action == .none, "collected to be answered")
+        }
+    }
+
+    @Test("a refused head behind a request Hummingbird has: refused after that answer")
+    func refusalBehindForwarded() {
+        var state = FastPathStateMachine(bodyLimit: 100)
+        #expect(state.read(Self.head(.HEAD, "/healthz")) == .forward)
+        #expect(state.read(Self.end) == .forward)
+        #expect(state.read(Self.head(.GET, "/v1/auth", host: false)) == .none)
+        #expect(state.isClosing)
+        #expect(state.forwardedResponseEnded() == .host)
     }
 
     @Test("GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS: 60 by default, 0 for none, refused when not a count")
@@ -289,6 +427,23 @@ struct FastPathStateMachineTests {
         #expect(try GatehouseConfiguration.load(environment: ["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS": "5"]).httpIdleTimeoutSeconds == 5)
         for bad in ["-1", "1m", ""] {
             #expect(throws: ServiceError.self) { try GatehouseConfiguration.load(environment: ["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS": bad]) }
+        }
+    }
+
+    @Test("head, body and shutdown timeouts and the connection limit: defaults, 0, refused when not a count")
+    func slowClientSettings() throws {
+        let defaults = try GatehouseConfiguration.load(environment: [:])
+        #expect(defaults.httpHeadTimeoutSeconds == 10 && defaults.httpBodyTimeoutSeconds == 10)
+        #expect(defaults.shutdownTimeoutSeconds == 8 && defaults.httpMaxConnections == 10_000)
+        let set = try GatehouseConfiguration.load(environment: [
+            "GATEHOUSE_HTTP_HEAD_TIMEOUT_SECONDS": "3", "GATEHOUSE_HTTP_BODY_TIMEOUT_SECONDS": "0",
+            "GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS": "5", "GATEHOUSE_HTTP_MAX_CONNECTIONS": "100",
+        ])
+        #expect(set.httpHeadTimeoutSeconds == 3 && set.httpBodyTimeoutSeconds == 0 && set.shutdownTimeoutSeconds == 5 && set.httpMaxConnections == 100)
+        for name in ["GATEHOUSE_HTTP_HEAD_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_BODY_TIMEOUT_SECONDS", "GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_MAX_CONNECTIONS"] {
+            for bad in ["-1", "10s", ""] {
+                #expect(throws: ServiceError.self, "\(name)=\(bad)") { try GatehouseConfiguration.load(environment: [name: bad]) }
+            }
         }
     }
 

@@ -18,25 +18,23 @@ struct AuthCheck: Sendable {
 
     typealias Answer = AuthAnswer
 
-    /// Decides from the three headers that matter.
-    func decide(authorization: String?, session: String?, cookie: String?) -> Answer {
-        decide(caller: caller(authorization), session: session, cookie: cookie)
+    /// Decides from the credentials the request presents.
+    func decide(_ credentials: PresentedCredentials) -> Answer {
+        decide(caller: caller(credentials.bearerKey), session: credentials.sessionToken)
     }
 
-    /// The API key presented in an `Authorization: Bearer` header, if it is a configured one.
-    func caller(_ authorization: String?) -> APIKeyRegistry.Entry? {
-        authorization.flatMap { header in
-            header.hasPrefix("Bearer ") ? apiKeys.authenticate(header.dropFirst(7)) : nil
-        }
+    /// The API key presented as `Authorization: Bearer <key>`, if it is a configured one.
+    func caller(_ key: Substring?) -> APIKeyRegistry.Entry? {
+        key.flatMap { apiKeys.authenticate($0) }
     }
 
     /// Decides for an already identified caller.
-    func decide(caller: APIKeyRegistry.Entry?, session: String?, cookie: String?) -> Answer {
+    func decide(caller: APIKeyRegistry.Entry?, session: PresentedCredentials.Session) -> Answer {
         guard let caller, caller.scopes.contains(.verify) else {
             refused.increment()
             return caller == nil ? .unauthorized : .forbidden
         }
-        guard let token = session ?? cookie.flatMap(Self.sessionCookie) else {
+        guard case .token(let token) = session else {
             refused.increment()
             return .unauthorized
         }
@@ -58,27 +56,12 @@ struct AuthCheck: Sendable {
 
     /// The answer for the responder (HTTPTypes).
     func decide(_ fields: HTTPFields) -> HTTPResponse {
-        decide(authorization: fields[.authorization], session: fields[Self.sessionHeader], cookie: fields[.cookie]).response
+        decide(PresentedCredentials(fields)).response
     }
 
-    static let sessionHeader = HTTPField.Name("Gatehouse-Session")!
     static let userHeader = HTTPField.Name("Gatehouse-User")!
     static let sessionIDHeader = HTTPField.Name("Gatehouse-Session-Id")!
     static let authTimeHeader = HTTPField.Name("Gatehouse-Auth-Time")!
-
-    /// The session token from `Gatehouse-Session`, else from the `gatehouse_session` cookie.
-    static func sessionToken(_ fields: HTTPFields) -> String? {
-        fields[sessionHeader] ?? fields[.cookie].flatMap(sessionCookie)
-    }
-
-    /// The value of the `gatehouse_session` cookie in a `Cookie` header.
-    static func sessionCookie(_ cookies: String) -> String? {
-        for part in cookies.split(separator: ";") {
-            let trimmed = part.drop(while: { $0 == " " })
-            if trimmed.hasPrefix("gatehouse_session=") { return String(trimmed.dropFirst("gatehouse_session=".count)) }
-        }
-        return nil
-    }
 }
 
 /// What `GET /v1/auth` answers (``AuthCheck``).

@@ -41,33 +41,35 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// is added, which requires one): answers written there go straight to the socket, past the
     /// HTTP/1 encoder (they are serialised here, into one buffer).
     private var raw: ChannelHandlerContext!
-    /// The connection's one idle timer (see ``FastPathStateMachine/idleTimerFired(now:)``).
-    private var idleTimer: Scheduled<Void>?
+    /// The connection's one timer (see ``FastPathStateMachine/timerFired(now:)``) and when it
+    /// goes off.
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
     /// Where direct requests go: the connection's task answers them, one at a time (the state
     /// machine holds everything after one until its answer), and ends when this is finished (the
     /// channel is gone), so a graceful shutdown waits for an answer in flight by itself.
     private let directRequests: AsyncStream<DirectRequest>.Continuation
     /// `Date:` for answers, formatted once per second per connection.
     private var date = HTTPDate()
-    /// The last valid `Authorization` value seen on this connection and whose key it is: a
-    /// connection (nginx's upstream keep-alive, a front end's pool) presents the same key on every
-    /// request, so the key's SHA-256 and constant-time lookup run once per connection. The plain
-    /// `==` against it can only tell a client about a value it sent itself on this connection, and
-    /// the configured keys do not change while the node runs.
-    private var knownAuthorization: String?
+    /// The last valid API key seen on this connection and whose key it is: a connection (nginx's
+    /// upstream keep-alive, a front end's pool) presents the same key on every request, so the
+    /// key's SHA-256 and constant-time lookup run once per connection. The plain `==` against it
+    /// can only tell a client about a value it sent itself on this connection, and the configured
+    /// keys do not change while the node runs.
+    private var knownKey: Substring?
     private var knownCaller: APIKeyRegistry.Entry?
 
     /// The largest body collected for a direct request: one byte past the responder's limit, so
     /// the responder still refuses a longer one (the rest is read and dropped).
     static let bodyLimit = HTTPSupport.maximumBodyBytes + 1
 
-    /// - Parameter idleTimeout: how long a connection may go without a request; nil: no limit.
-    init(responder: GatehouseResponder, idleTimeout: TimeAmount?, directRequests: AsyncStream<DirectRequest>.Continuation, logger: Logger) {
+    /// - Parameter timeouts: how long a connection may take at each stage.
+    init(responder: GatehouseResponder, timeouts: FastPathStateMachine.Timeouts, directRequests: AsyncStream<DirectRequest>.Continuation, logger: Logger) {
         self.check = responder.authCheck
         self.mail = MailAuthFastPath(gatehouse: responder.authCheck.gatehouse, counters: responder.responseCounters)
         self.directRequests = directRequests
         self.logger = logger
-        self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, idleTimeout: idleTimeout)
+        self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, timeouts: timeouts)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -75,41 +77,64 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             preconditionFailure("FastPathHandler needs a RawResponseWriter nearer the socket")
         }
         self.raw = raw
-        if context.channel.isActive { idle(state.channelActive(now: .now()), context: context) }
+        if context.channel.isActive { handleTimer(state.channelActive(now: .now()), context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        cancelTimer()
         directRequests.finish()
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        idle(state.channelActive(now: .now()), context: context)
+        handleTimer(state.channelActive(now: .now()), context: context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        cancelTimer()
         directRequests.finish()
         context.fireChannelInactive()
     }
 
-    private func idle(_ action: FastPathStateMachine.IdleAction, context: ChannelHandlerContext) {
+    // MARK: Timeouts
+
+    private func handleTimer(_ action: FastPathStateMachine.TimerAction, context: ChannelHandlerContext) {
         switch action {
         case .none:
             break
         case .schedule(let deadline):
-            guard idleTimer == nil else { return }
-            idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-                self.idleTimer = nil
-                self.idle(self.state.idleTimerFired(now: .now()), context: context)
-            }
+            schedule(deadline, context: context)
         case .close:
-            logger.trace("closing an idle connection")
+            logger.trace("closing a connection at its timeout")
             context.close(promise: nil)
+        case .requestTimeout:
+            logger.debug("a request was not complete within its timeout: 408, closing the connection")
+            refuse(status: .requestTimeout, detail: "the request did not arrive in time", context: context)
         }
+    }
+
+    /// Moves the timer earlier when the connection now has an earlier deadline (a later one is
+    /// found when the timer goes off, so nothing is rescheduled per request).
+    private func armTimer(context: ChannelHandlerContext) {
+        guard let deadline = state.deadline else { return }
+        schedule(deadline, context: context)
+    }
+
+    private func schedule(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let timerDeadline, timerDeadline <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.timer = nil
+            self.timerDeadline = nil
+            self.handleTimer(self.state.timerFired(now: .now()), context: context)
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
     }
 
     // MARK: Inbound
@@ -131,11 +156,14 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             write(buffer, framing: framing, context: context)
         case .startDirect(let head, let body, _):
             start(head, body: body, context: context)
+        case .refuse(let problem):
+            refuse(status: problem.status, detail: problem.detail, context: context)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if state.readComplete() { raw.flush() }
+        armTimer(context: context)
         context.fireChannelReadComplete()
         if state.canReplay { replayHeld(context: context) }
     }
@@ -145,6 +173,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { handleTimer(state.shutdownBegan(now: .now()), context: context) }
         if state.userInboundEvent(event) { context.fireUserInboundEventTriggered(event) }
     }
 
@@ -160,8 +189,19 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound (Hummingbird's responses)
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { state.forwardedResponseEnded() }
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
+        let refusal = state.forwardedResponseEnded()
         context.write(data, promise: promise)
+        if let refusal {
+            // A refused head waited for this answer; its own goes out after it.
+            context.flush()
+            refuse(status: refusal.status, detail: refusal.detail, context: context)
+        } else {
+            armTimer(context: context)
+        }
     }
 
     // MARK: Answers
@@ -179,20 +219,28 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func authAnswer(_ headers: HTTPHeaders) -> AuthCheck.Answer {
-        let session = headers.first(name: "gatehouse-session")
-        // Several Cookie fields are read as one, as HTTPFields does for the responder.
-        let cookie = session == nil ? headers["cookie"].joined(separator: "; ") : ""
-        return check.decide(caller: caller(headers.first(name: "authorization")), session: session, cookie: cookie.isEmpty ? nil : cookie)
+        let credentials = PresentedCredentials(headers)
+        return check.decide(caller: caller(credentials.bearerKey), session: credentials.sessionToken)
     }
 
-    private func caller(_ authorization: String?) -> APIKeyRegistry.Entry? {
-        if let authorization, authorization == knownAuthorization { return knownCaller }
-        let caller = check.caller(authorization)
+    private func caller(_ key: Substring?) -> APIKeyRegistry.Entry? {
+        if let key, key == knownKey { return knownCaller }
+        let caller = check.caller(key)
         if caller != nil {
-            knownAuthorization = authorization
+            knownKey = key
             knownCaller = caller
         }
         return caller
+    }
+
+    /// Answers a request the connection will not serve (a head it refuses, a request that did not
+    /// arrive in time) with a problem and `Connection: close`, and closes once it is written.
+    private func refuse(status: HTTPResponseStatus, detail: String, context: ChannelHandlerContext) {
+        let problem = HTTPSupport.protocolProblem(status: HTTPResponse.Status(code: Int(status.code)), detail: detail)
+        var buffer = context.channel.allocator.buffer(capacity: 256 + problem.body.count)
+        FastPathEncoding.write(status: problem.status, headers: problem.headers, body: ByteBuffer(bytes: problem.body),
+                               framing: Framing(close: true, http10KeepAlive: false), date: date.now(), into: &buffer)
+        write(buffer, framing: Framing(close: true, http10KeepAlive: false), context: context)
     }
 
     // MARK: Direct requests
@@ -202,7 +250,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `POST /v1/mail/authenticate` is answered here when ``MailAuthFastPath`` takes it.
     private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         if head.method == .POST, head.uri == MailAuthFastPath.path,
-           let request = mail.take(head, body: body, caller: caller(head.headers.first(name: "authorization"))) {
+           let request = mail.take(head, body: body, caller: caller(PresentedCredentials(head.headers).bearerKey)) {
             let handler = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
             mail.answer(request, logger: logger) { answer in
                 handler.eventLoop.execute { handler.value.handler.answered(answer, context: handler.value.context) }
@@ -222,6 +270,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             FastPathEncoding.write(status: answer.status, headers: answer.headers, body: answer.body, framing: framing, date: date.now(), into: &buffer)
             write(buffer, framing: framing, flushNow: true, context: context)
             replayHeld(context: context)
+            armTimer(context: context)
         }
     }
 

@@ -20,10 +20,62 @@ package import NIOHTTP1
 /// - Nothing is read while the socket takes no more output (a client that sends requests but
 ///   does not read answers): answers written here bypass Hummingbird's writer, which waits for
 ///   writability.
-/// - A connection idle for the idle timeout (no request being read, answered here or with
-///   Hummingbird) is closed. Hummingbird's own idle timer cannot do this: it sees only the
-///   requests passed on to it, so it would close a connection busy with requests answered here.
+/// - A head that breaks HTTP/1.1's framing rules (``HeadProblem``: no `Host` or two, an
+///   expectation other than `100-continue`) is refused with `Connection: close`, after the answers
+///   owed to earlier requests, and nothing more is read.
+/// - Slow clients are timed out (``Timeouts``): a connection idle for the idle timeout (no
+///   request being read, answered here or with Hummingbird) is closed; a head still incomplete
+///   the head timeout after its first byte (or after the connection opened), or a declared body
+///   still incomplete the body timeout after its head, gets `408` and the connection is closed.
+///   Hummingbird's own idle timer cannot do this: it sees only the requests passed on to it, so
+///   it would close a connection busy with requests answered here.
+/// - After a graceful shutdown began, a connection still open after the shutdown timeout is
+///   closed, whatever it is doing, so that a stopping node exits in bounded time.
 package struct FastPathStateMachine {
+    /// How long a connection may take at each stage; nil: no limit.
+    package struct Timeouts: Equatable, Sendable {
+        /// No request for this long after the last answer (or after the connection opened, when
+        /// there is no head timeout): closed.
+        package var idle: TimeAmount?
+        /// A head still incomplete this long after its first byte: `408`, closed. A new connection
+        /// must send its first head within this long too (closed without an answer).
+        package var head: TimeAmount?
+        /// A body still incomplete this long after its head: `408` (closed only, when the request
+        /// is with Hummingbird).
+        package var body: TimeAmount?
+        /// After a graceful shutdown began: closed this long after it, whatever is in progress.
+        package var shutdown: TimeAmount?
+
+        package init(idle: TimeAmount? = nil, head: TimeAmount? = nil, body: TimeAmount? = nil, shutdown: TimeAmount? = nil) {
+            self.idle = idle
+            self.head = head
+            self.body = body
+            self.shutdown = shutdown
+        }
+    }
+
+    /// A request head the connection refuses (RFC 9112 §3.2, RFC 9110 §10.1.1).
+    package enum HeadProblem: Equatable, Sendable {
+        /// HTTP/1.1 without exactly one `Host` field, or HTTP/1.0 with several: `400`.
+        case host
+        /// An `Expect` other than one `100-continue`: `417`.
+        case expectation
+
+        package var status: HTTPResponseStatus {
+            switch self {
+            case .host: .badRequest
+            case .expectation: .expectationFailed
+            }
+        }
+
+        package var detail: String {
+            switch self {
+            case .host: "an HTTP/1.1 request needs exactly one Host field"
+            case .expectation: "the only expectation supported is Expect: 100-continue"
+            }
+        }
+    }
+
     /// Where a request goes.
     package enum Route: Equatable, Sendable {
         /// `GET /v1/auth`: answered on the event loop.
@@ -75,24 +127,38 @@ package struct FastPathStateMachine {
     private var unflushed = false
     /// The largest body collected for a direct request.
     private let bodyLimit: Int
-    private let idleTimeout: TimeAmount?
+    private let timeouts: Timeouts
     /// When the connection last became idle.
     private var idleSince = NIODeadline.uptimeNanoseconds(0)
+    /// A head is being read in pieces: since when (for the head timeout), and whether any of it
+    /// has arrived (a connection that sent nothing at all is closed without an answer).
+    private var headStarted: NIODeadline?
+    private var headBytesSeen = false
+    /// The request's body is being read in pieces: since when (for the body timeout).
+    private var bodyStarted: NIODeadline?
+    /// A part was decoded since the last end of a read (a read that decoded nothing left a head
+    /// or body incomplete).
+    private var decodedThisRead = false
+    /// When a graceful shutdown closes this connection, whatever it is doing.
+    private var shutdownDeadline: NIODeadline?
+    /// A refused head behind requests Hummingbird still answers: its answer goes out after theirs.
+    private var pendingRefusal: HeadProblem?
     /// The head just read asked for `100 Continue` and may have it now (``takeContinue()``).
     private var continuePending = false
 
     /// - Parameters:
     ///   - bodyLimit: the most body bytes collected for a direct request; the rest of a longer
     ///     body is read and dropped.
-    ///   - idleTimeout: how long a connection may be idle before it is closed; nil: no limit.
-    package init(bodyLimit: Int, idleTimeout: TimeAmount? = nil) {
+    ///   - timeouts: how long a connection may take at each stage.
+    package init(bodyLimit: Int, timeouts: Timeouts = Timeouts()) {
         self.bodyLimit = bodyLimit
-        self.idleTimeout = idleTimeout
+        self.timeouts = timeouts
     }
 
     /// Where a request with this head goes: every request with a bounded body goes direct, except
     /// `POST /v1/users/import` (its body may be 8 MiB and is streamed), `HEAD` and other methods,
-    /// an `Expect:` other than `100-continue`, and targets not in origin form.
+    /// and targets not in origin form. (Heads with another expectation than `100-continue` are
+    /// refused before they are routed: ``problem(_:)``.)
     package static func route(_ head: HTTPRequestHead) -> Route {
         switch head.method {
         case .GET:
@@ -102,9 +168,7 @@ package struct FastPathStateMachine {
         default:
             return .hummingbird
         }
-        guard head.uri.hasPrefix("/"), !head.uri.hasPrefix("/v1/users/import"),
-              !head.headers.contains(name: "expect") || Self.expectsContinue(head)
-        else {
+        guard head.uri.hasPrefix("/"), !head.uri.hasPrefix("/v1/users/import") else {
             return .hummingbird
         }
         return .direct
@@ -116,12 +180,38 @@ package struct FastPathStateMachine {
     package static func expectsContinue(_ head: HTTPRequestHead) -> Bool {
         guard head.version.major == 1, head.version.minor >= 1 else { return false }
         let values = head.headers["expect"]
-        return values.count == 1 && values[0].lowercased().filter { $0 != " " && $0 != "\t" } == "100-continue"
+        return values.count == 1 && isContinue(values[0])
+    }
+
+    private static func isContinue(_ value: String) -> Bool {
+        value.lowercased().filter { $0 != " " && $0 != "\t" } == "100-continue"
+    }
+
+    /// What is wrong with a head that every path refuses, if anything: HTTP/1.1 without exactly
+    /// one `Host` (RFC 9112 §3.2; HTTP/1.0 may omit it, but not send two), and any expectation but
+    /// a single `100-continue` (which HTTP/1.0 requests may carry and is then ignored). One pass
+    /// over the fields, no allocation for the usual head.
+    package static func problem(_ head: HTTPRequestHead) -> HeadProblem? {
+        var hosts = 0
+        var expectations = 0
+        var onlyContinue = true
+        for (name, value) in head.headers {
+            if HeaderName.equals(name, "host") {
+                hosts += 1
+            } else if HeaderName.equals(name, "expect") {
+                expectations += 1
+                if !isContinue(value) { onlyContinue = false }
+            }
+        }
+        let http11 = head.version.major > 1 || head.version.minor >= 1
+        if hosts > 1 || (http11 && hosts == 0) { return .host }
+        if expectations > 0, !onlyContinue || (expectations > 1 && http11) { return .expectation }
+        return nil
     }
 
     // MARK: Inbound
 
-    package enum ReadAction {
+    package enum ReadAction: Equatable {
         /// Pass the part on to Hummingbird.
         case forward
         /// Nothing to do (the part was collected, held or dropped).
@@ -132,6 +222,8 @@ package struct FastPathStateMachine {
         /// Answer this request through the responder; call ``directAnswered(channelIsActive:)``
         /// when the answer is ready.
         case startDirect(HTTPRequestHead, body: ByteBuffer, Framing)
+        /// Refuse the request with this problem, flush, and close the connection.
+        case refuse(HeadProblem)
     }
 
     /// A request part from the HTTP/1 decoder (also a replayed one). `now` is read only when the
@@ -143,8 +235,23 @@ package struct FastPathStateMachine {
             held.append(.part(part))
             return .none
         }
+        decodedThisRead = true
         switch part {
         case .head(let head):
+            headStarted = nil
+            headBytesSeen = false
+            bodyStarted = nil
+            if let problem = Self.problem(head) {
+                // Nothing after this head is read; its answer goes out after those owed before it.
+                closing = true
+                dropHeld()
+                reading = .betweenRequests
+                guard forwarded == 0 else {
+                    pendingRefusal = problem
+                    return .none
+                }
+                return .refuse(problem)
+            }
             let route = forwarded == 0 ? Self.route(head) : .hummingbird
             // Only while no earlier request is with Hummingbird: its answers must go out first.
             continuePending = forwarded == 0 && route != .auth && Self.expectsContinue(head)
@@ -177,6 +284,7 @@ package struct FastPathStateMachine {
                 return .forward
             }
         case .end:
+            bodyStarted = nil
             switch reading {
             case .auth(let head):
                 reading = .betweenRequests
@@ -223,7 +331,25 @@ package struct FastPathStateMachine {
     }
 
     /// The end of a read from the socket: whether to flush answers written since the last flush.
-    package mutating func readComplete() -> Bool {
+    /// Starts the head or body timeout when the read left a request incomplete (`now` is read only
+    /// then): a read that decoded no part left a head in pieces between requests; one that ends
+    /// inside a request left its body incomplete. (A read that decoded parts and then stopped
+    /// inside the next head is not seen as such: that head is bounded by the idle timeout.)
+    package mutating func readComplete(now: @autoclosure () -> NIODeadline = .now()) -> Bool {
+        if !closing {
+            switch reading {
+            case .betweenRequests:
+                if !decodedThisRead, timeouts.head != nil, !headBytesSeen {
+                    if headStarted == nil { headStarted = now() }
+                    headBytesSeen = true
+                }
+            case .auth, .direct, .forwarded:
+                if bodyStarted == nil, timeouts.body != nil { bodyStarted = now() }
+            case .modifying:
+                break
+            }
+        }
+        decodedThisRead = false
         defer { unflushed = false }
         return unflushed
     }
@@ -284,11 +410,14 @@ package struct FastPathStateMachine {
 
     // MARK: Outbound and reading
 
-    /// Hummingbird wrote the `.end` of a response.
-    package mutating func forwardedResponseEnded(now: @autoclosure () -> NIODeadline = .now()) {
-        guard forwarded > 0 else { return }
+    /// Hummingbird wrote the `.end` of a response: the refusal to write now, if one waited for it.
+    package mutating func forwardedResponseEnded(now: @autoclosure () -> NIODeadline = .now()) -> HeadProblem? {
+        guard forwarded > 0 else { return nil }
         forwarded -= 1
         becameIdle(now)
+        guard forwarded == 0, let refusal = pendingRefusal else { return nil }
+        pendingRefusal = nil
+        return refusal
     }
 
     /// The channel asks to read from the socket: whether to pass the request on now (otherwise
@@ -314,30 +443,83 @@ package struct FastPathStateMachine {
         return true
     }
 
-    // MARK: Idle connections
+    // MARK: Timeouts
 
-    package enum IdleAction: Equatable {
+    package enum TimerAction: Equatable {
         case none
-        /// Call ``idleTimerFired(now:)`` at this time (unless a call is already scheduled).
+        /// Call ``timerFired(now:)`` at this time (unless a call is already due earlier).
         case schedule(NIODeadline)
         /// Close the connection.
         case close
+        /// Answer `408` with `Connection: close`, then close (nothing more is read).
+        case requestTimeout
     }
 
-    /// The connection is active: it is idle from now (a client that connects and sends nothing
-    /// is closed too).
-    package mutating func channelActive(now: NIODeadline) -> IdleAction {
+    /// The connection is active: a first head must arrive within the head timeout (else the idle
+    /// timeout) from now; a client that connects and sends nothing is closed.
+    package mutating func channelActive(now: NIODeadline) -> TimerAction {
         idleSince = now
-        return idleTimeout.map { .schedule(now + $0) } ?? .none
+        if timeouts.head != nil { headStarted = now }
+        return deadline.map { .schedule($0) } ?? .none
     }
 
-    /// The idle timer went off. One timer per connection, moved on when it finds the connection
-    /// busy or idle for less than the timeout (no timer is set per request).
-    package mutating func idleTimerFired(now: NIODeadline) -> IdleAction {
-        guard let idleTimeout, !closing else { return .none }
-        guard isIdle else { return .schedule(now + idleTimeout) }
-        let deadline = idleSince + idleTimeout
-        return now >= deadline ? .close : .schedule(deadline)
+    /// A graceful shutdown began (seen here whether or not it is held): the connection is closed
+    /// at the shutdown timeout at the latest. Returns the timer to set.
+    package mutating func shutdownBegan(now: NIODeadline) -> TimerAction {
+        guard shutdownDeadline == nil, let shutdown = timeouts.shutdown else { return .none }
+        shutdownDeadline = now + shutdown
+        return deadline.map { .schedule($0) } ?? .none
+    }
+
+    /// The earliest time something must be looked at: the shutdown deadline, and the head, body
+    /// or idle deadline of what the connection is doing. Nil while nothing can expire (a request is
+    /// being answered, here or by Hummingbird, and no shutdown began); the handler asks again
+    /// when an answer is written.
+    package var deadline: NIODeadline? {
+        var earliest = shutdownDeadline
+        func consider(_ time: NIODeadline) {
+            if earliest.map({ time < $0 }) ?? true { earliest = time }
+        }
+        guard !closing else { return earliest }
+        switch reading {
+        case .auth, .direct, .forwarded:
+            if let bodyStarted, let body = timeouts.body { consider(bodyStarted + body) }
+        case .betweenRequests:
+            if let headStarted, let head = timeouts.head { consider(headStarted + head) }
+            // Idle until a head begins (a new connection is both: the earlier deadline applies).
+            if isIdle, !headBytesSeen, let idle = timeouts.idle { consider(idleSince + idle) }
+        case .modifying:
+            break
+        }
+        return earliest
+    }
+
+    /// The connection's timer went off (one timer per connection, moved on when it finds nothing
+    /// due; none is set per request).
+    package mutating func timerFired(now: NIODeadline) -> TimerAction {
+        if let shutdownDeadline, now >= shutdownDeadline { return .close }
+        guard !closing else { return deadline.map { .schedule($0) } ?? .none }
+        switch reading {
+        case .auth, .direct, .forwarded:
+            if let bodyStarted, let body = timeouts.body, now >= bodyStarted + body {
+                return timedOut(answer: forwarded == 0)
+            }
+        case .betweenRequests:
+            if let headStarted, let head = timeouts.head, now >= headStarted + head {
+                return timedOut(answer: headBytesSeen && forwarded == 0 && answering == nil)
+            }
+            if isIdle, !headBytesSeen, let idle = timeouts.idle, now >= idleSince + idle { return .close }
+        case .modifying:
+            break
+        }
+        return deadline.map { .schedule($0) } ?? .none
+    }
+
+    /// A request was too slow: nothing more is read; a `408` when nothing else is owed first.
+    private mutating func timedOut(answer: Bool) -> TimerAction {
+        closing = true
+        dropHeld()
+        return answer ? .requestTimeout : .close
     }
 
     /// No request is being read, answered here, or with Hummingbird.
@@ -347,7 +529,7 @@ package struct FastPathStateMachine {
     }
 
     private mutating func becameIdle(_ now: () -> NIODeadline) {
-        if idleTimeout != nil, isIdle { idleSince = now() }
+        if timeouts.idle != nil, isIdle { idleSince = now() }
     }
 
     // MARK: State

@@ -1,4 +1,8 @@
 import GatehouseService
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -25,8 +29,11 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let gatehouse: GatehouseResponder
-    /// How long a keep-alive connection may go without a request (`GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS`).
-    let idleTimeout: TimeAmount?
+    /// How long a connection may take at each stage (`GATEHOUSE_HTTP_*_TIMEOUT_SECONDS`,
+    /// `GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS`).
+    let timeouts: FastPathStateMachine.Timeouts
+    /// The node's open connections, and how many it serves at once.
+    let connections: ConnectionLimit
 
     /// Hummingbird's limits (`HTTP1Channel.Configuration.DecoderConfiguration`'s defaults), passed
     /// explicitly: NIO's own default allows 65,534 header fields. A head beyond them is refused
@@ -49,7 +56,7 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withDecoderLimitConfiguration: Self.decoderLimits
             )
             let (directRequests, continuation) = AsyncStream.makeStream(of: DirectRequest.self)
-            let fastPath = FastPathHandler(responder: gatehouse, idleTimeout: idleTimeout, directRequests: continuation, logger: logger)
+            let fastPath = FastPathHandler(responder: gatehouse, timeouts: timeouts, directRequests: continuation, logger: logger)
             try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
             try channel.pipeline.syncOperations.addHandler(fastPath)
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
@@ -58,6 +65,12 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
             let context = try channel.pipeline.syncOperations.context(handler: fastPath)
+            // Over the limit the connection is set up as usual and then closed at once (a failed
+            // set-up would be an error of the listening channel); its handling ends with it.
+            if !connections.open(channel) {
+                connections.refused(logger: logger)
+                channel.close(promise: nil)
+            }
             return Value(asyncChannel: asyncChannel, directRequests: directRequests, fastPath: NIOLoopBound((fastPath, context), eventLoop: channel.eventLoop))
         }
     }
@@ -90,10 +103,68 @@ final class RawResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1 with the channel fast paths of ``FastPathHandler`` in front of `gatehouse`.
-    /// `idleTimeoutSeconds` 0: keep-alive connections are never closed for idleness.
-    static func gatehouse(_ gatehouse: GatehouseResponder, idleTimeoutSeconds seconds: Int) -> HTTPServerBuilder {
-        let idleTimeout = seconds > 0 ? TimeAmount.seconds(Int64(seconds)) : nil
-        return .init { responder in GatehouseHTTP1Channel(responder: responder, gatehouse: gatehouse, idleTimeout: idleTimeout) }
+    /// HTTP/1 with the channel fast paths of ``FastPathHandler`` in front of `gatehouse`, with
+    /// the configuration's timeouts (0: none) and connection limit.
+    static func gatehouse(_ gatehouse: GatehouseResponder, configuration: GatehouseConfiguration) -> HTTPServerBuilder {
+        func seconds(_ value: Int) -> TimeAmount? { value > 0 ? .seconds(Int64(value)) : nil }
+        let timeouts = FastPathStateMachine.Timeouts(
+            idle: seconds(configuration.httpIdleTimeoutSeconds),
+            head: seconds(configuration.httpHeadTimeoutSeconds),
+            body: seconds(configuration.httpBodyTimeoutSeconds),
+            shutdown: seconds(configuration.shutdownTimeoutSeconds)
+        )
+        let connections = ConnectionLimit(maximum: ConnectionLimit.effective(configuration.httpMaxConnections))
+        return .init { responder in
+            GatehouseHTTP1Channel(responder: responder, gatehouse: gatehouse, timeouts: timeouts, connections: connections)
+        }
+    }
+}
+
+/// The node's open HTTP connections, counted as they open and close, and the most it serves at
+/// once (`GATEHOUSE_HTTP_MAX_CONNECTIONS`): a connection beyond it is closed as soon as it is
+/// accepted, so a flood of idle sockets cannot use up the node's file descriptors (which its
+/// Redis connections need too).
+final class ConnectionLimit: Sendable {
+    let maximum: Int
+    private let count = Atomic<Int>(0)
+    private let refusedSinceLog = Atomic<Int>(0)
+    /// When a refusal was last logged (uptime nanoseconds): at most one line per 10 s.
+    private let lastLog = Atomic<UInt64>(0)
+
+    /// - Parameter maximum: 0 for no limit.
+    init(maximum: Int) {
+        self.maximum = maximum
+    }
+
+    /// Counts `channel` until it closes; false when that is one too many (close it).
+    func open(_ channel: any Channel) -> Bool {
+        let open = count.add(1, ordering: .relaxed).newValue
+        channel.closeFuture.whenComplete { _ in self.count.subtract(1, ordering: .relaxed) }
+        return maximum == 0 || open <= maximum
+    }
+
+    /// The limit a node uses: the configured one, but no more than the process's file descriptor
+    /// limit leaves room for (256 are kept for Redis, the embedded server, logs and files).
+    static func effective(_ configured: Int) -> Int {
+        var limit = rlimit()
+        guard configured > 0, getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(Int32.max) else { return configured }
+        return max(1, min(configured, Int(limit.rlim_cur) - 256))
+    }
+
+    /// How many are open now.
+    var current: Int { count.load(ordering: .relaxed) }
+
+    /// Notes a refused connection, and logs how many at most every 10 s.
+    func refused(logger: Logger) {
+        refusedSinceLog.add(1, ordering: .relaxed)
+        let now = NIODeadline.now().uptimeNanoseconds
+        let last = lastLog.load(ordering: .relaxed)
+        guard now &- last >= 10_000_000_000 || last == 0,
+              lastLog.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        else { return }
+        let refused = refusedSinceLog.exchange(0, ordering: .relaxed)
+        logger.warning("connections refused: the node serves at most GATEHOUSE_HTTP_MAX_CONNECTIONS at once", metadata: [
+            "limit": "\(maximum)", "refused": "\(refused)",
+        ])
     }
 }

@@ -13,7 +13,7 @@ import NIOHTTP1
 /// the Redis I/O thread is the only other thread a check wakes.
 ///
 /// Only a well-formed request from a key with the `mail` scope is taken; anything else (no key,
-/// another scope, two `Authorization` fields, a body the responder would refuse) goes to the
+/// another scope (or two `Authorization` fields: no caller), a body the responder would refuse) goes to the
 /// responder as before, which answers it and its problem. The answers are the route's own
 /// (``MailRoutes/authenticateAnswer(_:service:)``, ``HTTPSupport/problemParts(_:)``), counted in
 /// the same response counter.
@@ -26,7 +26,7 @@ struct MailAuthFastPath: Sendable {
     /// The request's fields if this path answers it; nil: the responder does.
     func take(_ head: HTTPRequestHead, body: ByteBuffer, caller: APIKeyRegistry.Entry?) -> MailAuthenticateBody? {
         guard head.method == .POST, head.uri == Self.path, let caller, caller.scopes.contains(.mail),
-              head.headers["authorization"].count == 1, body.readableBytes <= HTTPSupport.maximumBodyBytes
+              body.readableBytes <= HTTPSupport.maximumBodyBytes
         else { return nil }
         let members: [String: JSONValue]? = body.withUnsafeReadableBytes { bytes in
             try? JSONObjectReader.members(bytes, allowed: MailAuthenticateBody.members)

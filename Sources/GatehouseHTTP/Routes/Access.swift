@@ -8,19 +8,28 @@ struct Access: Sendable {
     let gatehouse: Gatehouse
     let authCheck: AuthCheck
 
-    static let challengeHeader = HTTPField.Name("Gatehouse-Challenge")!
-
     /// The API key must be known and carry `scope`.
     func require(_ scope: APIKeyConfiguration.Scope, _ request: Request) throws(ServiceError) {
-        guard let caller = authCheck.caller(request.headers[.authorization]) else {
-            throw ServiceError(.unauthorized, "an API key is required: Authorization: Bearer <key>")
+        let credentials = PresentedCredentials(request.headers)
+        guard let caller = authCheck.caller(credentials.bearerKey) else {
+            throw ServiceError(.unauthorized, credentials.authorization == .repeated
+                ? "two Authorization fields: send the API key once"
+                : "an API key is required: Authorization: Bearer <key>")
         }
         guard caller.scopes.contains(scope) else { throw ServiceError(.forbidden, "this API key lacks the '\(scope.rawValue)' scope") }
     }
 
     /// The user behind a self-service call: a session token, or a challenge token during a login.
     func principal(_ request: Request) throws(ServiceError) -> Principal {
-        try gatehouse.principal(sessionToken: AuthCheck.sessionToken(request.headers), challengeToken: request.headers[Self.challengeHeader])
+        let credentials = PresentedCredentials(request.headers)
+        let session: String?
+        switch credentials.sessionToken {
+        case .none: session = nil
+        case .token(let token): session = token
+        case .ambiguous: throw ServiceError(.invalidToken, "two Gatehouse-Session fields: send the session once")
+        }
+        guard credentials.challenge != .repeated else { throw ServiceError(.invalidToken, "two Gatehouse-Challenge fields: send the challenge once") }
+        return try gatehouse.principal(sessionToken: session, challengeToken: credentials.challenge.value)
     }
 
     /// The signed-in session behind a call (a challenge token is not enough).

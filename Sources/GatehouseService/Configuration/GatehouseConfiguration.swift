@@ -134,6 +134,17 @@ public struct GatehouseConfiguration: Sendable {
     /// A keep-alive HTTP connection with no request for this long is closed (docs/api.md,
     /// Defaults and limits); 0 keeps idle connections open.
     public var httpIdleTimeoutSeconds = 60
+    /// A request head must be complete this long after its first byte, and a new connection must
+    /// send its first head within it; 0: no limit.
+    public var httpHeadTimeoutSeconds = 10
+    /// A declared body must be complete this long after its head; 0: no limit.
+    public var httpBodyTimeoutSeconds = 10
+    /// The most HTTP connections open at once (0: no limit; never more than the file descriptor
+    /// limit leaves room for).
+    public var httpMaxConnections = 10_000
+    /// After SIGTERM, connections still open this long are closed, so the node exits in bounded
+    /// time (docs/api.md, Defaults and limits); 0: wait for them.
+    public var shutdownTimeoutSeconds = 8
     /// Where a mail proxy (nginx `auth_http`) sends IMAP, POP3 and SMTP logins that Gatehouse
     /// accepts, and how it logs in there (docs/mail-servers.md).
     public var mailBackend = MailBackend()
@@ -186,7 +197,8 @@ public struct GatehouseConfiguration: Sendable {
         "GATEHOUSE_LISTEN", "GATEHOUSE_STATE_DIR", "GATEHOUSE_REDIS_URL", "GATEHOUSE_KEYRING_FILE", "GATEHOUSE_DATA_KEY_FILE",
         "GATEHOUSE_API_KEYS", "GATEHOUSE_API_KEYS_FILE", "GATEHOUSE_SMTP_URL", "GATEHOUSE_MAIL_FROM", "GATEHOUSE_ISSUER",
         "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
-        "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS",
+        "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_HEAD_TIMEOUT_SECONDS",
+        "GATEHOUSE_HTTP_BODY_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_MAX_CONNECTIONS", "GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS",
         "GATEHOUSE_MAIL_BACKEND_IMAP", "GATEHOUSE_MAIL_BACKEND_POP3", "GATEHOUSE_MAIL_BACKEND_SMTP",
         "GATEHOUSE_MAIL_BACKEND_MASTER_USER", "GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE", "GATEHOUSE_MAIL_BACKEND_MASTER_SEPARATOR",
     ] + WebSettings.names + PasskeySettings.names)
@@ -216,10 +228,16 @@ public struct GatehouseConfiguration: Sendable {
             guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_REVOCATION_GRACE_SECONDS must be a non-negative integer") }
             revocationGraceSeconds = n
         }
-        if let v = env["GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS"] {
-            guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS must be a non-negative integer") }
-            httpIdleTimeoutSeconds = n
+        func count(_ name: String, _ target: inout Int) throws(ServiceError) {
+            guard let v = env[name] else { return }
+            guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "\(name) must be a non-negative integer") }
+            target = n
         }
+        try count("GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS", &httpIdleTimeoutSeconds)
+        try count("GATEHOUSE_HTTP_HEAD_TIMEOUT_SECONDS", &httpHeadTimeoutSeconds)
+        try count("GATEHOUSE_HTTP_BODY_TIMEOUT_SECONDS", &httpBodyTimeoutSeconds)
+        try count("GATEHOUSE_HTTP_MAX_CONNECTIONS", &httpMaxConnections)
+        try count("GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS", &shutdownTimeoutSeconds)
         for service in MailService.allCases {
             let name = "GATEHOUSE_MAIL_BACKEND_" + service.rawValue.uppercased()
             guard let v = env[name], !v.isEmpty else { continue }
