@@ -44,25 +44,9 @@ done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/bootstrap.sh" --require redis-server redis-cli jq curl python3 || exit 2
 
-bin="${GATEHOUSE_BINARY:-}"
-if [ -z "$bin" ]; then
-  if [ -d /opt/swift/usr/bin ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
-  echo "cluster: building the release binary (set GATEHOUSE_BINARY to skip)" >&2
-  (cd "$root" && swift build -c release --product gatehouse >&2)
-  bin="$(cd "$root" && swift build -c release --show-bin-path)/gatehouse"
-fi
-[ -x "$bin" ] || { echo "cluster: $bin is not an executable" >&2; exit 2; }
-
 name=cluster work="$(mktemp -d /tmp/gatehouse-cluster-bench.XXXXXX)" pids=()
 . "$root/benchmarks/lib.sh"
-start_redis() {  # start_redis NAME PORT [extra args…] → pid in $redis_pid
-  local node=$1 port=$2; shift 2
-  mkdir -p "$work/$node"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$work/$node" --save "" --appendonly yes --appendfsync everysec \
-    --logfile "$work/$node/redis.log" "$@" &
-  redis_pid=$!; pids+=("$redis_pid")
-  wait_for 10 redis-cli -p "$port" PING || die "redis-server $node did not start: $(tail -3 "$work/$node/redis.log")"
-}
+bench_binary
 
 # --- Redis: one server, and a three-master cluster. ------------------------------------------
 single_port=$(free_port)
@@ -81,19 +65,7 @@ cluster_ok() { for p in "${cluster_ports[@]}"; do redis-cli -p "$p" CLUSTER INFO
 wait_for 30 cluster_ok || die "the cluster did not reach cluster_state:ok"
 
 # --- Two nodes sharing keys. ------------------------------------------------------------------
-"$bin" keys create --file "$work/keyring.json" >/dev/null
-"$bin" data-key create --file "$work/data-key.json" >/dev/null
-rand() { printf 'k%s' "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"; }
-admin_key=$(rand) frontend_key=$(rand) verify_key=$(rand)
-api_keys="admin:admin:$admin_key,frontend:frontend:$frontend_key,verify:verify:$verify_key"
-start_node() {  # start_node NAME REDIS_URL → url in $node_url, pid in $node_pid
-  local port; port=$(free_port)
-  GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_REDIS_URL="$2" GATEHOUSE_KEYRING_FILE="$work/keyring.json" \
-  GATEHOUSE_DATA_KEY_FILE="$work/data-key.json" GATEHOUSE_API_KEYS="$api_keys" GATEHOUSE_STATE_DIR="$work/$1-state" \
-  GATEHOUSE_LOG_LEVEL=notice "$bin" serve >"$work/$1.log" 2>&1 &
-  node_pid=$!; pids+=("$node_pid"); node_url="http://127.0.0.1:$port"
-  wait_for 30 curl -sf "$node_url/readyz" || die "node $1 did not become ready: $(tail -5 "$work/$1.log")"
-}
+bench_keys
 start_node single "redis://127.0.0.1:$single_port/0"; single_url=$node_url single_node_pid=$node_pid
 start_node cluster "redis-cluster://$(printf '127.0.0.1:%s,' "${cluster_ports[@]}" | sed 's/,$//')"; cluster_url=$node_url cluster_node_pid=$node_pid
 
