@@ -45,7 +45,7 @@ bench_binary
 redis_port=$(free_port)
 start_redis redis "$redis_port"
 bench_keys
-start_node node "redis://127.0.0.1:$redis_port/0"; url=$node_url
+start_node node "redis://127.0.0.1:$redis_port/0"; url=$node_url port=${node_url##*:}
 # --- The soak. ----------------------------------------------------------------------------------
 # Users: a valid code needs a user whose current step is unspent; past that, the load answers with
 # a session check instead, so the mix holds for the whole run.

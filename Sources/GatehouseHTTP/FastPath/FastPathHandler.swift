@@ -49,6 +49,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// machine holds everything after one until its answer), and ends when this is finished (the
     /// channel is gone), so a graceful shutdown waits for an answer in flight by itself.
     private let directRequests: AsyncStream<DirectRequest>.Continuation
+    /// The response Hummingbird is writing answers a `HEAD` request: its body parts are dropped.
+    private var writingHeadResponse = false
     /// `Date:` for answers, formatted once per second per connection.
     private var date = HTTPDate()
     /// The last valid API key seen on this connection and whose key it is: a connection (nginx's
@@ -189,9 +191,29 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound (Hummingbird's responses)
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .end = unwrapOutboundIn(data) else {
+        switch unwrapOutboundIn(data) {
+        case .head(var head) where head.status.code >= 200 || head.status == .switchingProtocols:
+            writingHeadResponse = state.forwardedResponseHead()
+            if writingHeadResponse, !head.headers.contains(name: "content-length") {
+                // Without a length the encoder would frame the (absent) body as chunked.
+                head.headers.remove(name: "transfer-encoding")
+                head.headers.replaceOrAdd(name: "content-length", value: "0")
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+                return
+            }
             context.write(data, promise: promise)
             return
+        case .head:
+            context.write(data, promise: promise)
+            return
+        case .body where writingHeadResponse:
+            promise?.succeed()
+            return
+        case .body:
+            context.write(data, promise: promise)
+            return
+        case .end:
+            writingHeadResponse = false
         }
         let refusal = state.forwardedResponseEnded()
         context.write(data, promise: promise)

@@ -109,6 +109,11 @@ package struct FastPathStateMachine {
     private var answering: Framing?
     /// Requests passed on to Hummingbird whose response has not ended yet.
     private var forwarded = 0
+    /// For each request passed on to Hummingbird whose response head has not been written yet,
+    /// whether it is a `HEAD` (its response is written without a body: ``forwardedResponseHead()``).
+    /// The HTTP/1 encoder is not told the methods itself: it would have to be told of every
+    /// request, including the ones answered here, whose answers never pass through it.
+    private var forwardedHeadMethods: [Bool] = []
     /// An answer with `Connection: close` went out.
     private var closing = false
     /// What arrived while answering, and how much of it has been replayed. (An array: empty, it
@@ -264,6 +269,7 @@ package struct FastPathStateMachine {
                 return .none
             case .hummingbird:
                 forwarded += 1
+                forwardedHeadMethods.append(head.method == .HEAD)
                 reading = .forwarded
                 return .forward
             }
@@ -409,6 +415,12 @@ package struct FastPathStateMachine {
     }
 
     // MARK: Outbound and reading
+
+    /// Hummingbird writes a final response head: whether it answers a `HEAD` request (then its
+    /// body is not written, RFC 9110 §9.3.2).
+    package mutating func forwardedResponseHead() -> Bool {
+        forwardedHeadMethods.isEmpty ? false : forwardedHeadMethods.removeFirst()
+    }
 
     /// Hummingbird wrote the `.end` of a response: the refusal to write now, if one waited for it.
     package mutating func forwardedResponseEnded(now: @autoclosure () -> NIODeadline = .now()) -> HeadProblem? {

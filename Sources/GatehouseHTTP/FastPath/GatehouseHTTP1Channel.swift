@@ -48,13 +48,14 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: false,
-                withErrorHandling: false,
-                withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: Self.decoderLimits
-            )
+            // The encoder and decoder of `configureHTTPServerPipeline` without its pairing: there
+            // the decoder records every request's method in the encoder, which forgets one only
+            // when it encodes a response head, so the requests answered here (their answers skip
+            // the encoder) would pile up in it for as long as the connection lives. The fast path
+            // tells HEAD responses apart itself (``FastPathStateMachine/forwardedResponseHead()``).
+            try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder(configuration: .init()))
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits)))
             let (directRequests, continuation) = AsyncStream.makeStream(of: DirectRequest.self)
             let fastPath = FastPathHandler(responder: gatehouse, timeouts: timeouts, directRequests: continuation, logger: logger)
             try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
