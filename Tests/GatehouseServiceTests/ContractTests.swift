@@ -45,6 +45,7 @@ struct ContractTests {
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var hooks: String { root.appendingPathComponent("Tests/contract/hooks.py").path }
+    static var configuration: String { root.appendingPathComponent("Tests/contract/schemathesis.toml").path }
     static let domain = "example.org"
 
     /// The schemathesis version the bootstrap table pins (`schemathesis==X`): derandomized
@@ -166,7 +167,7 @@ struct ContractTests {
     ) async throws -> [String: Exercised] {
         let events = directory + "/events-\(run.scope ?? "none").ndjson"
         var arguments = [
-            "-m", "schemathesis.cli", "run", root.appendingPathComponent("docs/openapi.yaml").path,
+            "-m", "schemathesis.cli", "--config-file", configuration, "run", root.appendingPathComponent("docs/openapi.yaml").path,
             "--url", base,
             "--include-by", run.filter,
             "--max-examples", String(maxExamples),
