@@ -30,17 +30,19 @@ import Testing
 /// Each API-key scope the document's `security` requirements name gets its own schemathesis run,
 /// with that key and the session of a seeded user who has two-step on, so the self-service calls
 /// get past the session check: no key for the operations endpoints, then `verify`, `mail`,
-/// `frontend` and `admin` last (its resets and sign-outs would end the user's session). The
-/// generation is derandomized (`--generation-deterministic`: no seed, no example database, no
-/// crash cache) and bounded (`--max-examples`); what varies from run to run is only what
-/// schemathesis learns from the node's answers (ids, tokens), which it reuses in later requests.
+/// `frontend`, `frontend` again as a user who is still enrolling (the enrolment challenge of an
+/// `enforced` domain instead of a session, two-step off), and `admin` last (its resets and
+/// sign-outs would end the user's session). The generation is derandomized
+/// (`--generation-deterministic`: no seed, no example database, no crash cache) and bounded
+/// (`--max-examples`); what varies from run to run is only what schemathesis learns from the
+/// node's answers (ids, tokens), which it reuses in later requests.
 /// The test fails with schemathesis's report on any failure or error, when an operation was
 /// not tested, and when one that a valid key and session open never succeeded.
 @Suite("Contract: docs/openapi.yaml against a live node (schemathesis)", .serialized, .timeLimit(.minutes(8)))
 struct ContractTests {
     /// Test cases per operation in the fuzzing phase (the coverage and stateful phases add their
-    /// own, a set fixed by the document). 50 gives about 3,900 requests in all, about a minute on
-    /// 2 cores (measured with other builds running beside it).
+    /// own, a set fixed by the document). 50 gives about 6,700 test cases in all, about a minute
+    /// and a half on 2 cores (measured with other builds running beside it).
     static let maxExamples = 50
 
     /// The checks schemathesis runs on every answer (see the type's documentation).
@@ -53,6 +55,7 @@ struct ContractTests {
     static var hooks: String { root.appendingPathComponent("Tests/contract/hooks.py").path }
     static var configuration: String { root.appendingPathComponent("Tests/contract/schemathesis.toml").path }
     static let domain = "example.org"
+    static let enforcedDomain = "enforced.example"
 
     /// The schemathesis version the bootstrap table pins (`schemathesis==X`): derandomized
     /// generation is repeatable for one version.
@@ -62,15 +65,32 @@ struct ContractTests {
     }
 
     /// One schemathesis run: the operations whose `security` requirement names `scope` (nil: the
-    /// operations endpoints, which need no key).
+    /// operations endpoints, which need no key), called as `user`.
     struct Run: CustomStringConvertible {
         var scope: String?
-        var description: String { scope.map { "scope '\($0)'" } ?? "no key" }
+        var user: User = .enrolled
+        var description: String { (scope.map { "scope '\($0)'" } ?? "no key") + (scope == nil ? "" : ", \(user)") }
         /// schemathesis's `--include-by` expression selecting the operations.
         var filter: String { scope.map { "/security == [{\"apiKey\": [\"\($0)\"]}]" } ?? "/security == []" }
+        var name: String { (scope ?? "none") + "-" + user.rawValue }
     }
 
-    static let runs = [Run(scope: nil), Run(scope: "verify"), Run(scope: "mail"), Run(scope: "frontend"), Run(scope: "admin")]
+    /// Whose token a run sends on every call (`Gatehouse-Session` or `Gatehouse-Challenge`).
+    enum User: String, CustomStringConvertible {
+        /// A fresh session of a user with an authenticator, a verified recovery address, an app
+        /// password and a remembered device, in a domain that allows passkeys and revealing.
+        case enrolled
+        /// The enrolment challenge of a user in a domain that enforces two-step, who has a
+        /// verified recovery address and nothing else yet: two-step off, and no session.
+        case enrolling
+        var description: String { self == .enrolled ? "a two-step user's session" : "an enrolment challenge" }
+    }
+
+    /// In this order: `admin` last, as its resets and sign-outs may end the users' sessions.
+    static let runs = [
+        Run(scope: nil), Run(scope: "verify"), Run(scope: "mail"), Run(scope: "frontend"), Run(scope: "frontend", user: .enrolling),
+        Run(scope: "admin"),
+    ]
 
     @Test("schemathesis finds no server error and no answer outside the document")
     func schemathesis() async throws {
@@ -98,7 +118,7 @@ struct ContractTests {
             try await Deployment.with(environment: environment) { d in
                 // Passkeys and revealing app passwords allowed, so those calls get past the
                 // policy; a user with an authenticator, a verified recovery address and a fresh
-                // session (and a remembered device).
+                // session (and a remembered device and an app password).
                 let policy = try await d.call(
                     "PUT", "/v1/domains/\(Self.domain)/policy", key: "admin",
                     json: ["mode": "optional", "app_password_reveal": true, "methods": ["totp", "email", "passkey"]]
@@ -116,18 +136,32 @@ struct ContractTests {
                     "POST", "/v1/me/app-passwords", json: ["label": "contract"], headers: ["Gatehouse-Session": session]
                 )
                 try #require(created.status == 201, "creating an app password: \(created.json)")
+                // A user of a domain that enforces two-step, not enrolled yet: login/start gives
+                // the enrolment challenge, which stands in for a session while enrolling.
+                let enforced = try await d.call(
+                    "PUT", "/v1/domains/\(Self.enforcedDomain)/policy", key: "admin", json: ["mode": "enforced", "methods": ["totp", "email", "passkey"]]
+                )
+                try #require(enforced.status == 200, "setting \(Self.enforcedDomain)'s policy: \(enforced.json)")
+                let imported = try await d.importUsers([["user": "enrolling@\(Self.enforcedDomain)", "recovery_email": "backup@example.net", "verified": true]])
+                try #require(imported["imported"] as? Int == 1, "importing the enrolling user: \(imported.json)")
+                let start = try await d.call("POST", "/v1/login/start", json: ["user": "enrolling@\(Self.enforcedDomain)"])
+                try #require(start["status"] as? String == "enrollment_required", "login/start for the enrolling user: \(start.json)")
+                let enrolment = try #require((start["challenge"] as? [String: Any])?["token"] as? String)
+                let headers: [User: [String]] = [
+                    .enrolled: ["Gatehouse-Session: \(session)"], .enrolling: ["Gatehouse-Challenge: \(enrolment)"],
+                ]
 
                 var exercised: [String: Exercised] = [:]
                 for run in Self.runs {
                     let operations = try await Self.schemathesis(
-                        python: python, run: run, base: d.node.baseURL.absoluteString, session: session, directory: temporary, deployment: d
+                        python: python, run: run, base: d.node.baseURL.absoluteString, headers: run.scope == nil ? [] : headers[run.user] ?? [],
+                        directory: temporary, deployment: d
                     )
                     for (operation, seen) in operations {
                         let op = document.operations.first { "\($0.method) \($0.path)" == operation }
                         #expect(op != nil, "schemathesis tested \(operation), which the document parser does not list")
                         #expect((op?.scope ?? "") == (run.scope ?? ""), "\(operation) ran with \(run) but needs \(op?.scope ?? "no key")")
-                        #expect(exercised[operation] == nil, "\(operation) ran in more than one run")
-                        exercised[operation] = seen
+                        exercised[operation, default: Exercised()].add(seen)
                     }
                 }
                 // Not vacuous: every documented operation was sent test cases, …
@@ -163,15 +197,20 @@ struct ContractTests {
     struct Exercised {
         var cases = 0
         var statuses: [Int: Int] = [:]
+
+        mutating func add(_ other: Exercised) {
+            cases += other.cases
+            statuses.merge(other.statuses, uniquingKeysWith: +)
+        }
     }
 
     /// Runs schemathesis for `run` against `base`; what it sent to each operation, read from its
     /// NDJSON event stream. Records a failure, with schemathesis's own report, when it found
     /// anything or failed to run.
     static func schemathesis(
-        python: String, run: Run, base: String, session: String, directory: String, deployment: Deployment
+        python: String, run: Run, base: String, headers: [String], directory: String, deployment: Deployment
     ) async throws -> [String: Exercised] {
-        let events = directory + "/events-\(run.scope ?? "none").ndjson"
+        let events = directory + "/events-\(run.name).ndjson"
         var arguments = [
             "-m", "schemathesis.cli", "--config-file", configuration, "run", root.appendingPathComponent("docs/openapi.yaml").path,
             "--url", base,
@@ -185,8 +224,9 @@ struct ContractTests {
             "--report", "ndjson", "--report-ndjson-path", events, "--report-dir", directory,
         ]
         if let scope = run.scope, let key = Deployment.keys[scope] {
-            arguments += ["--header", "Authorization: Bearer \(key)", "--header", "Gatehouse-Session: \(session)"]
+            arguments += ["--header", "Authorization: Bearer \(key)"]
         }
+        arguments += headers.flatMap { ["--header", $0] }
         var environment = ProcessInfo.processInfo.environment
         environment["SCHEMATHESIS_HOOKS"] = hooks
         environment["PYTHONDONTWRITEBYTECODE"] = "1"
