@@ -33,6 +33,7 @@ jwt                                             tests  pypi    pyjwt            
 cryptography                                    tests  pypi    cryptography         PyJWT's EdDSA support, the SMTP sink's and topology.sh --mail's TLS certificates (Python module)
 aiosmtpd                                        tests  pypi    aiosmtpd             the real SMTP server mailed codes go to; topology.sh --mail's SMTP relay (Python module)
 selenium                                        tests  pypi    selenium             the browser tests' WebDriver client (Python module; always given chromedriver's path, so it never downloads a driver)
+schemathesis                                    tests  pypi    schemathesis==4.32.5 the contract test (ContractTests): docs/openapi.yaml against a live node (Python module, run as `python3 -m schemathesis.cli`)
 dovecot                                         tests  debian  dovecot-core         the Dovecot tests (DovecotProcess: docker/dovecot/ with the Gatehouse passdb), scripts/topology.sh --mail, benchmarks/mail.sh
 /usr/lib/dovecot/imap                           tests  debian  dovecot-imapd        Dovecot's IMAP server, started by the Dovecot tests and scripts/topology.sh --mail
 /usr/lib/dovecot/pop3                           tests  debian  dovecot-pop3d        Dovecot's POP3 server, started by the Dovecot tests

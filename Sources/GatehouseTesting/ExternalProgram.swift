@@ -65,6 +65,9 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
     /// Selenium, the browser tests' WebDriver client; always given chromedriver's path, so it
     /// never tries to download a driver.
     public static let selenium = ExternalProgram("selenium", group: .tests, source: .pypi, package: "selenium")
+    /// Schemathesis, which the contract test (`ContractTests`) runs as `python3 -m schemathesis.cli`
+    /// against `docs/openapi.yaml` and a live node.
+    public static let schemathesis = ExternalProgram("schemathesis", group: .tests, source: .pypi, package: "schemathesis==4.32.5")
     public static let wrk = ExternalProgram("wrk", group: .bench, source: .debian, package: "wrk")
     public static let jq = ExternalProgram("jq", group: .bench, source: .debian, package: "jq")
     public static let redisBenchmark = ExternalProgram("redis-benchmark", group: .bench, source: .debian, package: "redis-tools")
@@ -83,7 +86,7 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
     /// Every external program, in `scripts/bootstrap.sh`'s order.
     public static let all: [ExternalProgram] = [
         .redisServer, .redisCLI, .python3, .pip3, .curl, .nginx, .zbarimg, .rsvgConvert, .chromium, .chromedriver,
-        .pyJWT, .pythonCryptography, .aiosmtpd, .selenium, .dovecot, .dovecotIMAP, .dovecotPOP3, .dovecotSubmission, .dovecotLua,
+        .pyJWT, .pythonCryptography, .aiosmtpd, .selenium, .schemathesis, .dovecot, .dovecotIMAP, .dovecotPOP3, .dovecotSubmission, .dovecotLua,
         .nginxMail, .wrk, .jq, .redisBenchmark, .openssl,
     ]
 
