@@ -3,7 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import NIOHTTP1
+package import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
@@ -28,17 +28,6 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     /// How long a keep-alive connection may go without a request (`GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS`).
     let idleTimeout: TimeAmount?
 
-    /// Hummingbird's limits (`HTTP1Channel.Configuration.DecoderConfiguration`'s defaults), passed
-    /// explicitly: NIO's own default allows 65,534 header fields. A head beyond them is refused
-    /// with `400` and the connection is closed (docs/api.md, Defaults and limits).
-    static let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = 80 * 1024
-        limits.maxHeaderListSize = 80 * 1024
-        limits.maxHeaderFieldCount = 1000
-        return limits
-    }()
-
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
@@ -46,7 +35,7 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withErrorHandling: false,
                 withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: Self.decoderLimits
+                withDecoderLimitConfiguration: HTTP1DecoderLimits.configuration
             )
             let (directRequests, continuation) = AsyncStream.makeStream(of: DirectRequest.self)
             let fastPath = FastPathHandler(responder: gatehouse, idleTimeout: idleTimeout, directRequests: continuation, logger: logger)
@@ -79,6 +68,20 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             }
         }
     }
+}
+
+/// The HTTP/1 decoder's limits on every connection: Hummingbird's
+/// (`HTTP1Channel.Configuration.DecoderConfiguration`'s defaults), passed explicitly: NIO's own
+/// default allows 65,534 header fields. A head beyond them is refused with `400` and the
+/// connection is closed (docs/api.md, Defaults and limits). The fuzzer decodes with the same.
+package enum HTTP1DecoderLimits {
+    package static let configuration: NIOHTTPDecoderLimitConfiguration = {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 80 * 1024
+        limits.maxHeaderListSize = 80 * 1024
+        limits.maxHeaderFieldCount = 1000
+        return limits
+    }()
 }
 
 /// The first handler of the pipeline (nearest the socket): passes the encoded bytes of every
