@@ -16,9 +16,11 @@ public enum OTPSecret {
     public static let importedLengths: ClosedRange<Int> = 10...128
 
     /// A secret given as text, as a user import's `totp_secret` carries it: base32 in either case
-    /// (``Base32``: no padding, spaces or dashes) of ``importedLengths`` bytes; nil otherwise.
+    /// (``Base32``: ASCII letters and digits, no padding, spaces or dashes) of ``importedLengths``
+    /// bytes; nil otherwise. (Not upper-cased first: Unicode upper-cases `ſ` to `S` and `ı` to `I`,
+    /// which would let other spellings of a secret through.)
     public static func parse(base32 text: String) -> [UInt8]? {
-        guard let secret = Base32.decode(text.uppercased()), importedLengths.contains(secret.count) else { return nil }
+        guard let secret = Base32.decode(text), importedLengths.contains(secret.count) else { return nil }
         return secret
     }
 }
