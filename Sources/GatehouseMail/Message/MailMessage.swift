@@ -147,12 +147,14 @@ public struct MailMessage: Sendable, Hashable {
 
     /// `=?utf-8?B?…?=` words. Each holds at most 39 bytes (52 base64 characters, 64 with the
     /// wrapper: under RFC 2047's 75, and `Subject: ` plus one word stays under RFC 5322's 78) and
-    /// never splits a character, as RFC 2047 §5 requires.
+    /// never splits a character's UTF-8 bytes, as RFC 2047 §5 requires. Split between code
+    /// points, not between Swift's Characters: one Character (an accent-laden letter, an emoji
+    /// sequence) can be hundreds of bytes, and a word holding it would be longer than 75.
     static func encodedWords(_ text: String) -> [String] {
         var words: [String] = []
         var chunk: [UInt8] = []
-        for character in text {
-            let bytes = Array(String(character).utf8)
+        for scalar in text.unicodeScalars {
+            let bytes = Array(String(scalar).utf8)
             if chunk.count + bytes.count > 39, !chunk.isEmpty {
                 words.append("=?utf-8?B?" + Data(chunk).base64EncodedString() + "?=")
                 chunk = []
