@@ -85,7 +85,7 @@ struct OTPAuthURITests {
         #expect(OTPAuthURI(parsing: text) == nil)
     }
 
-    @Test("numbers are plain decimals, the algorithm ASCII in any case, the label and query split on bytes (found by the otpauth fuzz target)", arguments: [
+    @Test("numbers are plain decimals, the algorithm ASCII in any case, the label and query split on bytes (caught by the otpauth fuzz target)", arguments: [
         "otpauth://totp/x:y?secret=MZXW6&digits=+6", "otpauth://totp/x:y?secret=MZXW6&digits=06", "otpauth://totp/x:y?secret=MZXW6&period=030",
         "otpauth://totp/x:y?secret=MZXW6&period=+30",
         // U+017F LATIN SMALL LETTER LONG S upper-cases to S: not a spelling of SHA1.

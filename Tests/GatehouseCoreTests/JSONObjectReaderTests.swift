@@ -40,7 +40,7 @@ struct JSONObjectReaderTests {
         #expect(try Self.members("{\"a\":-0}").get()["a"] == .integer(0))
     }
 
-    @Test("a fraction or exponent gives an integer only when the value is exactly that whole number (found by the json fuzz target)",
+    @Test("a fraction or exponent gives an integer only when the value is exactly that whole number (caught by the json fuzz target)",
           arguments: [
               // Not whole, but a Double rounds them to a whole number.
               ("1e-400", JSONValue.number), ("1.00000000000000000001", .number), ("-0.99999999999999999999e1", .number),

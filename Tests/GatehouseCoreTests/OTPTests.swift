@@ -137,7 +137,7 @@ struct OTPTests {
         #expect(OTPSecret.parse(base32: Base32.encode(Array(repeating: 7, count: 129))) == nil)
     }
 
-    @Test("an imported secret spelled with letters that only upper-case to base32 is refused (found by the otpauth fuzz target)", arguments: [
+    @Test("an imported secret spelled with letters that only upper-case to base32 is refused (caught by the otpauth fuzz target)", arguments: [
         // U+017F LATIN SMALL LETTER LONG S → S, U+0131 LATIN SMALL LETTER DOTLESS I → I, ß → SS.
         "\u{17F}BSWY3DPEHPK3PXP", "JBSWY3DPEHPK3PX\u{17F}", "\u{131}BSWY3DPEHPK3PXP", "JBSWY3DPEHPK3P\u{DF}",
     ])

@@ -160,7 +160,7 @@ struct MailUnitTests {
         #expect(text.contains(" =3D done=20\r\n"))
     }
 
-    @Test("a character made of many code points is split between encoded-words at code points, so no word passes 75 characters (found by the smtp fuzz target)",
+    @Test("a character made of many code points is split between encoded-words at code points, so no word passes 75 characters (caught by the smtp fuzz target)",
           arguments: ["e" + String(repeating: "\u{301}", count: 40), "👩‍👩‍👧‍👦" + String(repeating: "\u{1F3FD}", count: 12), String(repeating: "\u{301}", count: 300)])
     func encodedWordsSplitLongCharacters(subject: String) throws {
         let text = try MailMessage(from: "a@b.example", fromName: subject, to: "c@d.example", subject: subject, body: "b")
