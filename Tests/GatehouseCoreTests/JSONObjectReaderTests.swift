@@ -74,6 +74,13 @@ struct JSONObjectReaderTests {
         #expect(Self.members("{\"a\":\"é\u{212A}\"}").map { $0["a"] } == .success(.string("é\u{212A}")))
     }
 
+    @Test("member names are printable: DEL, which JSONText writes escaped, is refused raw too (caught by the json fuzz target)")
+    func printableNames() {
+        #expect(Self.members("{\"a\u{7F}\":1}", allowed: ["a\u{7F}"]) == .failure(.malformed))
+        #expect(Self.members("{\"a\":\"\u{7F}\"}").map { $0["a"] } == .success(.string("\u{7F}")), "in a value it is allowed")
+        #expect(Self.members("{\" ~\":1}", allowed: [" ~"]).map { $0[" ~"] } == .success(.integer(1)))
+    }
+
     @Test("invalid UTF-8 in a string or a name is refused")
     func invalidUTF8() {
         for bytes: [UInt8] in [[0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D], [0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]] {

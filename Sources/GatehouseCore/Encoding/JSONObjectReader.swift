@@ -19,8 +19,8 @@ public enum JSONValue: Sendable, Equatable {
 /// it silently keeps the last of two members with one name. This reader makes one pass over the
 /// bytes with ``StrictJSONScanner`` and is stricter where a request never needs leniency:
 /// - a member name may appear once (`{"code":"1","code":"2"}` is refused, not resolved);
-/// - member names are ASCII without escapes (so neither `"\u0063ode"` nor a Unicode look-alike
-///   that Swift's `String` comparison treats as equal can pose as `code`);
+/// - member names are printable ASCII without escapes (so neither `"\u0063ode"` nor a Unicode
+///   look-alike that Swift's `String` comparison treats as equal can pose as `code`);
 /// - nesting is at most ``maximumDepth`` deep;
 /// - strings are valid UTF-8 without raw control characters, escapes (surrogate pairs included)
 ///   decoded.
@@ -75,9 +75,10 @@ extension StrictJSONScanner {
             if consume(UInt8(ascii: "}")) { return .object(members) }
             repeat {
                 guard let raw = memberName() else { throw .malformed }
-                // Names carry no escapes (memberName refuses them) and are ASCII: compared as
-                // Strings, canonically equivalent names would otherwise be one name.
-                guard StrictJSONScanner.isASCII(raw), consume(UInt8(ascii: ":")) else { throw .malformed }
+                // Names carry no escapes (memberName refuses them and control characters) and are
+                // printable ASCII: compared as Strings, canonically equivalent names would
+                // otherwise be one name; and DEL, which JSONWriter escapes, would not be read back.
+                guard StrictJSONScanner.isASCII(raw), !raw.contains(0x7F), consume(UInt8(ascii: ":")) else { throw .malformed }
                 let name = String(decoding: raw, as: UTF8.self)
                 let member = try value(depth: depth + 1)
                 guard members.updateValue(member, forKey: name) == nil else { throw .duplicateMember(name) }
