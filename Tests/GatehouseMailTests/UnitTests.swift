@@ -181,6 +181,14 @@ struct MailUnitTests {
         }
     }
 
+    @Test("CR, LF and CRLF end a body line even when a combining mark follows (caught by the smtp fuzz target)")
+    func lineEndsBeforeCombiningMarks() throws {
+        let text = try MailMessage(from: "a@b.example", to: "c@d.example", subject: "s", body: "one\r\u{301}two\n\u{301}three\r\n\u{301}four")
+            .render(date: Date(), messageID: "x@b.example")
+        let body = try #require(text.split(separator: "\r\n\r\n", maxSplits: 1).map(String.init).splitPair).1
+        #expect(body == "one\r\n=CC=81two\r\n=CC=81three\r\n=CC=81four")
+    }
+
     @Test(arguments: [
         ("subject", "Hello\r\nBcc: victim@example.com"),
         ("subject", "Hello\nBcc: victim@example.com"),
