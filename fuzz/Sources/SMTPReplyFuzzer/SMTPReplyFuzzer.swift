@@ -217,9 +217,24 @@ private func checkMessage(_ input: inout FuzzInput) {
     // The body: quoted-printable lines of at most 76 characters that decode to the body.
     let bodyLines = Array(lines[(blank + 1)...])
     Fuzz.check(bodyLines.allSatisfy { $0.utf8.count <= 76 }, "a body line longer than 76 characters in \(rendered.debugDescription)")
-    let normalized = Array(body.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-        .replacingOccurrences(of: "\n", with: "\r\n").utf8)
-    Fuzz.check(decodeQuotedPrintable(bodyLines) == normalized, "the body decodes to something else: \(rendered.debugDescription)")
+    // Line ends as bytes: CRLF, a lone CR and a lone LF each end one line.
+    var normalized: [UInt8] = []
+    let bodyBytes = Array(body.utf8)
+    var i = 0
+    while i < bodyBytes.count {
+        if bodyBytes[i] == 0x0D || bodyBytes[i] == 0x0A {
+            normalized += [0x0D, 0x0A]
+            i += bodyBytes[i] == 0x0D && i + 1 < bodyBytes.count && bodyBytes[i + 1] == 0x0A ? 2 : 1
+        } else {
+            normalized.append(bodyBytes[i])
+            i += 1
+        }
+    }
+    let decoded = decodeQuotedPrintable(bodyLines)
+    if decoded != normalized {
+        let at = (0..<min(decoded.count, normalized.count)).first { decoded[$0] != normalized[$0] } ?? min(decoded.count, normalized.count)
+        Fuzz.fail("the body decodes to something else from byte \(at): \(printable(Array(decoded[at...].prefix(40)))) instead of \(printable(Array(normalized[at...].prefix(40)))) in \(rendered.debugDescription)")
+    }
 
     checkDataPayload(rendered)
 }
