@@ -86,21 +86,15 @@ struct Model {
     }
 
     /// HTTP/1.1 keeps the connection unless a `Connection` option says `close`; HTTP/1.0 only if
-    /// one says `keep-alive` (RFC 9112 §9.3). Options are compared without case; two of them
-    /// (`close` and `keep-alive`, or either twice) are taken as `close`, as NIO takes them.
+    /// one says `keep-alive` and none `close` (RFC 9112 §9.3, §9.6). Options are compared without
+    /// case. (As NIO's decoder numbers versions: a minor version of 0 is treated as 1.0.)
     static func framing(_ head: HTTPRequestHead) -> Framing {
-        var tokens: [String] = []
+        var tokens: Set<String> = []
         for field in head.headers where field.name.lowercasedASCII == "connection" {
-            for option in field.value.split(separator: ",") {
-                let token = String(option.trimmingSpaces).lowercasedASCII
-                if token == "close" || token == "keep-alive" { tokens.append(token) }
-            }
+            for option in field.value.split(separator: ",") { tokens.insert(String(option.trimmingSpaces).lowercasedASCII) }
         }
-        let keepAlive = switch tokens.count {
-        case 0: head.version.major == 1 && head.version.minor >= 1
-        case 1: tokens[0] == "keep-alive"
-        default: false
-        }
+        let persistent = head.version.major >= 1 && head.version.minor >= 1
+        let keepAlive = !tokens.contains("close") && (persistent || tokens.contains("keep-alive"))
         return Framing(close: !keepAlive, http10KeepAlive: keepAlive && head.version.minor == 0)
     }
 

@@ -7,7 +7,7 @@ import GatehouseCore
 // Invariants, on every input:
 // - The strict reader accepts a text exactly when the grammar of RFC 8259 does (ReferenceJSON,
 //   written from the grammar) and none of its own refusals applies: nesting deeper than
-//   `maximumDepth`, a member name with an escape or a byte outside ASCII, an escape that leaves
+//   `maximumDepth`, a member name with an escape, DEL or a byte outside ASCII, an escape that leaves
 //   a surrogate unpaired, a repeated member name — the last reported as `duplicateMember`, the
 //   first one found.
 // - What it accepts has the reference's value: the same strings (as UTF-8), the same members,

@@ -1,7 +1,7 @@
 /// A plain RFC 8259 reader, written from the grammar and independent of GatehouseCore, as the
 /// reference the strict reader is checked against. It accepts every text the grammar allows and
 /// records what the strict reader refuses on purpose: nesting depth, a repeated member name, a
-/// member name with an escape or a non-ASCII byte, an escape that leaves a surrogate unpaired.
+/// member name with an escape, DEL or a non-ASCII byte, an escape that leaves a surrogate unpaired.
 struct ReferenceJSON {
     indirect enum Value {
         /// The string's text as UTF-8 (escapes decoded; nil if an escape left a surrogate unpaired).
@@ -22,7 +22,7 @@ struct ReferenceJSON {
         /// The first repeated member name, in the order the strict reader finds one (when the
         /// second member's value has been read).
         var firstDuplicate: [UInt8]?
-        /// Some member name has an escape, a byte outside ASCII, or is not valid text.
+        /// Some member name has an escape, DEL or a byte outside ASCII, or is not valid text.
         var badName: Bool
         /// Some string has an escape that leaves a surrogate unpaired.
         var unpairedSurrogate: Bool
@@ -77,7 +77,7 @@ struct ReferenceJSON {
                 let nameStart = index
                 guard let name = string() else { return nil }
                 let raw = bytes[(nameStart + 1)..<(index - 1)]
-                if raw.contains(UInt8(ascii: "\\")) || raw.contains(where: { $0 >= 0x80 }) { badName = true }
+                if raw.contains(UInt8(ascii: "\\")) || raw.contains(where: { $0 >= 0x7F }) { badName = true }
                 whitespace()
                 guard take(UInt8(ascii: ":")) else { return nil }
                 whitespace()
