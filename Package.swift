@@ -47,6 +47,8 @@ let package = Package(
         .library(name: "GatehouseRedis", targets: ["GatehouseRedis"]),
         .library(name: "GatehouseTesting", targets: ["GatehouseTesting"]),
         .library(name: "GatehouseMail", targets: ["GatehouseMail"]),
+        // For the fuzz package (fuzz/), which drives the fast path's state machine.
+        .library(name: "GatehouseHTTP", targets: ["GatehouseHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

@@ -84,4 +84,25 @@ struct OTPAuthURITests {
     func strictParse(text: String) {
         #expect(OTPAuthURI(parsing: text) == nil)
     }
+
+    @Test("numbers are plain decimals, the algorithm ASCII in any case, the label and query split on bytes (caught by the otpauth fuzz target)", arguments: [
+        "otpauth://totp/x:y?secret=MZXW6&digits=+6", "otpauth://totp/x:y?secret=MZXW6&digits=06", "otpauth://totp/x:y?secret=MZXW6&period=030",
+        "otpauth://totp/x:y?secret=MZXW6&period=+30",
+        // U+017F LATIN SMALL LETTER LONG S upper-cases to S: not a spelling of SHA1.
+        "otpauth://totp/x:y?secret=MZXW6&algorithm=%C5%BFha1",
+        // The same issuer in another normal form (NFC in the label, NFD in the query) is another issuer.
+        "otpauth://totp/Caf%C3%A9:y?secret=MZXW6&issuer=Cafe%CC%81",
+    ])
+    func strictNumbersAndNames(text: String) {
+        #expect(OTPAuthURI(parsing: text) == nil)
+    }
+
+    @Test("a combining mark does not hide a separator: the label splits at the colon, the query at the ampersand")
+    func bytewiseSplitting() throws {
+        let label = try #require(OTPAuthURI(parsing: "otpauth://totp/x:\u{301}y?secret=MZXW6"))
+        #expect(Array(label.issuer.utf8) == Array("x".utf8) && Array(label.account.utf8) == Array("\u{301}y".utf8))
+        let query = try #require(OTPAuthURI(parsing: "otpauth://totp/x?secret=MZXW6&\u{301}issuer=y&algorithm=sha256"))
+        #expect(query.secret == Base32.decode("MZXW6") && query.issuer == "" && query.algorithm == .sha256)
+        #expect(OTPAuthURI(parsing: "otpauth://totp/\u{301}x?secret=MZXW6")?.account == "\u{301}x")
+    }
 }

@@ -40,6 +40,21 @@ struct JSONObjectReaderTests {
         #expect(try Self.members("{\"a\":-0}").get()["a"] == .integer(0))
     }
 
+    @Test("a fraction or exponent gives an integer only when the value is exactly that whole number (caught by the json fuzz target)",
+          arguments: [
+              // Not whole, but a Double rounds them to a whole number.
+              ("1e-400", JSONValue.number), ("1.00000000000000000001", .number), ("-0.99999999999999999999e1", .number),
+              // Whole, but past 2^53: a Double would round 9007199254740993 to 9007199254740992.
+              ("9007199254740993.0", .number), ("90071992547409930e-1", .number),
+              // Whole and exact, however written.
+              ("9007199254740992.0", .integer(9_007_199_254_740_992)), ("-9007199254740992e0", .integer(-9_007_199_254_740_992)),
+              ("0.0e-99999999999999999999", .integer(0)), ("1000e-3", .integer(1)), ("12300000000000000000000e-20", .integer(123)),
+              ("0.000000000000000000000000000000000000001e39", .integer(1)),
+          ])
+    func exactIntegers(text: String, expected: JSONValue) throws {
+        #expect(try Self.members("{\"a\":\(text)}").get()["a"] == expected)
+    }
+
     @Test("malformed JSON is refused", arguments: [
         "", " ", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}", "{\"a\":1}}", "{\"a\":1} {}", "{\"a\":1}x",
         "{a:1}", "{'a':1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":+1}", "{\"a\":-}",
@@ -57,6 +72,13 @@ struct JSONObjectReaderTests {
         #expect(Self.members("{\"\u{212A}\":1}", allowed: ["K"]) == .failure(.malformed))
         #expect(Self.members("{\"é\":1}", allowed: ["é"]) == .failure(.malformed))
         #expect(Self.members("{\"a\":\"é\u{212A}\"}").map { $0["a"] } == .success(.string("é\u{212A}")))
+    }
+
+    @Test("member names are printable: DEL, which JSONText writes escaped, is refused raw too (caught by the json fuzz target)")
+    func printableNames() {
+        #expect(Self.members("{\"a\u{7F}\":1}", allowed: ["a\u{7F}"]) == .failure(.malformed))
+        #expect(Self.members("{\"a\":\"\u{7F}\"}").map { $0["a"] } == .success(.string("\u{7F}")), "in a value it is allowed")
+        #expect(Self.members("{\" ~\":1}", allowed: [" ~"]).map { $0[" ~"] } == .success(.integer(1)))
     }
 
     @Test("invalid UTF-8 in a string or a name is refused")

@@ -126,6 +126,25 @@ struct OTPTests {
         #expect(throws: CoreError.self) { try TOTP(secret: [1, 2, 3]) }
     }
 
+    @Test("an imported secret is base32 in either case, 10 to 128 bytes")
+    func importedSecrets() {
+        #expect(OTPSecret.parse(base32: "JBSWY3DPEHPK3PXP") == Base32.decode("JBSWY3DPEHPK3PXP"))
+        #expect(OTPSecret.parse(base32: "jbswy3dpehpk3pxp") == Base32.decode("JBSWY3DPEHPK3PXP"))
+        #expect(OTPSecret.parse(base32: "MZXW6") == nil, "3 bytes")
+        #expect(OTPSecret.parse(base32: Base32.encode(Array(repeating: 7, count: 9))) == nil)
+        #expect(OTPSecret.parse(base32: Base32.encode(Array(repeating: 7, count: 10))) == Array(repeating: 7, count: 10))
+        #expect(OTPSecret.parse(base32: Base32.encode(Array(repeating: 7, count: 128))) == Array(repeating: 7, count: 128))
+        #expect(OTPSecret.parse(base32: Base32.encode(Array(repeating: 7, count: 129))) == nil)
+    }
+
+    @Test("an imported secret spelled with letters that only upper-case to base32 is refused (caught by the otpauth fuzz target)", arguments: [
+        // U+017F LATIN SMALL LETTER LONG S → S, U+0131 LATIN SMALL LETTER DOTLESS I → I, ß → SS.
+        "\u{17F}BSWY3DPEHPK3PXP", "JBSWY3DPEHPK3PX\u{17F}", "\u{131}BSWY3DPEHPK3PXP", "JBSWY3DPEHPK3P\u{DF}",
+    ])
+    func importedSecretIsASCII(text: String) {
+        #expect(OTPSecret.parse(base32: text) == nil)
+    }
+
     @Test("fresh secrets are 160 bits from the CSPRNG and differ")
     func secrets() throws {
         let a = try OTPSecret.generate(), b = try OTPSecret.generate()

@@ -160,6 +160,35 @@ struct MailUnitTests {
         #expect(text.contains(" =3D done=20\r\n"))
     }
 
+    @Test("a character made of many code points is split between encoded-words at code points, so no word passes 75 characters (caught by the smtp fuzz target)",
+          arguments: ["e" + String(repeating: "\u{301}", count: 40), "👩‍👩‍👧‍👦" + String(repeating: "\u{1F3FD}", count: 12), String(repeating: "\u{301}", count: 300)])
+    func encodedWordsSplitLongCharacters(subject: String) throws {
+        let text = try MailMessage(from: "a@b.example", fromName: subject, to: "c@d.example", subject: subject, body: "b")
+            .render(date: Date(), messageID: "x@b.example")
+        for field in ["Subject: ", "From: "] {
+            let lines = text.components(separatedBy: "\r\n").drop { !$0.hasPrefix(field) }.prefix { $0.hasPrefix(field) || $0.hasPrefix(" ") }
+            var decoded = Data()
+            for line in lines {
+                let word = line.replacingOccurrences(of: field, with: "").trimmingCharacters(in: .whitespaces)
+                    .replacingOccurrences(of: " <a@b.example>", with: "")
+                #expect(word.count <= 75, "\(word)")
+                #expect(word.hasPrefix("=?utf-8?B?") && word.hasSuffix("?="))
+                let bytes = try #require(Data(base64Encoded: String(word.dropFirst(10).dropLast(2))))
+                #expect(String(validating: Array(bytes), as: UTF8.self) != nil, "a word ends inside a code point")
+                decoded += bytes
+            }
+            #expect(String(decoding: decoded, as: UTF8.self) == subject)
+        }
+    }
+
+    @Test("CR, LF and CRLF end a body line even when a combining mark follows (caught by the smtp fuzz target)")
+    func lineEndsBeforeCombiningMarks() throws {
+        let text = try MailMessage(from: "a@b.example", to: "c@d.example", subject: "s", body: "one\r\u{301}two\n\u{301}three\r\n\u{301}four")
+            .render(date: Date(), messageID: "x@b.example")
+        let body = try #require(text.split(separator: "\r\n\r\n", maxSplits: 1).map(String.init).splitPair).1
+        #expect(body == "one\r\n=CC=81two\r\n=CC=81three\r\n=CC=81four")
+    }
+
     @Test(arguments: [
         ("subject", "Hello\r\nBcc: victim@example.com"),
         ("subject", "Hello\nBcc: victim@example.com"),

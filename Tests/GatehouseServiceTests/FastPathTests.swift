@@ -106,6 +106,20 @@ struct FastPathTests {
             d.expectLogsClean(of: [token, verify])
         }
     }
+
+    @Test("a close option closes whatever else Connection says, on HTTP/1.0 too (caught by the fastpath fuzz target)", arguments: [
+        "HTTP/1.0\r\nConnection: keep-alive, close", "HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive", "HTTP/1.1\r\nConnection: Keep-Alive, Close",
+    ])
+    func closeOption(versionAndConnection: String) async throws {
+        try await Deployment.with { d in
+            // The exchange returns only when the server closes the connection (10 s at most).
+            let answer = try await RawHTTP.exchange(port: d.node.baseURL.port!, "GET /v1/auth \(versionAndConnection)\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 401 Unauthorized\r\n"), "\(answer)")
+            #expect(answer.contains("Connection: close\r\n") && !answer.contains("keep-alive"), "\(answer)")
+            let direct = try await RawHTTP.exchange(port: d.node.baseURL.port!, "GET /healthz \(versionAndConnection)\r\n\r\n")
+            #expect(direct.hasPrefix("HTTP/1.1 200 OK\r\n") && direct.contains("Connection: close\r\n") && !direct.contains("keep-alive"), "\(direct)")
+        }
+    }
 }
 
 extension FastPathTests {

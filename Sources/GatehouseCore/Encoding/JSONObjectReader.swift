@@ -19,8 +19,8 @@ public enum JSONValue: Sendable, Equatable {
 /// it silently keeps the last of two members with one name. This reader makes one pass over the
 /// bytes with ``StrictJSONScanner`` and is stricter where a request never needs leniency:
 /// - a member name may appear once (`{"code":"1","code":"2"}` is refused, not resolved);
-/// - member names are ASCII without escapes (so neither `"\u0063ode"` nor a Unicode look-alike
-///   that Swift's `String` comparison treats as equal can pose as `code`);
+/// - member names are printable ASCII without escapes (so neither `"\u0063ode"` nor a Unicode
+///   look-alike that Swift's `String` comparison treats as equal can pose as `code`);
 /// - nesting is at most ``maximumDepth`` deep;
 /// - strings are valid UTF-8 without raw control characters, escapes (surrogate pairs included)
 ///   decoded.
@@ -75,9 +75,10 @@ extension StrictJSONScanner {
             if consume(UInt8(ascii: "}")) { return .object(members) }
             repeat {
                 guard let raw = memberName() else { throw .malformed }
-                // Names carry no escapes (memberName refuses them) and are ASCII: compared as
-                // Strings, canonically equivalent names would otherwise be one name.
-                guard StrictJSONScanner.isASCII(raw), consume(UInt8(ascii: ":")) else { throw .malformed }
+                // Names carry no escapes (memberName refuses them and control characters) and are
+                // printable ASCII: compared as Strings, canonically equivalent names would
+                // otherwise be one name; and DEL, which JSONWriter escapes, would not be read back.
+                guard StrictJSONScanner.isASCII(raw), !raw.contains(0x7F), consume(UInt8(ascii: ":")) else { throw .malformed }
                 let name = String(decoding: raw, as: UTF8.self)
                 let member = try value(depth: depth + 1)
                 guard members.updateValue(member, forKey: name) == nil else { throw .duplicateMember(name) }
@@ -119,7 +120,6 @@ extension StrictJSONScanner {
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
     private mutating func number() throws(JSONObjectReader.Failure) -> JSONValue {
-        let start = index
         let negative = bytes[index] == UInt8(ascii: "-")
         if negative { index += 1 }
         func digits(_ s: inout StrictJSONScanner) -> Int {
@@ -130,24 +130,33 @@ extension StrictJSONScanner {
         let intStart = index
         let intDigits = digits(&self)
         guard intDigits > 0, intDigits == 1 || bytes[intStart] != UInt8(ascii: "0") else { throw .malformed }
-        var integral = true
+        var fractionStart = index, fractionDigits = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
-            guard digits(&self) > 0 else { throw .malformed }
-            integral = false
+            fractionStart = index
+            fractionDigits = digits(&self)
+            guard fractionDigits > 0 else { throw .malformed }
         }
+        var exponent = 0
+        var hasExponent = false
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            hasExponent = true
             index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            var exponentNegative = false
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                exponentNegative = bytes[index] == UInt8(ascii: "-")
+                index += 1
+            }
+            let exponentStart = index
             guard digits(&self) > 0 else { throw .malformed }
-            integral = false
+            // Far past any number of digits a body can hold; a larger exponent changes nothing below.
+            for i in exponentStart..<index { exponent = min(exponent * 10 + Int(bytes[i] - UInt8(ascii: "0")), 1_000_000_000) }
+            if exponentNegative { exponent = -exponent }
         }
-        guard integral else {
-            // A fraction or exponent: whole and exact in a Double, it is an integer.
-            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-            guard let value = Double(text), value.isFinite, value == value.rounded(.towardZero),
-                  abs(value) <= 9_007_199_254_740_992 else { return .number }
-            return .integer(Int64(value))
+        guard fractionDigits == 0, !hasExponent else {
+            return Self.wholeNumber(
+                negative: negative, integer: intStart..<(intStart + intDigits),
+                fraction: fractionStart..<(fractionStart + fractionDigits), exponent: exponent, in: bytes)
         }
         guard intDigits <= 19 else { return .number }
         var magnitude: UInt64 = 0
@@ -158,5 +167,33 @@ extension StrictJSONScanner {
         }
         guard magnitude <= UInt64(Int64.max) else { return .number }
         return .integer(Int64(magnitude))
+    }
+
+    /// A number written with a fraction or an exponent: `.integer` when its value is exactly a
+    /// whole number of at most 2^53 in magnitude, else `.number`. Decided on the decimal digits
+    /// (value = digits × 10^exponent), not through a Double, which rounds: `9007199254740993.0`
+    /// would read as 9007199254740992 and `1e-400` as 0.
+    private static func wholeNumber(
+        negative: Bool, integer: Range<Int>, fraction: Range<Int>, exponent: Int, in bytes: UnsafeBufferPointer<UInt8>
+    ) -> JSONValue {
+        let count = integer.count + fraction.count
+        func digit(_ k: Int) -> UInt64 {
+            UInt64(bytes[k < integer.count ? integer.lowerBound + k : fraction.lowerBound + k - integer.count] - UInt8(ascii: "0"))
+        }
+        // The significant digits: from the first non-zero one to the last.
+        var first = 0
+        while first < count, digit(first) == 0 { first += 1 }
+        guard first < count else { return .integer(0) }
+        var last = count - 1
+        while digit(last) == 0 { last -= 1 }
+        // value = digits[first...last] × 10^scale
+        let scale = exponent - fraction.count + (count - 1 - last)
+        // A negative scale leaves a fraction; 17 or more digits are at least 10^16, past 2^53.
+        guard scale >= 0, last - first + 1 + scale <= 16 else { return .number }
+        var magnitude: UInt64 = 0
+        for k in first...last { magnitude = magnitude * 10 + digit(k) }
+        for _ in 0..<scale { magnitude *= 10 }
+        guard magnitude <= 1 << 53 else { return .number }
+        return .integer(negative ? -Int64(magnitude) : Int64(magnitude))
     }
 }

@@ -57,8 +57,10 @@ public struct OTPAuthURI: Sendable, Equatable {
 
     /// Decodes `%XX` escapes; nil on a malformed escape or invalid UTF-8.
     public static func percentDecode(_ text: some StringProtocol) -> String? {
-        var out = [UInt8]()
-        var it = Array(text.utf8)[...]
+        percentDecode(bytes: Array(text.utf8)[...])
+    }
+
+    private static func percentDecode(bytes: ArraySlice<UInt8>) -> String? {
         func hexValue(_ c: UInt8) -> UInt8? {
             switch c {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
@@ -67,6 +69,8 @@ public struct OTPAuthURI: Sendable, Equatable {
             default: nil
             }
         }
+        var out = [UInt8]()
+        var it = bytes
         while let c = it.popFirst() {
             if c == UInt8(ascii: "%") {
                 guard let h = it.popFirst().flatMap(hexValue), let l = it.popFirst().flatMap(hexValue) else { return nil }
@@ -80,44 +84,72 @@ public struct OTPAuthURI: Sendable, Equatable {
 
     /// Parses an `otpauth://totp/` URI (used for imports and tests). Strict: unknown algorithms,
     /// bad digits or period, bad base32 or a label/issuer mismatch give nil.
+    ///
+    /// Read as bytes, the way the URI was written: the label splits at its first `:`, the query at
+    /// `&` and each pair at its first `=` (a combining mark after a separator does not hide it, as
+    /// it would in Swift's Characters). `digits` and `period` are plain decimal numbers; the
+    /// algorithm is `SHA1`, `SHA256` or `SHA512` in any ASCII case; an issuer in the label must be
+    /// the issuer parameter byte for byte. Parameter names are compared as written; unknown ones
+    /// are ignored.
     public init?(parsing text: String) {
-        let prefix = "otpauth://totp/"
-        guard text.hasPrefix(prefix) else { return nil }
-        let rest = text.dropFirst(prefix.count)
-        let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
+        let bytes = Array(text.utf8)
+        let prefix = Array("otpauth://totp/".utf8)
+        guard bytes.starts(with: prefix) else { return nil }
+        let rest = bytes[prefix.count...]
+        guard let question = rest.firstIndex(of: UInt8(ascii: "?")) else { return nil }
         // Split the label on the literal ':' before decoding, so an escaped ':' (%3A) inside the
         // issuer or account stays part of that name.
-        let rawLabel = parts[0]
+        let rawLabel = rest[..<question]
         let labelIssuer: String?
         let account: String
-        if let colon = rawLabel.firstIndex(of: ":") {
-            guard let i = Self.percentDecode(rawLabel[..<colon]), let a = Self.percentDecode(rawLabel[rawLabel.index(after: colon)...]) else { return nil }
+        if let colon = rawLabel.firstIndex(of: UInt8(ascii: ":")) {
+            guard let i = Self.percentDecode(bytes: rawLabel[..<colon]), let a = Self.percentDecode(bytes: rawLabel[(colon + 1)...]) else {
+                return nil
+            }
             labelIssuer = i
             account = a
         } else {
-            guard let a = Self.percentDecode(rawLabel) else { return nil }
+            guard let a = Self.percentDecode(bytes: rawLabel) else { return nil }
             labelIssuer = nil
             account = a
         }
-        var params: [String: String] = [:]
-        for pair in parts[1].split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard kv.count == 2, let value = Self.percentDecode(kv[1]), params[String(kv[0])] == nil else { return nil }
-            params[String(kv[0])] = value
+        var params: [[UInt8]: String] = [:]
+        for pair in rest[(question + 1)...].split(separator: UInt8(ascii: "&")) {
+            guard let equals = pair.firstIndex(of: UInt8(ascii: "=")), let value = Self.percentDecode(bytes: pair[(equals + 1)...]) else {
+                return nil
+            }
+            let name = Array(pair[..<equals])
+            guard params[name] == nil else { return nil }
+            params[name] = value
         }
-        guard let secretText = params["secret"], let secret = Base32.decode(secretText) else { return nil }
-        let issuer = params["issuer"] ?? labelIssuer ?? ""
-        if let labelIssuer, labelIssuer != issuer { return nil }
+        func parameter(_ name: StaticString) -> String? {
+            params[Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))]
+        }
+        guard let secretText = parameter("secret"), let secret = Base32.decode(secretText) else { return nil }
+        let issuer = parameter("issuer") ?? labelIssuer ?? ""
+        if let labelIssuer, !labelIssuer.utf8.elementsEqual(issuer.utf8) { return nil }
         let algorithm: HashAlgorithm
-        switch params["algorithm"]?.uppercased() ?? "SHA1" {
+        switch parameter("algorithm").map(Self.asciiUppercased) ?? "SHA1" {
         case "SHA1": algorithm = .sha1
         case "SHA256": algorithm = .sha256
         case "SHA512": algorithm = .sha512
         default: return nil
         }
-        guard let digits = Int(params["digits"] ?? "6"), HOTP.supportedDigits.contains(digits),
-              let period = Int(params["period"] ?? "30"), (1...3600).contains(period) else { return nil }
+        guard let digits = Self.plainDecimal(parameter("digits") ?? "6"), HOTP.supportedDigits.contains(digits),
+              let period = Self.plainDecimal(parameter("period") ?? "30"), (1...3600).contains(period) else { return nil }
         self.init(issuer: issuer, account: account, secret: secret, algorithm: algorithm, digits: digits, period: period)
+    }
+
+    /// Upper case for ASCII letters only (Unicode's upper-casing turns `ſ` into `S`).
+    private static func asciiUppercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) ? $0 - 32 : $0 }, as: UTF8.self)
+    }
+
+    /// `0` or a decimal without sign or leading zero, of at most 9 digits; nil for anything else.
+    private static func plainDecimal(_ text: String) -> Int? {
+        let digits = Array(text.utf8)
+        guard (1...9).contains(digits.count), digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+              digits.count == 1 || digits[0] != UInt8(ascii: "0") else { return nil }
+        return digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
     }
 }

@@ -14,10 +14,15 @@ package struct Framing: Equatable, Sendable {
         self.http10KeepAlive = http10KeepAlive
     }
 
-    /// As the request asks (RFC 9112 §9.3: HTTP/1.1 persists unless `close`, 1.0 only with `keep-alive`).
+    /// As the request asks (RFC 9112 §9.3: HTTP/1.1 persists unless `close`, 1.0 only with
+    /// `keep-alive`, and a `close` option closes whatever else is said, §9.6). NIO's decoder
+    /// answers `isKeepAlive` as llhttp does, which for HTTP/1.0 lets `keep-alive` win over a
+    /// `close` beside it; so `close` is looked for here as well.
     package init(_ head: HTTPRequestHead) {
-        self.close = !head.isKeepAlive
-        self.http10KeepAlive = head.isKeepAlive && head.version.minor == 0
+        let close = !head.isKeepAlive
+            || head.headers[canonicalForm: "connection"].contains { $0.utf8.lazy.map { $0 | 0x20 }.elementsEqual("close".utf8) }  // ASCII, any case
+        self.close = close
+        self.http10KeepAlive = !close && head.version.minor == 0
     }
 }
 

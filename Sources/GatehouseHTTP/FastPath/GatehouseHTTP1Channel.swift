@@ -6,8 +6,8 @@ import Glibc
 import Hummingbird
 import HummingbirdCore
 import Logging
-import NIOCore
-import NIOHTTP1
+package import NIOCore
+package import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
@@ -35,27 +35,9 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     /// The node's open connections, and how many it serves at once.
     let connections: ConnectionLimit
 
-    /// Hummingbird's limits (`HTTP1Channel.Configuration.DecoderConfiguration`'s defaults), passed
-    /// explicitly: NIO's own default allows 65,534 header fields. A head beyond them is refused
-    /// with `400` and the connection is closed (docs/api.md, Defaults and limits).
-    static let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = 80 * 1024
-        limits.maxHeaderListSize = 80 * 1024
-        limits.maxHeaderFieldCount = 1000
-        return limits
-    }()
-
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            // The encoder and decoder of `configureHTTPServerPipeline` without its pairing: there
-            // the decoder records every request's method in the encoder, which forgets one only
-            // when it encodes a response head, so the requests answered here (their answers skip
-            // the encoder) would pile up in it for as long as the connection lives. The fast path
-            // tells HEAD responses apart itself (``FastPathStateMachine/forwardedResponseHead()``).
-            try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder(configuration: .init()))
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits)))
+            try HTTP1DecoderLimits.addServerCodec(to: channel.pipeline.syncOperations)
             let (directRequests, continuation) = AsyncStream.makeStream(of: DirectRequest.self)
             let fastPath = FastPathHandler(responder: gatehouse, timeouts: timeouts, directRequests: continuation, logger: logger)
             try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
@@ -92,6 +74,31 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 }
             }
         }
+    }
+}
+
+/// The HTTP/1 decoder's limits on every connection: Hummingbird's
+/// (`HTTP1Channel.Configuration.DecoderConfiguration`'s defaults), passed explicitly: NIO's own
+/// default allows 65,534 header fields. A head beyond them is refused with `400` and the
+/// connection is closed (docs/api.md, Defaults and limits). The fuzzer decodes with the same.
+package enum HTTP1DecoderLimits {
+    package static let configuration: NIOHTTPDecoderLimitConfiguration = {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 80 * 1024
+        limits.maxHeaderListSize = 80 * 1024
+        limits.maxHeaderFieldCount = 1000
+        return limits
+    }()
+
+    /// The HTTP/1 response encoder and request decoder (with these limits) at the end of
+    /// `pipeline`: those of `configureHTTPServerPipeline` without its pairing, in which the
+    /// decoder records every request's method in the encoder and the encoder forgets one only when
+    /// it encodes a response head — the requests the fast path answers (their answers skip the
+    /// encoder) would pile up there for as long as the connection lives. The fast path tells HEAD
+    /// responses apart itself (``FastPathStateMachine/forwardedResponseHead()``).
+    package static func addServerCodec(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        try pipeline.addHandler(HTTPResponseEncoder(configuration: .init()))
+        try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: configuration)))
     }
 }
 

@@ -147,12 +147,14 @@ public struct MailMessage: Sendable, Hashable {
 
     /// `=?utf-8?B?…?=` words. Each holds at most 39 bytes (52 base64 characters, 64 with the
     /// wrapper: under RFC 2047's 75, and `Subject: ` plus one word stays under RFC 5322's 78) and
-    /// never splits a character, as RFC 2047 §5 requires.
+    /// never splits a character's UTF-8 bytes, as RFC 2047 §5 requires. Split between code
+    /// points, not between Swift's Characters: one Character (an accent-laden letter, an emoji
+    /// sequence) can be hundreds of bytes, and a word holding it would be longer than 75.
     static func encodedWords(_ text: String) -> [String] {
         var words: [String] = []
         var chunk: [UInt8] = []
-        for character in text {
-            let bytes = Array(String(character).utf8)
+        for scalar in text.unicodeScalars {
+            let bytes = Array(String(scalar).utf8)
             if chunk.count + bytes.count > 39, !chunk.isEmpty {
                 words.append("=?utf-8?B?" + Data(chunk).base64EncodedString() + "?=")
                 chunk = []
@@ -166,12 +168,28 @@ public struct MailMessage: Sendable, Hashable {
     /// RFC 2045 §6.7 quoted-printable with CRLF hard line breaks (any of CRLF, CR, LF in `text`
     /// count as one) and `=` soft breaks keeping encoded lines at most 76 characters.
     static func quotedPrintable(_ text: String) -> String {
-        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        // Lines are split on the UTF-8 bytes: to Swift's Characters (and Foundation's search) a
+        // CR or CRLF followed by a combining mark is not a line end, and would go out as `=0D`.
+        let utf8 = Array(text.utf8)
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        var position = 0
+        while position < utf8.count {
+            let byte = utf8[position]
+            guard byte == 0x0D || byte == 0x0A else {
+                position += 1
+                continue
+            }
+            lines.append(utf8[start..<position])
+            position += byte == 0x0D && position + 1 < utf8.count && utf8[position + 1] == 0x0A ? 2 : 1
+            start = position
+        }
+        lines.append(utf8[start...])
         var output = ""
         let hex = Array("0123456789ABCDEF")
-        for (index, line) in normalized.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, line) in lines.enumerated() {
             if index > 0 { output += "\r\n" }
-            let bytes = Array(line.utf8)
+            let bytes = Array(line)
             var length = 0
             for (position, byte) in bytes.enumerated() {
                 let isLast = position == bytes.count - 1

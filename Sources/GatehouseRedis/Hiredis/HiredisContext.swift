@@ -14,8 +14,9 @@ import Darwin
 /// Not `Sendable`: a context belongs to the one I/O thread that created it.
 final class HiredisContext {
     private let context: UnsafeMutablePointer<redisContext>
-    /// Bytes read from the socket that belong to the reply being assembled; see `readReply`.
-    private var bytesTowardReply = 0
+    /// The reply being assembled from what the socket gave: how many of its bytes, against the
+    /// size limit (see `readReply`).
+    private var assembly = ReplyAssembly()
 
     private init(_ context: UnsafeMutablePointer<redisContext>) {
         self.context = context
@@ -92,34 +93,18 @@ final class HiredisContext {
     /// Reads one reply (blocking, each read bounded by the I/O timeout).
     ///
     /// hiredis 0.14.1 has no limit on a reply's size (`reader->maxbuf` only trims an idle
-    /// buffer), so this loop does the reading that `redisGetReply` would do and counts the bytes
-    /// fed to the reader since the previous reply ended: more than `maxBytes` and the connection
-    /// is given up. The count covers the whole reply as it is on the wire, the elements hiredis
-    /// has already turned into objects included; it can overshoot by one read (16 KiB).
+    /// buffer), so this loop does the reading that `redisGetReply` would do, and ``ReplyAssembly``
+    /// counts the bytes fed to the reader since the previous reply ended: more than `maxBytes`
+    /// and the connection is given up.
     func readReply(maxBytes: Int) throws(RedisError) -> RedisValue {
+        let reader = self.context.pointee.reader!
         while true {
-            var reply: UnsafeMutableRawPointer?
-            guard redisGetReplyFromReader(self.context, &reply) == REDIS_OK else {
-                throw self.currentError(during: "parsing a reply")
-            }
-            if let reply {
-                defer { freeReplyObject(reply) }
-                let reader = self.context.pointee.reader.pointee
-                // Bytes already buffered after this reply belong to the next one.
-                self.bytesTowardReply = reader.len - reader.pos
-                return Self.convert(reply.assumingMemoryBound(to: redisReply.self))
-            }
-            if self.bytesTowardReply > maxBytes {
-                throw RedisError(
-                    .replyTooLarge,
-                    "a reply exceeded \(maxBytes) bytes (\(self.bytesTowardReply) read so far); closing the connection"
-                )
-            }
-            let before = self.context.pointee.reader.pointee.len
+            if let value = try self.assembly.next(from: reader, maxBytes: maxBytes) { return value }
+            let before = reader.pointee.len
             guard redisBufferRead(self.context) == REDIS_OK else {
                 throw self.currentError(during: "reading")
             }
-            self.bytesTowardReply += self.context.pointee.reader.pointee.len - before
+            self.assembly.received(reader.pointee.len - before)
         }
     }
 
@@ -142,31 +127,6 @@ final class HiredisContext {
             return self.currentError(during: "idle")
         }
         return RedisError(.protocolError, "the server sent data nobody asked for")
-    }
-
-    /// Copies a hiredis reply tree into Swift values. hiredis guarantees `str` is valid for `len`
-    /// bytes and `element` for `elements` entries.
-    private static func convert(_ reply: UnsafePointer<redisReply>) -> RedisValue {
-        let node = reply.pointee
-        switch node.type {
-        case REDIS_REPLY_STRING:
-            return .bulkString(Array(UnsafeRawBufferPointer(start: node.str, count: node.len)))
-        case REDIS_REPLY_STATUS:
-            return .simpleString(String(decoding: UnsafeRawBufferPointer(start: node.str, count: node.len), as: UTF8.self))
-        case REDIS_REPLY_ERROR:
-            return .error(String(decoding: UnsafeRawBufferPointer(start: node.str, count: node.len), as: UTF8.self))
-        case REDIS_REPLY_INTEGER:
-            return .integer(Int64(node.integer))
-        case REDIS_REPLY_ARRAY:
-            var elements: [RedisValue] = []
-            elements.reserveCapacity(node.elements)
-            for index in 0..<node.elements {
-                elements.append(convert(node.element[index]!))
-            }
-            return .array(elements)
-        default:  // REDIS_REPLY_NIL, and nothing else exists in RESP2
-            return .null
-        }
     }
 
     private func currentError(during activity: String) -> RedisError {
@@ -200,5 +160,76 @@ extension timeval {
     fileprivate init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self.init(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}
+
+/// Turns what hiredis's reader has buffered into replies, one at a time, and counts the bytes of
+/// the reply being assembled: the one place that takes replies out of hiredis, for the
+/// connections (``HiredisContext/readReply(maxBytes:)``) and for ``RESPReader``.
+struct ReplyAssembly {
+    /// Bytes fed to the reader that belong to the reply being assembled: the whole reply as it is
+    /// on the wire, the elements hiredis has already turned into objects included. It can
+    /// overshoot the limit by one read (16 KiB from a socket).
+    private(set) var bytesTowardReply = 0
+
+    /// `count` more bytes were fed to the reader.
+    mutating func received(_ count: Int) {
+        self.bytesTowardReply += count
+    }
+
+    /// The next complete reply in `reader`'s buffer, or nil when more bytes are needed. Throws
+    /// ``RedisError/Code/replyTooLarge`` when the reply being assembled has passed `maxBytes`,
+    /// and ``RedisError/Code/protocolError`` when the bytes are not RESP2.
+    mutating func next(from reader: UnsafeMutablePointer<redisReader>, maxBytes: Int) throws(RedisError) -> RedisValue? {
+        var reply: UnsafeMutableRawPointer?
+        guard redisReaderGetReply(reader, &reply) == REDIS_OK else {
+            let message = withUnsafeBytes(of: reader.pointee.errstr) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            // hiredis's reader fails only on bytes that are not RESP2, or on memory.
+            throw reader.pointee.err == REDIS_ERR_PROTOCOL
+                ? RedisError(.protocolError, "protocol error while parsing a reply: \(message)")
+                : RedisError(.connectionLost, "error while parsing a reply: \(message)")
+        }
+        guard let reply else {
+            if self.bytesTowardReply > maxBytes {
+                throw RedisError(
+                    .replyTooLarge,
+                    "a reply exceeded \(maxBytes) bytes (\(self.bytesTowardReply) read so far); closing the connection"
+                )
+            }
+            return nil
+        }
+        defer { freeReplyObject(reply) }
+        // Bytes already buffered after this reply belong to the next one.
+        self.bytesTowardReply = reader.pointee.len - reader.pointee.pos
+        return RedisValue(reply.assumingMemoryBound(to: redisReply.self))
+    }
+}
+
+extension RedisValue {
+    /// Copies a hiredis reply tree into Swift values. hiredis guarantees `str` is valid for `len`
+    /// bytes and `element` for `elements` entries.
+    init(_ reply: UnsafePointer<redisReply>) {
+        let node = reply.pointee
+        switch node.type {
+        case REDIS_REPLY_STRING:
+            self = .bulkString(Array(UnsafeRawBufferPointer(start: node.str, count: node.len)))
+        case REDIS_REPLY_STATUS:
+            self = .simpleString(String(decoding: UnsafeRawBufferPointer(start: node.str, count: node.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            self = .error(String(decoding: UnsafeRawBufferPointer(start: node.str, count: node.len), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            self = .integer(Int64(node.integer))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisValue] = []
+            elements.reserveCapacity(node.elements)
+            for index in 0..<node.elements {
+                elements.append(RedisValue(node.element[index]!))
+            }
+            self = .array(elements)
+        default:  // REDIS_REPLY_NIL, and nothing else exists in RESP2
+            self = .null
+        }
     }
 }

@@ -127,7 +127,7 @@ extension Gatehouse {
         var fields: [String] = []
         var credentialChanged = false
         if let text = record.totp_secret {
-            guard let secret = Base32.decode(text.uppercased()), secret.count >= 10, secret.count <= 128 else {
+            guard let secret = OTPSecret.parse(base32: text) else {
                 throw ServiceError(.invalidRequest, "totp_secret must be base32 of 10 to 128 bytes")
             }
             let sealed: String

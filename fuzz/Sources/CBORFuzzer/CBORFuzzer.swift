@@ -1,8 +1,5 @@
-import CLibFuzzer
+import FuzzSupport
 import GatehouseCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 // libFuzzer entry point: every parser a passkey response reaches, on the same input. A crash,
 // a sanitizer report or a broken invariant (below) is a finding; thrown errors are the expected
@@ -37,22 +34,14 @@ private enum Fixed {
 @main
 enum CBORFuzzer {
     static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        let status = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) }
-        exit(status)
+        Fuzz.run { input in fuzzOneInput(input.bytes) }
     }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
-
+func fuzzOneInput(_ bytes: [UInt8]) {
     if let value = try? CBORReader().decode(bytes) {
         let encoded = encode(value)
-        if encoded != bytes {
-            fatalError("accepted CBOR does not re-encode to the same bytes: \(bytes) → \(encoded)")
-        }
+        Fuzz.check(encoded == bytes, "accepted CBOR does not re-encode to the same bytes: \(bytes) → \(encoded)")
     }
     _ = try? AttestationObject(bytes: bytes)
     _ = try? AuthenticatorData(bytes: bytes)
@@ -63,7 +52,6 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     _ = try? Fixed.rp.verifyAssertion(
         credential: StoredCredential(publicKey: Fixed.key, signCount: 0), clientDataJSON: Fixed.assertionClientData,
         authenticatorData: bytes, signature: Fixed.signature, expectedChallenge: Fixed.challenge)
-    return 0
 }
 
 /// CTAP2 canonical encoding of a value: shortest heads, map entries in the order held (the reader
