@@ -113,10 +113,10 @@ struct FastPathTests {
     func closeOption(versionAndConnection: String) async throws {
         try await Deployment.with { d in
             // The exchange returns only when the server closes the connection (10 s at most).
-            let answer = try await RawHTTP.exchange(port: d.node.baseURL.port!, "GET /v1/auth \(versionAndConnection)\r\n\r\n")
+            let answer = try await RawHTTP.exchange(port: d.node.baseURL.port!, "GET /v1/auth \(versionAndConnection)\r\nHost: t\r\n\r\n")
             #expect(answer.hasPrefix("HTTP/1.1 401 Unauthorized\r\n"), "\(answer)")
             #expect(answer.contains("Connection: close\r\n") && !answer.contains("keep-alive"), "\(answer)")
-            let direct = try await RawHTTP.exchange(port: d.node.baseURL.port!, "GET /healthz \(versionAndConnection)\r\n\r\n")
+            let direct = try await RawHTTP.exchange(port: d.node.baseURL.port!, "GET /healthz \(versionAndConnection)\r\nHost: t\r\n\r\n")
             #expect(direct.hasPrefix("HTTP/1.1 200 OK\r\n") && direct.contains("Connection: close\r\n") && !direct.contains("keep-alive"), "\(direct)")
         }
     }

@@ -75,8 +75,8 @@ struct Model {
         if head.method == .GET, head.uri == "/v1/auth" { return .auth }
         guard [HTTPMethod.GET, .POST, .PUT, .DELETE].contains(head.method) else { return .hummingbird }
         guard head.uri.hasPrefix("/"), !head.uri.hasPrefix("/v1/users/import") else { return .hummingbird }
-        let expect = head.headers.filter { $0.name.lowercased() == "expect" }
-        guard expect.isEmpty || expectsContinue(head) else { return .hummingbird }
+        // Any other expectation was refused before routing (`refusal`); HTTP/1.0's
+        // 100-continue is ignored.
         return .direct
     }
 
