@@ -65,22 +65,27 @@ private func checkReplies(_ input: inout FuzzInput) {
     var cutInput = FuzzInput(cuts)
     let whole = run([stream[...]])
     let split = run(pieces(of: stream, maxPieces: 9, input: &cutInput))
-    let bytewise = run(stream.indices.map { stream[$0...$0] })
     let reference = referenceRead(stream)
     Fuzz.check(whole == reference, "the parser read \(whole), RFC 5321 reads \(reference) in \(printable(stream))")
     Fuzz.check(split == whole, "in pieces the parser read \(split), in one piece \(whole)")
-    Fuzz.check(bytewise == whole, "byte by byte the parser read \(bytewise), in one piece \(whole)")
+    // Byte by byte too (for shorter streams: each read rescans what is buffered).
+    if stream.count <= 2048 {
+        let bytewise = run(stream.indices.map { stream[$0...$0] })
+        Fuzz.check(bytewise == whole, "byte by byte the parser read \(bytewise), in one piece \(whole)")
+    }
     for reply in whole.replies {
         Fuzz.check((200...599).contains(reply.code) && (1...SMTPReplyParser.maximumLines).contains(reply.lines.count), "reply \(reply)")
-        // Written out again (as a server would), it reads back the same.
+        _ = reply.summary
+        checkExtensions(reply)
+        // Written out again (as a server would), it reads back the same — when it still fits: a
+        // byte that is not UTF-8 was read as U+FFFD, three bytes when written again.
+        guard reply.lines.allSatisfy({ $0.utf8.count + 6 <= SMTPReplyParser.maximumLineLength }) else { continue }
         var text: [UInt8] = []
         for (i, line) in reply.lines.enumerated() {
             text += Array("\(reply.code)\(i == reply.lines.count - 1 ? " " : "-")\(line)\r\n".utf8)
         }
         let again = run([text[...]])
         Fuzz.check(again.replies == [reply] && again.error == nil && !again.buffered, "reply \(reply) written as \(printable(text)) reads back as \(again)")
-        _ = reply.summary
-        checkExtensions(reply)
     }
 }
 
