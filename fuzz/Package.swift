@@ -50,6 +50,18 @@ let rootPackageName: String = {
 /// For the targets that use the root's `package` declarations.
 let rootPackageAccess: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-package-name", rootPackageName])]
 
+/// A fuzz target: an executable on the shared driver with these products of the root package;
+/// `rootPackage` for the targets that use the root's `package` declarations (they take the
+/// root's package name instead of this package's).
+func fuzzer(_ name: String, gatehouse products: [String], rootPackage: Bool = false, more: [Target.Dependency] = []) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: ["FuzzSupport"] + products.map { .product(name: $0, package: "gatehouse") } + more,
+        packageAccess: !rootPackage,
+        swiftSettings: rootPackage ? rootPackageAccess : swiftSettings
+    )
+}
+
 let package = Package(
     name: "gatehouse-fuzz",
     platforms: [.macOS(.v15)],
@@ -63,63 +75,18 @@ let package = Package(
         // The declaration of libFuzzer's driver entry (the library comes with -sanitize=fuzzer).
         .systemLibrary(name: "CLibFuzzer"),
         .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], swiftSettings: swiftSettings),
-        .executableTarget(
-            name: "CBORFuzzer",
-            dependencies: ["FuzzSupport", .product(name: "GatehouseCore", package: "gatehouse")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "TokenFuzzer",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "GatehouseCore", package: "gatehouse"),
-                .product(name: "GatehouseCrypto", package: "gatehouse"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "JSONFuzzer",
-            dependencies: ["FuzzSupport", .product(name: "GatehouseCore", package: "gatehouse")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "BaseEncodingFuzzer",
-            dependencies: ["FuzzSupport", .product(name: "GatehouseCore", package: "gatehouse")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "OTPAuthFuzzer",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "GatehouseCore", package: "gatehouse"),
-                .product(name: "GatehouseCrypto", package: "gatehouse"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "SMTPReplyFuzzer",
-            dependencies: ["FuzzSupport", .product(name: "GatehouseMail", package: "gatehouse")],
-            packageAccess: false,
-            swiftSettings: rootPackageAccess
-        ),
-        .executableTarget(
-            name: "RESPFuzzer",
-            dependencies: ["FuzzSupport", .product(name: "GatehouseRedis", package: "gatehouse")],
-            packageAccess: false,
-            swiftSettings: rootPackageAccess
-        ),
-        .executableTarget(
-            name: "FastPathFuzzer",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "GatehouseHTTP", package: "gatehouse"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-            ],
-            packageAccess: false,
-            swiftSettings: rootPackageAccess
-        ),
+        fuzzer("CBORFuzzer", gatehouse: ["GatehouseCore"]),
+        fuzzer("TokenFuzzer", gatehouse: ["GatehouseCore", "GatehouseCrypto"]),
+        fuzzer("JSONFuzzer", gatehouse: ["GatehouseCore"]),
+        fuzzer("BaseEncodingFuzzer", gatehouse: ["GatehouseCore"]),
+        fuzzer("OTPAuthFuzzer", gatehouse: ["GatehouseCore", "GatehouseCrypto"]),
+        fuzzer("SMTPReplyFuzzer", gatehouse: ["GatehouseMail"], rootPackage: true),
+        fuzzer("RESPFuzzer", gatehouse: ["GatehouseRedis"], rootPackage: true),
+        fuzzer("FastPathFuzzer", gatehouse: ["GatehouseHTTP"], rootPackage: true, more: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ]),
     ]
 )
