@@ -181,6 +181,23 @@ struct MailUnitTests {
         }
     }
 
+    @Test("a long plain display name goes out as folded encoded-words, so no header line passes RFC 5322's 998 characters (the smtp fuzz target's invariant, on an input made for it)",
+          arguments: [String(repeating: "\\", count: 600), String(repeating: "\"", count: 450), String(repeating: "N", count: 900)])
+    func longDisplayNames(name: String) throws {
+        let text = try MailMessage(from: "a@b.example", fromName: name, to: "c@d.example", subject: "s", body: "b")
+            .render(date: Date(), messageID: "x@b.example")
+        for line in text.components(separatedBy: "\r\n") { #expect(line.utf8.count <= 998, "\(line.prefix(80))…") }
+        let lines = text.components(separatedBy: "\r\n").drop { !$0.hasPrefix("From: ") }.prefix { $0.hasPrefix("From: ") || $0.hasPrefix(" ") }
+        let value = lines.joined().replacingOccurrences(of: "From: ", with: "")
+        #expect(value.hasSuffix(" <a@b.example>"))
+        var decoded = Data()
+        for word in value.dropLast(" <a@b.example>".count).split(separator: " ") {
+            #expect(word.count <= 75 && word.hasPrefix("=?utf-8?B?") && word.hasSuffix("?="), "\(word)")
+            decoded += try #require(Data(base64Encoded: String(word.dropFirst(10).dropLast(2))))
+        }
+        #expect(String(decoding: decoded, as: UTF8.self) == name)
+    }
+
     @Test("CR, LF and CRLF end a body line even when a combining mark follows (caught by the smtp fuzz target)")
     func lineEndsBeforeCombiningMarks() throws {
         let text = try MailMessage(from: "a@b.example", to: "c@d.example", subject: "s", body: "one\r\u{301}two\n\u{301}three\r\n\u{301}four")

@@ -136,11 +136,13 @@ public struct MailMessage: Sendable, Hashable {
         return encodedWords(text).joined(separator: "\r\n ")
     }
 
-    /// A display name: a quoted string if ASCII, encoded-words otherwise.
+    /// A display name: a quoted string if ASCII and short, encoded-words otherwise. A quoted
+    /// string cannot be folded, so a long one (up to 900 bytes, twice that with its escapes)
+    /// would make the `From:` line longer than RFC 5322's 998 characters; encoded-words fold.
     static func encodePhrase(_ text: String) -> String {
         if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
             let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            return "\"\(escaped)\""
+            if escaped.utf8.count <= 70 { return "\"\(escaped)\"" }
         }
         return encodedWords(text).joined(separator: "\r\n ")
     }

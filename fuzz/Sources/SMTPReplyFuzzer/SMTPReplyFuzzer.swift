@@ -212,8 +212,17 @@ private func checkMessage(_ input: inout FuzzInput) {
         Fuzz.check(value.hasSuffix(" <\(from)>"), "From \(fromField.debugDescription)")
         let phrase = String(value.dropLast(from.utf8.count + 3))
         let name: String
-        if isPlain(fromName) {
-            name = String(phrase.dropFirst().dropLast()).replacingOccurrences(of: "\\\"", with: "\"").replacingOccurrences(of: "\\\\", with: "\\")
+        if isPlain(fromName), phrase.hasPrefix("\"") {
+            // A quoted string: a backslash takes the next character as it is.
+            var unquoted: [UInt8] = []
+            var escaped = false
+            for byte in phrase.utf8.dropFirst().dropLast() {
+                if !escaped, byte == UInt8(ascii: "\\") { escaped = true; continue }
+                Fuzz.check(escaped || byte != UInt8(ascii: "\""), "an unescaped quote inside the display name \(phrase.debugDescription)")
+                escaped = false
+                unquoted.append(byte)
+            }
+            name = String(decoding: unquoted, as: UTF8.self)
         } else {
             name = decodeHeader(phrase, in: rendered)
         }
@@ -244,7 +253,7 @@ private func checkMessage(_ input: inout FuzzInput) {
     checkDataPayload(rendered)
 }
 
-/// Printable ASCII, which a header carries as it is (a display name as a quoted string).
+/// Printable ASCII, which a header carries as it is (a short display name as a quoted string).
 private func isPlain(_ text: String) -> Bool {
     text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
 }
