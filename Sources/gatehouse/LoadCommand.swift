@@ -14,7 +14,10 @@ struct LoadCommand: AsyncParsableCommand {
             more than 1% of operations hit transport errors. \
             A `check` is one POST /v1/login/finish with a valid code on a challenge opened before the run \
             (one per valid-pool user, so --users bounds the number of checks); it measures the code \
-            check alone. When the mix is only `check`, the seeding sign-in is skipped. With several \
+            check alone. A `wrongcheck` is the same with a wrong code: each wrong-pool user's challenge, \
+            opened before the run, takes --wrong-per-challenge of them (all users are in the wrong pool \
+            when the mix has nothing but wrong codes). When the mix is only `check` and `wrongcheck`, the \
+            seeding sign-in is skipped. With several \
             URLs, each user's login/start and login/finish go to one of them (as behind a balancer that \
             hashes on the user); session checks go round-robin.
             """
@@ -31,7 +34,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "What drives the timed run's connections: epoll (a hand-written epoll loop) or nio (SwiftNIO).") var engine: String = LoadCommand.defaults.engine
     @Option(help: "Seconds to run (at most 3600).") var duration: Double = LoadCommand.defaults.duration
     @Option(help: "Cap on operations per second across all workers.") var rate: Double?
-    @Option(help: "Weights of the operations: auth, valid, wrong, replay, check (a lone valid-code check on a challenge opened before the run).") var mix: String = LoadCommand.defaults.mix
+    @Option(help: "Weights of the operations: auth, valid, wrong, replay, check (a lone valid-code check on a challenge opened before the run), wrongcheck (the same with a wrong code).") var mix: String = LoadCommand.defaults.mix
     @Option(name: .customLong("admin-key"), help: "Admin API key (default: GATEHOUSE_ADMIN_KEY).") var adminKey: String?
     @Option(name: .customLong("frontend-key"), help: "Frontend API key (default: GATEHOUSE_FRONTEND_KEY).") var frontendKey: String?
     @Option(name: .customLong("verify-key"), help: "Verify API key (default: GATEHOUSE_VERIFY_KEY).") var verifyKey: String?
@@ -40,6 +43,8 @@ struct LoadCommand: AsyncParsableCommand {
     var tolerateUnavailable = false
     @Option(name: .customLong("client-ips"), help: "Send a client_ip with every code check, one of this many addresses (10.64.0.0 upwards, by user); 0 sends none.")
     var clientIPs: Int = LoadCommand.defaults.clientIPs
+    @Option(name: .customLong("wrong-per-challenge"), help: "Wrong codes submitted on each challenge opened for 'wrongcheck' (1...1000); above 5 the user is throttled and 429 is expected too.")
+    var wrongPerChallenge: Int = LoadCommand.defaults.wrongPerChallenge
     @Option(help: "User name prefix (default: load-<random>).") var prefix: String?
     @Flag(inversion: .prefixedNo, help: "Progress line on stderr every second (default: when stderr is a terminal).")
     var progress: Bool?
@@ -63,6 +68,7 @@ struct LoadCommand: AsyncParsableCommand {
         options.progress = progress
         options.tolerateUnavailable = tolerateUnavailable
         options.clientIPs = clientIPs
+        options.wrongPerChallenge = wrongPerChallenge
         do { return try options.validated() } catch { throw ValidationError(error.message) }
     }
 

@@ -27,7 +27,8 @@ struct LoadOptionsTests {
         #expect(config.rate == nil && config.prefix == nil && !config.tolerateUnavailable)
         #expect(config.engine == .epoll)
         #expect(config.mix.weights.map(\.0) == LoadOp.allCases)
-        #expect(config.mix.weights.map(\.1) == [70, 10, 15, 5, 0])
+        #expect(config.mix.weights.map(\.1) == [70, 10, 15, 5, 0, 0])
+        #expect(config.wrongPerChallenge == 4)
 
         var options = LoadOptions()
         options.urls = ["http://[::1]:8080", "http://localhost:8081"]
@@ -42,7 +43,8 @@ struct LoadOptionsTests {
         Refused("--duration must be in (0, 3600] seconds") { $0.duration = 0 },
         Refused("--rate must be in (0, 1000000]") { $0.rate = 0 },
         Refused("--engine must be epoll or nio") { $0.engine = "kqueue" },
-        Refused("--mix: 'bogus=1' is not <auth|valid|wrong|replay|check>=<weight>") { $0.mix = "auth=70,bogus=1" },
+        Refused("--wrong-per-challenge must be 1...1000") { $0.wrongPerChallenge = 0 },
+        Refused("--mix: 'bogus=1' is not <auth|valid|wrong|replay|check|wrongcheck>=<weight>") { $0.mix = "auth=70,bogus=1" },
         Refused("--mix: the weights add up to 0") { $0.mix = "auth=0,check=0" },
         Refused("--url 'ftp://127.0.0.1/' is not an http:// URL") { $0.urls = ["ftp://127.0.0.1/"] },
         Refused("--url 'http://10.1.2.3:8080': the load generator only targets loopback addresses") { $0.urls = ["http://10.1.2.3:8080"] },
@@ -67,7 +69,7 @@ struct LoadOptionsTests {
     func mix() throws {
         let mix = try LoadMix(parsing: "auth=1, check = 30,auth=70")
         #expect(mix.total == 100)
-        #expect(mix.weights.map(\.1) == [70, 0, 0, 0, 30])
+        #expect(mix.weights.map(\.1) == [70, 0, 0, 0, 30, 0])
         #expect([0, 69, 70, 99].map(mix.pick) == [.auth, .auth, .check, .check])
         // benchmarks/e2e.sh tells a generator without `check` by finding the pair in the error.
         let error = #expect(throws: LoadError.self) { try LoadMix(parsing: "check=100x") }

@@ -55,6 +55,45 @@ struct LoadCommandTests {
         }
     }
 
+    @Test("wrong codes alone on pre-opened challenges: refused inside the free failures, throttled after them",
+          .timeLimit(.minutes(3)))
+    func wrongChecks() async throws {
+        try await Deployment.with(nodes: 1) { d in
+            let url = d.nodes[0].baseURL.absoluteString
+            // Four wrong codes per challenge: inside every user's 5 free failures, so each answer
+            // must be 401 invalid_code; a 429 would be an error of the run. The rate cap keeps
+            // the run inside the 1,600 wrong codes the challenges take.
+            guard let free = try await Self.run([
+                "--url", url, "--users", "400", "--concurrency", "8", "--duration", "2", "--rate", "500", "--mix", "wrongcheck=100",
+            ]) else { return }
+            let kinds = try #require(free["kinds"] as? [String: Any])
+            let wrong = try #require(kinds["wrongcheck"] as? [String: Any])
+            let count = try #require(wrong["count"] as? Int)
+            #expect(count > 0 && count <= 1_010, "\(free)")
+            #expect(wrong["ok"] as? Int == count, "\(free)")
+            #expect(free["wrong_pool"] as? Int == 400, "every user takes wrong codes: \(free)")
+            #expect((free["skipped"] as? [String: Int])?.isEmpty == true, "\(free)")
+            #expect((free["errors"] as? [String: Int])?.isEmpty == true, "\(free)")
+            #expect((free["throttled"] as? [String: Int])?.isEmpty == true, "\(free)")
+            #expect(free["passed"] as? Bool == true)
+
+            // Twelve per challenge on 4 users, 20 a second for 2 s (about 10 per user): after
+            // the 5th failure the throttle answers, and a 429 is counted as an expected refusal.
+            guard let throttled = try await Self.run([
+                "--url", url, "--users", "4", "--concurrency", "4", "--duration", "2", "--rate", "20", "--mix", "wrongcheck=100",
+                "--wrong-per-challenge", "12",
+            ]) else { return }
+            let stats = try #require((throttled["kinds"] as? [String: Any])?["wrongcheck"] as? [String: Any])
+            let attempts = try #require(stats["count"] as? Int)
+            #expect(attempts >= 28 && attempts <= 48, "\(throttled)")
+            #expect(stats["ok"] as? Int == attempts, "\(throttled)")
+            #expect((throttled["errors"] as? [String: Int])?.isEmpty == true, "\(throttled)")
+            let answered429 = (throttled["throttled"] as? [String: Int])?["wrongcheck"] ?? 0
+            #expect(answered429 > 0 && answered429 <= attempts - 20, "only after each user's 5 free failures: \(throttled)")
+            #expect(throttled["passed"] as? Bool == true)
+        }
+    }
+
     @Test("a rate cap over two event loops: at most the cap, every answer right", .timeLimit(.minutes(3)), arguments: engines)
     func rateCap(engine: String) async throws {
         try await Deployment.with(nodes: 1) { d in

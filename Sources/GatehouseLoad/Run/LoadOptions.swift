@@ -39,6 +39,10 @@ package struct LoadOptions: Sendable {
     /// 0 sends none. With addresses, a node on a Redis Cluster keeps each address's failure
     /// budget on that address's own master, as it does for real front ends.
     package var clientIPs = 0
+    /// Wrong codes submitted on each challenge opened for `wrongcheck` (1...1000). Up to 5 stay
+    /// inside a user's free failures, so every answer must be `401 invalid_code`; beyond 5 the
+    /// user is throttled and `429` is also right.
+    package var wrongPerChallenge = 4
 
     /// The defaults of `gatehouse load`.
     package init() {}
@@ -54,6 +58,7 @@ package struct LoadOptions: Sendable {
         guard duration > 0, duration <= 3600 else { throw invalid("--duration must be in (0, 3600] seconds") }
         if let rate, !(rate > 0 && rate <= 1_000_000) { throw invalid("--rate must be in (0, 1000000]") }
         guard (0...1_000_000).contains(clientIPs) else { throw invalid("--client-ips must be 0...1000000") }
+        guard (1...1000).contains(wrongPerChallenge) else { throw invalid("--wrong-per-challenge must be 1...1000") }
         guard let engine = LoadEngine(rawValue: engine) else { throw invalid("--engine must be epoll or nio") }
         let mix = try LoadMix(parsing: mix)
         let list = urls.isEmpty ? [environment["GATEHOUSE_URL"] ?? "http://127.0.0.1:8080"] : urls
@@ -70,7 +75,8 @@ package struct LoadOptions: Sendable {
             adminKey: try key(adminKey, "GATEHOUSE_ADMIN_KEY", "--admin-key"),
             frontendKey: try key(frontendKey, "GATEHOUSE_FRONTEND_KEY", "--frontend-key"),
             verifyKey: try key(verifyKey, "GATEHOUSE_VERIFY_KEY", "--verify-key"),
-            prefix: prefix, progress: progress ?? (isatty(2) != 0), tolerateUnavailable: tolerateUnavailable, clientIPs: clientIPs
+            prefix: prefix, progress: progress ?? (isatty(2) != 0), tolerateUnavailable: tolerateUnavailable, clientIPs: clientIPs,
+            wrongPerChallenge: wrongPerChallenge
         )
     }
 }
@@ -106,6 +112,8 @@ package struct LoadConfig: Sendable {
     package let tolerateUnavailable: Bool
     /// Addresses the code checks' `client_ip` is drawn from (0: none).
     package let clientIPs: Int
+    /// Wrong codes per challenge opened for `wrongcheck`.
+    package let wrongPerChallenge: Int
 
     /// The `client_ip` of a code check for the user with `index`, if the run sends one.
     func clientIP(forUser index: Int) -> String? {
@@ -135,6 +143,9 @@ package enum LoadOp: String, CaseIterable, Sendable, Comparable {
     case replay
     /// A valid code alone, on a challenge opened before the run.
     case check
+    /// A wrong code alone, on a challenge opened before the run (each challenge takes
+    /// `--wrong-per-challenge` of them): what an attacker guessing codes costs the service.
+    case wrongcheck
 
     /// Declaration order.
     package static func < (a: LoadOp, b: LoadOp) -> Bool { a.index < b.index }
@@ -155,7 +166,7 @@ package struct LoadMix: Sendable {
         for part in text.split(separator: ",") {
             let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pair.count == 2, let op = LoadOp(rawValue: pair[0]), let weight = Int(pair[1]), (0...1_000_000).contains(weight) else {
-                throw LoadError(.invalidOption, "--mix: '\(part)' is not <auth|valid|wrong|replay|check>=<weight>")
+                throw LoadError(.invalidOption, "--mix: '\(part)' is not <auth|valid|wrong|replay|check|wrongcheck>=<weight>")
             }
             found[op] = weight
         }

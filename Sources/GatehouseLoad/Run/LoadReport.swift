@@ -47,6 +47,7 @@ package struct LoadReport: Sendable {
             "rate": config.rate ?? NSNull(), "mix": Dictionary(uniqueKeysWithValues: config.mix.weights.map { ($0.0.rawValue, $0.1) }),
             "total_ops": totalOps, "throughput": round3(Double(totalOps) / elapsed), "kinds": kinds,
             "errors": result.errors, "transport_errors": result.transportErrors, "skipped": result.skipped,
+            "throttled": result.throttled,
             "failures": result.failures, "correctness_failures": correctnessFailures, "passed": passed,
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
@@ -59,18 +60,19 @@ package struct LoadReport: Sendable {
         if let rate = config.rate { out += ", rate cap \(rate)/s" }
         out += ", engine \(config.engine.rawValue)"
         out += String(format: "\nseeded in %.2f s; ran %.2f s using %.2f s of CPU\n\n", seedSeconds, elapsed, runCPUSeconds)
-        out += "kind        count        ok      ops/s     p50 ms     p90 ms     p99 ms   p99.9 ms     max ms\n"
+        out += "kind          count        ok      ops/s     p50 ms     p90 ms     p99 ms   p99.9 ms     max ms\n"
         for op in LoadOp.allCases {
             let s = result.kinds[op] ?? LoadKindStats()
             let p = Self.percentiles.map { s.count > 0 ? ms(s.histogram.valueAtPercentile($0.1)) : 0 }
-            out += op.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+            out += op.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
             out += String(format: "%9d %9d %10.1f %10.3f %10.3f %10.3f %10.3f %10.3f\n", s.count, s.ok, Double(s.count) / elapsed, p[0], p[1], p[2], p[3], s.count > 0 ? ms(s.histogram.max) : 0)
         }
-        out += String(format: "total   %9d %9s %10.1f\n\n", totalOps, "", Double(totalOps) / elapsed)
+        out += String(format: "total     %9d %9s %10.1f\n\n", totalOps, "", Double(totalOps) / elapsed)
         func list(_ d: [String: Int]) -> String { d.isEmpty ? "none" : d.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") }
         out += "errors: \(list(result.errors))\n"
         if let last = result.lastTransportError { out += "last transport error: \(last)\n" }
         out += "skipped: \(list(result.skipped)) (answered by a session check)\n"
+        if !result.throttled.isEmpty { out += "throttled (429, expected): \(list(result.throttled))\n" }
         out += "correctness failures: \(correctnessFailures)\(correctnessFailures > 0 ? " (\(list(result.failures)))" : "")\n"
         out += passed ? "PASS" : "FAIL"
         return out

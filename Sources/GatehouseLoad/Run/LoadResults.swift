@@ -26,6 +26,8 @@ struct LoadWorkerResult: Sendable {
     var errors: [String: Int] = [:]
     var failures: [String: Int] = [:]
     var skipped: [String: Int] = [:]
+    /// Refused codes answered with a throttle (`429`) rather than `401 invalid_code`, per kind.
+    var throttled: [String: Int] = [:]
     var transportErrors = 0
     var lastTransportError: String?
 
@@ -34,6 +36,7 @@ struct LoadWorkerResult: Sendable {
         errors.merge(other.errors, uniquingKeysWith: +)
         failures.merge(other.failures, uniquingKeysWith: +)
         skipped.merge(other.skipped, uniquingKeysWith: +)
+        throttled.merge(other.throttled, uniquingKeysWith: +)
         transportErrors += other.transportErrors
         lastTransportError = other.lastTransportError ?? lastTransportError
     }

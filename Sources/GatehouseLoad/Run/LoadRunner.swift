@@ -77,7 +77,8 @@ struct LoadRunner {
         } catch {
             throw LoadError(.seedingFailed, "\(error)", underlying: error)
         }
-        let shared = LoadShared(users: users)
+        let onlyWrongCodes = config.mix.weights.allSatisfy { op, weight in weight == 0 || op == .wrong || op == .wrongcheck }
+        let shared = LoadShared(users: users, onlyWrongCodes: onlyWrongCodes)
 
         // Import, in chunks of at most 1000 lines.
         let importer = LoadConnection(config.endpoints[0])
@@ -104,7 +105,8 @@ struct LoadRunner {
         let seedErrors = Mutex<[String]>([])
         let seeders = min(config.concurrency, users.count)
         let weight = Dictionary(uniqueKeysWithValues: config.mix.weights.map { ($0.0.rawValue, $0.1) })
-        let checksOnly = weight["check", default: 0] == config.mix.total
+        // Lone code checks need no session and no accepted code.
+        let checksOnly = weight["check", default: 0] + weight["wrongcheck", default: 0] == config.mix.total
         try threads(checksOnly ? 0 : seeders, timeout: 120, failing: .seedingFailed) { t in
             let worker = LoadWorker(config: config, shared: shared, index: t)
             for i in stride(from: t, to: shared.users.count, by: seeders) {
@@ -146,6 +148,26 @@ struct LoadRunner {
                             break
                         }
                         shared.setChallenge(i, challenge)
+                    } catch {
+                        seedErrors.withLock { $0.append("login/start for \(shared.users[i].name): \(error)") }
+                        break
+                    }
+                }
+                worker.connections.forEach { $0.close() }
+            }
+        }
+        // Challenges for `wrongcheck` operations, opened before the clock starts.
+        if weight["wrongcheck", default: 0] > 0 {
+            try threads(seeders, timeout: 120, failing: .seedingFailed) { t in
+                let worker = LoadWorker(config: config, shared: shared, index: t)
+                for i in stride(from: shared.wrongPool.lowerBound + t, to: shared.wrongPool.upperBound, by: seeders) {
+                    do {
+                        let (status, challenge) = try worker.startLogin(shared.users[i].name, affinity: i)
+                        guard let challenge else {
+                            seedErrors.withLock { $0.append("login/start for \(shared.users[i].name) answered \(status) without a second step") }
+                            break
+                        }
+                        shared.setWrongChallenge(i, challenge)
                     } catch {
                         seedErrors.withLock { $0.append("login/start for \(shared.users[i].name): \(error)") }
                         break

@@ -28,6 +28,10 @@ struct LoadUserState {
     var replaysInWindow = 0
     /// A challenge opened before the run for a `check` operation (consumed by it).
     var challenge: String?
+    /// A challenge opened before the run for `wrongcheck` operations, and the wrong codes
+    /// submitted on it so far.
+    var wrongChallenge: String?
+    var wrongsSubmitted = 0
 }
 
 func loadNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
@@ -43,6 +47,9 @@ func monotonicNanos() -> UInt64 {
 struct LoadStripe {
     var users: [LoadUserState]
     var checkQueue: [Int] = []
+    /// Wrong-pool users whose pre-opened challenge still takes wrong codes; the last is used
+    /// until its allowance is spent, as an attacker would keep guessing on one challenge.
+    var wrongQueue: [Int] = []
 }
 
 /// A lock that is a class, so stripes can sit in an array (a `Mutex` cannot).
@@ -67,9 +74,10 @@ final class LoadShared: Sendable {
     let failures = Atomic<Int>(0)
     let pacer = Mutex<UInt64>(0)
 
-    init(users: [LoadUser]) {
+    /// `onlyWrongCodes`: the mix takes nothing but wrong codes, so every user is in the wrong pool.
+    init(users: [LoadUser], onlyWrongCodes: Bool = false) {
         self.users = users
-        let wrong = max(1, users.count / 10)
+        let wrong = onlyWrongCodes ? users.count : max(1, users.count / 10)
         validPool = 0..<(users.count - wrong)
         wrongPool = (users.count - wrong)..<users.count
         let count = min(64, users.count)
@@ -201,6 +209,43 @@ final class LoadShared: Sendable {
             stripe.users[index / stripes.count].challenge = challenge
             stripe.checkQueue.append(index)
         }
+    }
+
+    /// Opens user `index` for `wrongcheck` with its pre-opened `challenge`.
+    func setWrongChallenge(_ index: Int, _ challenge: String) {
+        stripes[index % stripes.count].mutex.withLock { stripe in
+            stripe.users[index / stripes.count].wrongChallenge = challenge
+            stripe.wrongQueue.append(index)
+        }
+    }
+
+    /// Reserves a wrong-pool user with a pre-opened challenge that takes more wrong codes (at
+    /// most `limit` in all), one in flight per user so answers come back in the order sent.
+    /// Returns the user, the challenge and how many wrong codes were submitted on it before.
+    func reserveWrongCheck(_ roll: Int, limit: Int) -> (index: Int, challenge: String, before: Int)? {
+        let count = stripes.count
+        for k in 0..<count {
+            let s = (roll &+ k) % count
+            let found: (Int, String, Int)? = stripes[s].mutex.withLock { stripe in
+                // The last two users of the queue, so one busy user does not block its stripe.
+                for position in stride(from: stripe.wrongQueue.count - 1, through: max(0, stripe.wrongQueue.count - 2), by: -1) {
+                    let i = stripe.wrongQueue[position]
+                    let local = i / count
+                    guard !stripe.users[local].busy, let challenge = stripe.users[local].wrongChallenge else { continue }
+                    let before = stripe.users[local].wrongsSubmitted
+                    stripe.users[local].wrongsSubmitted += 1
+                    stripe.users[local].busy = true
+                    if before + 1 >= limit {
+                        stripe.users[local].wrongChallenge = nil
+                        stripe.wrongQueue.remove(at: position)
+                    }
+                    return (i, challenge, before)
+                }
+                return nil
+            }
+            if let found { return (found.0, found.1, found.2) }
+        }
+        return nil
     }
 
     func release(_ index: Int) {

@@ -140,6 +140,7 @@ final class LoadWorker {
         case .wrong: return wrong()
         case .replay: return replay()
         case .check: return check()
+        case .wrongcheck: return wrongCheck()
         }
     }
 
@@ -249,31 +250,52 @@ final class LoadWorker {
     func wrong() -> LoadStep {
         let pool = shared.wrongPool
         let index = pool.lowerBound + roll() % pool.count
-        let user = shared.users[index]
         let start = monotonicNanos()
         return withChallenge(for: index, kind: .wrong, since: start) { [self] challenge in
-            // A code that is none of the codes in a ±2 window around now.
-            let current = loadStep()
-            let live = Set((current - 2...current + 2).map { user.code(step: $0) })
-            var code = "000000"
-            for _ in 0..<100 {
-                code = HOTP.format(UInt32(rng.next() % 1_000_000), digits: 6)
-                if !live.contains(code) { break }
-            }
-            return submitRefusedCode(.wrong, index: index, challenge: challenge, code: code, since: start)
+            submitRefusedCode(.wrong, index: index, challenge: challenge, code: wrongCode(for: index), since: start)
         }
     }
 
+    /// A code that is none of user `index`'s codes in a ±2 window around now.
+    func wrongCode(for index: Int) -> String {
+        let user = shared.users[index]
+        let current = loadStep()
+        let live = Set((current - 2...current + 2).map { user.code(step: $0) })
+        var code = "000000"
+        for _ in 0..<100 {
+            code = HOTP.format(UInt32(rng.next() % 1_000_000), digits: 6)
+            if !live.contains(code) { break }
+        }
+        return code
+    }
+
+    /// One wrong code alone, on a challenge opened before the run. The user's first 5 failures
+    /// are free, so those must be refused with `401 invalid_code`; after them a throttle (`429`)
+    /// is right too.
+    func wrongCheck() -> LoadStep {
+        guard let pick = shared.reserveWrongCheck(roll(), limit: config.wrongPerChallenge) else {
+            // Every pre-opened challenge took its wrong codes: a session check.
+            result.skipped["wrongcheck_skipped", default: 0] += 1
+            return auth()
+        }
+        let start = monotonicNanos()
+        return submitRefusedCode(.wrongcheck, index: pick.index, challenge: pick.challenge, code: wrongCode(for: pick.index), since: start,
+                                 throttleExpected: pick.before >= 5, end: { [shared] in shared.release(pick.index) })
+    }
+
     /// Submits a code that must be refused (a wrong or replayed one) and records the answer under
-    /// `kind`: 401 `invalid_code` or a throttle is right, an acceptance is a correctness failure
-    /// (`accepted` then runs). `end` runs when the answer (or the transport error) is in.
-    func submitRefusedCode(_ kind: LoadOp, index: Int, challenge: String, code: String, since start: UInt64, accepted: @escaping () -> Void = {}, end: @escaping () -> Void = {}) -> LoadStep {
+    /// `kind`: 401 `invalid_code` is right, and a throttle too when `throttleExpected`; an
+    /// acceptance is a correctness failure (`accepted` then runs). `end` runs when the answer (or
+    /// the transport error) is in.
+    func submitRefusedCode(_ kind: LoadOp, index: Int, challenge: String, code: String, since start: UInt64, throttleExpected: Bool = true,
+                           accepted: @escaping () -> Void = {}, end: @escaping () -> Void = {}) -> LoadStep {
         .send(finishRequest(challenge, code: code, affinity: index)) { [self] answer in
             defer { end() }
             switch answer {
             case .success(let reply):
-                let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || reply.status == 429
+                let expected = (reply.status == 401 && reply.problemCode == "invalid_code") || (reply.status == 429 && throttleExpected)
                 result.kinds[kind]!.record(ok: expected, since: start)
+                if reply.status == 429, expected { result.throttled[kind.rawValue, default: 0] += 1 }
                 if reply.status == 200 {
                     failure("\(kind.rawValue)_accepted")
                     accepted()
