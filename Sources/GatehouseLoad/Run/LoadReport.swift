@@ -4,7 +4,9 @@ import Histogram
 /// What a run did: counts, latencies, errors and correctness failures per operation kind, with
 /// ``text()`` and ``json()`` renderings. `benchmarks/e2e.sh`, `scripts/topology-check.sh` and the
 /// tests read the JSON (`kinds.<op>.ops_per_s`, `latency_ms`, `passed`, `correctness_failures`,
-/// `transport_errors`, `errors`, `total_ops`, …): keep its keys.
+/// `transport_errors`, `errors`, `total_ops`, …): keep its keys. `kinds.<op>.latency_curve_ms` is
+/// the whole latency distribution as `[percentile, ms]` pairs (``LoadKindStats/latencyCurve``),
+/// which `benchmarks/plot.sh` draws.
 package struct LoadReport: Sendable {
     let config: LoadConfig
     let result: LoadWorkerResult
@@ -16,6 +18,16 @@ package struct LoadReport: Sendable {
     package let runCPUSeconds: Double
     let validPool: Int
     let wrongPool: Int
+
+    package init(config: LoadConfig, result: LoadWorkerResult, elapsed: Double, seedSeconds: Double, runCPUSeconds: Double, validPool: Int, wrongPool: Int) {
+        self.config = config
+        self.result = result
+        self.elapsed = elapsed
+        self.seedSeconds = seedSeconds
+        self.runCPUSeconds = runCPUSeconds
+        self.validPool = validPool
+        self.wrongPool = wrongPool
+    }
 
     /// Operations of every kind.
     package var totalOps: Int { result.kinds.values.reduce(0) { $0 + $1.count } }
@@ -38,7 +50,11 @@ package struct LoadReport: Sendable {
             var latency: [String: Any] = [:]
             for (name, p) in Self.percentiles { latency[name] = s.count > 0 ? ms(s.histogram.valueAtPercentile(p)) : 0 }
             latency["max"] = s.count > 0 ? ms(s.histogram.max) : 0
-            kinds[op.rawValue] = ["count": s.count, "ok": s.ok, "ops_per_s": round3(Double(s.count) / elapsed), "latency_ms": latency]
+            let curve = s.latencyCurve.map { [$0.percentile, round3($0.ms)] }
+            kinds[op.rawValue] = [
+                "count": s.count, "ok": s.ok, "ops_per_s": round3(Double(s.count) / elapsed), "latency_ms": latency,
+                "latency_curve_ms": curve,
+            ]
         }
         let object: [String: Any] = [
             "urls": config.endpoints.map(\.url), "users": config.users, "valid_pool": validPool, "wrong_pool": wrongPool,

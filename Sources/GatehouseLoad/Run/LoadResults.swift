@@ -1,16 +1,37 @@
 import Histogram
 
 /// One operation kind's count, successes and latencies (microseconds).
-struct LoadKindStats: Sendable {
-    var count = 0
-    var ok = 0
+package struct LoadKindStats: Sendable {
+    package var count = 0
+    package var ok = 0
     var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
 
+    package init() {}
+
     mutating func record(ok: Bool, since start: UInt64) {
+        record(ok: ok, micros: (monotonicNanos() &- start) / 1000)
+    }
+
+    /// One operation that took `micros` microseconds (kept within 1 µs … 120 s).
+    package mutating func record(ok: Bool, micros: UInt64) {
         count += 1
         if ok { self.ok += 1 }
-        let micros = max(1, min((monotonicNanos() &- start) / 1000, 120_000_000))
-        _ = histogram.record(micros)
+        _ = histogram.record(max(1, min(micros, 120_000_000)))
+    }
+
+    /// HdrHistogram's percentile ticks per half distance to 100% (its own default, as in
+    /// `outputPercentileDistribution`): 0, 10, … 50, then 55, … 75, then 77.5, … 87.5, …
+    static let curveTicksPerHalfDistance = 5
+
+    /// The latency distribution as HdrHistogram's percentile iteration walks it: (percentile,
+    /// milliseconds) pairs with the percentile in 0…100, both never decreasing, from the minimum at
+    /// 0 to the maximum at 100; the ticks grow finer towards 100 and stop where the recorded
+    /// operations run out (about 5 × log2(count) pairs). Empty when nothing was recorded.
+    package var latencyCurve: [(percentile: Double, ms: Double)] {
+        guard histogram.totalCount > 0 else { return [] }
+        return histogram.percentiles(ticksPerHalfDistance: Self.curveTicksPerHalfDistance).map {
+            (percentile: $0.percentileLevelIteratedTo, ms: Double($0.value) / 1000)
+        }
     }
 
     mutating func merge(_ other: LoadKindStats) {
@@ -21,8 +42,8 @@ struct LoadKindStats: Sendable {
 }
 
 /// One event loop's results; the runner merges them into the report's.
-struct LoadWorkerResult: Sendable {
-    var kinds: [LoadOp: LoadKindStats] = Dictionary(uniqueKeysWithValues: LoadOp.allCases.map { ($0, LoadKindStats()) })
+package struct LoadWorkerResult: Sendable {
+    package var kinds: [LoadOp: LoadKindStats] = Dictionary(uniqueKeysWithValues: LoadOp.allCases.map { ($0, LoadKindStats()) })
     var errors: [String: Int] = [:]
     var failures: [String: Int] = [:]
     var skipped: [String: Int] = [:]
@@ -30,6 +51,8 @@ struct LoadWorkerResult: Sendable {
     var throttled: [String: Int] = [:]
     var transportErrors = 0
     var lastTransportError: String?
+
+    package init() {}
 
     mutating func merge(_ other: LoadWorkerResult) {
         for (op, stats) in other.kinds { kinds[op, default: LoadKindStats()].merge(stats) }
