@@ -2,14 +2,18 @@
 # End-to-end benchmarks, all in one go, each as a ratio against a reference measured in
 # the same run (median of interleaved repetitions; the order alternates every repetition):
 #
-#   1. GET /v1/auth on one node (wrk -t2 -c100)            vs nginx `return 204`          ≥ 0.40
-#   2. nginx auth_request → Gatehouse (wrk -t2 -c100)      vs auth_request → nginx 204     ≥ 0.70
+#   1. GET /v1/auth on one node (wrk -t2 -c100)            vs nginx `return 204`          ≥ 0.60
+#   2. nginx auth_request → Gatehouse (wrk -t2 -c100)      vs auth_request → nginx 204     ≥ 0.85
 #   3. TOTP code checks over HTTP, one node (gatehouse load) vs redis-benchmark EVALSHA of
-#      the same code-check script with the same KEYS/ARGV shape on the same Redis          ≥ 0.40
-#   4. the same code checks on two nodes sharing the Redis  vs one node                    ≥ 0.90
-#   5. resident memory of the node under / after the code-check load (reported, no target)
+#      the same code-check script with the same KEYS/ARGV shape on the same Redis          ≥ 0.60
+#   3w. wrong codes on challenges opened before the run, one node (load wrongcheck, 4 per
+#      challenge, all inside the free failures) vs the valid code checks of line 3         ≥ 1.0
+#      and the node's CPU per wrong code vs per valid check (progress-line windows)       ≤ 1.0
+#   4. the same code checks on two nodes sharing the Redis  vs one node                    ≥ 0.95
+#   5. resident memory of node 1: under the code-check load (highest mid-run sample)      ≤ 128 MiB
+#      and idle after all the runs                                                          ≤ 96 MiB
 #
-#   benchmarks/e2e.sh [--reps N] [--duration S] [--users U|auto] [--quick] [--strict] [--out FILE]
+#   benchmarks/e2e.sh [--reps N] [--duration S] [--users U] [--quick] [--strict] [--out FILE]
 #
 # Default: 5 repetitions of 5 s (about 11 minutes); on a shared machine three were too few for a
 # stable median. --quick: one repetition of 2 s (a smoke run, not a result). --strict: exit 1 when a target is
@@ -19,8 +23,8 @@
 # everything is torn down on exit.
 set -euo pipefail
 
-reps=5 duration=5 users=auto strict=0 out="" quick=0
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+reps=5 duration=5 users=100000 strict=0 out="" quick=0
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,7 +41,7 @@ done
 if [ "$quick" = 1 ]; then reps=1; duration=2; fi
 [[ "$reps" =~ ^[0-9]+$ ]] && [ "$reps" -ge 1 ] && [ "$reps" -le 50 ] || { echo "e2e: --reps must be 1..50" >&2; exit 64; }
 [[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 300 ] || { echo "e2e: --duration must be 1..300 (whole seconds)" >&2; exit 64; }
-[ "$users" = auto ] || { [[ "$users" =~ ^[0-9]+$ ]] && [ "$users" -ge 2 ] && [ "$users" -le 100000 ]; } || { echo "e2e: --users must be 2..100000 or auto" >&2; exit 64; }
+[[ "$users" =~ ^[0-9]+$ ]] && [ "$users" -ge 2 ] && [ "$users" -le 100000 ] || { echo "e2e: --users must be 2..100000" >&2; exit 64; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 # ---------------------------------------------------------------------------------------------
@@ -249,24 +253,15 @@ probe_err=$("$bin" load --url http://127.0.0.1:1 --users 2 --concurrency 1 --dur
 if grep -q -- "check=100" <<<"$probe_err"; then op=wrong; else op=check; fi
 echo "load operation: $op$([ "$op" = wrong ] && echo " (the load generator has no 'check' yet: each op is login/start + login/finish)")"
 
-# How many users: a `check` spends the one challenge opened for a user before the run (90% of the
-# users get one), so the users bound the checks a run can make; a run that runs out is invalid.
-# `auto` measures the rate in a 1 s run and takes three times what the timed runs need. The
-# calibration run has 30,000 users (27,000 checks): with fewer it ran out and measured its users.
-if [ "$users" = auto ]; then
-  if [ "$op" = check ]; then
-    "$bin" load --url "$node1_url" --users 30000 --concurrency 50 --duration 1 --mix check=100 --json --no-progress \
-      --admin-key "$GH_ADMIN_KEY" --frontend-key "$GH_FRONTEND_KEY" --verify-key "$GH_VERIFY_KEY" >"$work/calibrate.json" 2>&1 || true
-    calibrated=$(jq -r '.kinds.check.ops_per_s // empty' "$work/calibrate.json" 2>/dev/null || true)
-    [ -n "$calibrated" ] || die "the 1 s calibration run of the load generator failed: $(head -c 300 "$work/calibrate.json")"
-    # Three times what the calibrated rate needs, and never less than 1500 checks/s' worth: on a
-    # shared machine the calibration run often lands in a slow moment.
-    users=$(awk -v r="$calibrated" -v d="$duration" 'BEGIN { if (r < 1500) r = 1500; u = int(r * d * 3 / 0.9) + 1; if (u > 100000) u = 100000; print u }')
-    echo "users: $users (a 1 s calibration run made $(fmt "$calibrated") checks/s; each check spends one user's challenge)"
-  else
-    users=200
-  fi
-fi
+# Wrong codes alone (line 3w), if the binary's load generator has them.
+probe_err=$("$bin" load --url http://127.0.0.1:1 --users 2 --concurrency 1 --duration 0.01 --mix wrongcheck=100 \
+  --admin-key x --frontend-key x --verify-key x --json --no-progress 2>&1 >/dev/null || true)
+if grep -q -- "wrongcheck=100" <<<"$probe_err"; then wrong_op=""; echo "wrong codes alone: the load generator has no 'wrongcheck' (line 3w is left out)"; else wrong_op=wrongcheck; fi
+
+# Every load run seeds --users users (default 100,000, the figure line 5's memory targets are
+# for). A `check` spends the challenge opened for its user before the run, so the users bound
+# the checks a run can make; a run that runs out is invalid. A `wrongcheck` user takes 4.
+echo "users: $users per load run"
 
 # The reference users: e2e-ref-<12 digits>@load.example, as redis-benchmark expands __rand_int__.
 ref_template="e2e-ref-__rand_int__@load.example"
@@ -309,8 +304,8 @@ run_wrk() {  # run_wrk SERIES REP SECONDS URL [curl-style -H args…]; SECONDS 0
 }
 
 mem_samples=()
-run_load() {  # run_load SERIES REP URL…
-  local series=$1 rep=$2; shift 2
+run_load() {  # run_load SERIES REP OP URL…
+  local series=$1 rep=$2 op=$3; shift 3
   local urls=() u
   for u in "$@"; do urls+=(--url "$u"); done
   local log="$work/load-$series-$rep.json" before after sampler=""
@@ -330,7 +325,14 @@ run_load() {  # run_load SERIES REP URL…
   local rc=0
   ( "$bin" load "${urls[@]}" --users "$users" --concurrency 50 --duration "$duration" --mix "$op=100" \
       --admin-key "$GH_ADMIN_KEY" --frontend-key "$GH_FRONTEND_KEY" --verify-key "$GH_VERIFY_KEY" --json --progress \
-      2> >(while IFS= read -r line; do case "$line" in load:*) echo run >"$work/load-phase" ;; *) echo "$line" >>"$log.stderr" ;; esac; done) ) >"$log" &
+      2> >(while IFS= read -r line; do
+             case "$line" in
+               # A progress line each second of the timed run: the nodes' CPU seconds and the
+               # operations so far, for the CPU per operation over whole seconds of the run.
+               load:*) echo run >"$work/load-phase"; echo "$(cpu_of "$node1_pid") $(cpu_of "$node2_pid") $(awk '{ print $4 }' <<<"$line")" >>"$work/cpu-$series-$rep" ;;
+               *) echo "$line" >>"$log.stderr" ;;
+             esac
+           done) ) >"$log" &
   local lp=$!
   if ! timeout $((duration + 240)) tail --pid="$lp" -f /dev/null; then kill "$lp" 2>/dev/null || true; fi
   wait "$lp" || rc=$?
@@ -354,8 +356,12 @@ run_load() {  # run_load SERIES REP URL…
   else
     value[$series,$rep]=$ops
     extra[$series,$rep,p50]=$p50; extra[$series,$rep,p99]=$p99
-    printf '  rep %d  %-14s %9.0f ops/s  p50 %s ms  p99 %s ms  (%s ops, %s transport errors)  %s (seed+run)\n' "$rep" "$series" "$ops" "$p50" "$p99" \
-      "$(jq -r ".kinds.$op.count" "$log")" "$transport" "$(cpu_split "$before" "$after")"
+    # Nodes' CPU µs per operation between the first and the last progress line.
+    local cpu_us
+    cpu_us=$(awk 'NR == 1 { c = $1 + $2; o = $3 } { lc = $1 + $2; lo = $3 } END { if (NR >= 2 && lo > o) printf "%.1f\n", (lc - c) * 1e6 / (lo - o) }' "$work/cpu-$series-$rep" 2>/dev/null || true)
+    value[cpu_$series,$rep]=$cpu_us
+    printf '  rep %d  %-14s %9.0f ops/s  p50 %s ms  p99 %s ms  (%s ops, %s transport errors; nodes %s µs CPU/op in the run)  %s (seed+run)\n' "$rep" "$series" "$ops" "$p50" "$p99" \
+      "$(jq -r ".kinds.$op.count" "$log")" "$transport" "${cpu_us:-n/a}" "$(cpu_split "$before" "$after")"
   fi
 }
 
@@ -415,13 +421,14 @@ for rep in $(seq 1 "$reps"); do
     run_wrk front_stub "$rep" "$duration" "http://127.0.0.1:$pfront_stub/p" -H "$cookie"
     run_wrk front_gatehouse "$rep" "$duration" "http://127.0.0.1:$pfront_gh/p" -H "$cookie"
   fi
-  # The three code-check runs rotate their order: 1-node, reference, 2-node / reference, 2-node, 1-node / …
-  order=(one ref two)
-  for k in 0 1 2; do
-    case "${order[$(((k + rep - 1) % 3))]}" in
-      one) run_load check_1node "$rep" "$node1_url" ;;
+  # The code-check runs rotate their order: 1-node, reference, 2-node, wrong codes / reference, …
+  order=(one ref two wrong)
+  for k in 0 1 2 3; do
+    case "${order[$(((k + rep - 1) % 4))]}" in
+      one) run_load check_1node "$rep" "$op" "$node1_url" ;;
       ref) run_rb check_redis "$rep" ;;
-      two) run_load check_2nodes "$rep" "$node1_url" "$node2_url" ;;
+      two) run_load check_2nodes "$rep" "$op" "$node1_url" "$node2_url" ;;
+      wrong) [ -n "$wrong_op" ] && run_load wrong_1node "$rep" "$wrong_op" "$node1_url" ;;
     esac
   done
 done
@@ -431,8 +438,8 @@ ref_fails=$(ref_outcomes)
 
 # --- The table. -------------------------------------------------------------------------------
 rows=() broken=0 missed=0
-line() {  # line MEASURE SERIES_A SERIES_B TARGET UNIT
-  local measure=$1 a=$2 b=$3 target=$4 unit=$5
+line() {  # line MEASURE SERIES_A SERIES_B TARGET UNIT [le]: the median ratio A/B must be ≥ TARGET (≤ with le)
+  local measure=$1 a=$2 b=$3 target=$4 unit=$5 cmp=${6:-ge}
   local ra=() rb=() rr=() per="" r ok=1
   for r in $(seq 1 "$reps"); do
     local va=${value[$a,$r]:-} vb=${value[$b,$r]:-}
@@ -445,20 +452,35 @@ line() {  # line MEASURE SERIES_A SERIES_B TARGET UNIT
   local med="nan" verdict
   [ "${#rr[@]}" -gt 0 ] && med=$(median "${rr[@]}")
   if [ "$ok" = 0 ] || [ "$med" = nan ]; then verdict=INVALID; broken=1
-  elif awk -v m="$med" -v t="$target" 'BEGIN { exit !(m >= t) }'; then verdict=PASS
+  elif awk -v m="$med" -v t="$target" -v c="$cmp" 'BEGIN { exit !(c == "le" ? m <= t : m >= t) }'; then verdict=PASS
   else verdict=MISS; missed=1; fi
-  rows+=("$measure|$(fmt "$(median "${ra[@]:-}")") $unit|$(fmt "$(median "${rb[@]:-}")") $unit|$(fmt "$med" 3)|${per% }|≥ $target|$verdict")
+  local sign="≥"; [ "$cmp" = le ] && sign="≤"
+  local digits=0; [ "$unit" = "µs" ] && digits=1
+  rows+=("$measure|$(fmt "$(median "${ra[@]:-}")" $digits) $unit|$(fmt "$(median "${rb[@]:-}")" $digits) $unit|$(fmt "$med" 3)|${per% }|$sign $target|$verdict")
 }
-line "1. GET /v1/auth, 1 node vs nginx return 204 (wrk -t2 -c100)" auth_gatehouse auth_nginx 0.40 "req/s"
-line "2. nginx auth_request → Gatehouse vs → nginx 204 stub (wrk -t2 -c100)" front_gatehouse front_stub 0.70 "req/s"
-line "3. TOTP code checks over HTTP, 1 node (load $op, c50) vs redis-benchmark EVALSHA (c50 -P1)" check_1node check_redis 0.40 "/s"
-line "4. code checks, 2 nodes vs 1 node (same load, c50)" check_2nodes check_1node 0.90 "/s"
+line "1. GET /v1/auth, 1 node vs nginx return 204 (wrk -t2 -c100)" auth_gatehouse auth_nginx 0.60 "req/s"
+line "2. nginx auth_request → Gatehouse vs → nginx 204 stub (wrk -t2 -c100)" front_gatehouse front_stub 0.85 "req/s"
+line "3. TOTP code checks over HTTP, 1 node (load $op, c50) vs redis-benchmark EVALSHA (c50 -P1)" check_1node check_redis 0.60 "/s"
+if [ -n "$wrong_op" ]; then
+  line "3w. wrong codes on pre-opened challenges, 1 node (load wrongcheck, c50) vs the valid checks of line 3" wrong_1node check_1node 1.0 "/s"
+  line "3w. node CPU per wrong code vs per valid check (same runs; reference column: the valid check)" cpu_wrong_1node cpu_check_1node 1.0 "µs" le
+fi
+line "4. code checks, 2 nodes vs 1 node (same load, c50)" check_2nodes check_1node 0.95 "/s"
 p50s=() p99s=()
 for r in $(seq 1 "$reps"); do
   [ -n "${extra[check_1node,$r,p50]:-}" ] && p50s+=("${extra[check_1node,$r,p50]}") && p99s+=("${extra[check_1node,$r,p99]}")
 done
 mem_under=$( [ "${#mem_samples[@]}" -gt 0 ] && printf '%s\n' "${mem_samples[@]}" | sort -n | tail -1 || echo "")
 to_mib() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.1f MiB\n", k / 1024 }'; }
+memory_row() {  # memory_row MEASURE KB LIMIT_MIB
+  local verdict
+  if [ -z "$2" ]; then verdict=INVALID; broken=1
+  elif awk -v k="$2" -v l="$3" 'BEGIN { exit !(k / 1024 <= l) }'; then verdict=PASS
+  else verdict=MISS; missed=1; fi
+  rows+=("$1|$(to_mib "$2")|–|–|–|≤ $3 MiB|$verdict")
+}
+memory_row "5. node 1 resident memory under the 1-node code-check load ($users users; highest mid-run sample)" "$mem_under" 128
+memory_row "5. node 1 resident memory idle after all the runs" "$mem_after_rss" 96
 
 report() {  # report md|text
   local r
@@ -475,7 +497,7 @@ report() {  # report md|text
   fi
   echo
   echo "- code checks over HTTP (1 node): p50 $(fmt "$(median "${p50s[@]:-}")" 3) ms, p99 $(fmt "$(median "${p99s[@]:-}")" 3) ms (medians over reps; per rep p50: ${p50s[*]:-n/a}; p99: ${p99s[*]:-n/a})"
-  echo "- 5. node 1 resident memory: idle before the runs VmRSS $(to_mib "$mem_idle_rss"); under the 1-node code-check load (highest mid-run sample) VmRSS $(to_mib "$mem_under"); after all runs VmRSS $(to_mib "$mem_after_rss"), VmHWM $(to_mib "$mem_hwm") (no target)"
+  echo "- 5. node 1 resident memory: idle before the runs VmRSS $(to_mib "$mem_idle_rss"); under the 1-node code-check load (highest mid-run sample) VmRSS $(to_mib "$mem_under"); after all runs VmRSS $(to_mib "$mem_after_rss"), VmHWM $(to_mib "$mem_hwm") (targets: ≤ 128 MiB under the load, ≤ 96 MiB after)"
   echo "- line 3 reference: redis-benchmark -c 50 -P 1 -r $users EVALSHA $sha with the arguments of \`gatehouse debug code-check-args\` (numkeys 7, keys of user $ref_template, a wrong code: ARGV[2] = -1), on the topology's own redis-server (127.0.0.1:$redis_port, AOF everysec) that the nodes use; the arguments were checked equal to a node's EVALSHA for a wrong code (MONITOR). redis-benchmark expands each __rand_int__ on its own, so the seven keys of one call name up to seven different users (the script reads them the same way; per-key traffic is the same). Throttle failures recorded on 20 sampled reference users: ${ref_fails}"
   echo "- line 3 Gatehouse: \`gatehouse load --mix $op=100 --concurrency 50 --users $users\`$([ "$op" = wrong ] && echo " — stand-in: each op is login/start + a wrong code at login/finish (two requests)"); ops/s from \`kinds.$op.ops_per_s\`, runs with \`passed\` false or correctness failures are invalid"
   echo "- line 4: both runs use --concurrency 50 (the load generator keeps 50 requests in flight on one epoll thread, each on its own keep-alive connection per URL; with two URLs the same 50 are spread over both nodes). On 2 cores both nodes share the same CPUs: this only shows that nothing is serialised on a node-local lock, not that a second node adds capacity."

@@ -131,6 +131,10 @@ public struct GatehouseConfiguration: Sendable {
     public var redisConnections = 1
     /// With the revocation feed down, sessions keep verifying this long, then `/v1/auth` is 503.
     public var revocationGraceSeconds = 120
+    /// Users whose decrypted TOTP secret a node keeps between login/start and the code check
+    /// (`GATEHOUSE_TOTP_CACHE_ENTRIES`; 0 keeps none, and every check reads the user again).
+    /// About 150 bytes each: 180,000 entries are at most about 30 MiB.
+    public var totpCacheEntries = 180_000
     /// A keep-alive HTTP connection with no request for this long is closed (docs/api.md,
     /// Defaults and limits); 0 keeps idle connections open.
     public var httpIdleTimeoutSeconds = 60
@@ -199,6 +203,7 @@ public struct GatehouseConfiguration: Sendable {
         "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
         "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_HEAD_TIMEOUT_SECONDS",
         "GATEHOUSE_HTTP_BODY_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_MAX_CONNECTIONS", "GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS",
+        "GATEHOUSE_TOTP_CACHE_ENTRIES",
         "GATEHOUSE_MAIL_BACKEND_IMAP", "GATEHOUSE_MAIL_BACKEND_POP3", "GATEHOUSE_MAIL_BACKEND_SMTP",
         "GATEHOUSE_MAIL_BACKEND_MASTER_USER", "GATEHOUSE_MAIL_BACKEND_MASTER_PASSWORD_FILE", "GATEHOUSE_MAIL_BACKEND_MASTER_SEPARATOR",
     ] + WebSettings.names + PasskeySettings.names)
@@ -238,6 +243,7 @@ public struct GatehouseConfiguration: Sendable {
         try count("GATEHOUSE_HTTP_BODY_TIMEOUT_SECONDS", &httpBodyTimeoutSeconds)
         try count("GATEHOUSE_HTTP_MAX_CONNECTIONS", &httpMaxConnections)
         try count("GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS", &shutdownTimeoutSeconds)
+        try count("GATEHOUSE_TOTP_CACHE_ENTRIES", &totpCacheEntries)
         for service in MailService.allCases {
             let name = "GATEHOUSE_MAIL_BACKEND_" + service.rawValue.uppercased()
             guard let v = env[name], !v.isEmpty else { continue }

@@ -23,7 +23,7 @@ public final class Gatehouse: Sendable, Service {
     let checker: CodeChecker
     let random: any SecureRandomSource
     let mailer: any CodeMailer
-    let totpCache = TOTPCache(capacity: 100_000)
+    let totpCache: TOTPCache
     /// Moves the clocks in tests (``ClockOffset``); nil on a served node.
     let clockOffset: ClockOffset?
 
@@ -36,6 +36,7 @@ public final class Gatehouse: Sendable, Service {
         self.clockOffset = clockOffset
         self.mailer = mailer
         self.logger = logger
+        self.totpCache = TOTPCache(capacity: configuration.totpCacheEntries, digits: configuration.totp.digits, period: configuration.totp.period)
         let url: RedisURL
         do { url = try RedisURL(redisURL) } catch { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_URL: \(error.message)") }
         var redisConfiguration = RedisConfiguration(url: url)
@@ -160,26 +161,98 @@ public final class Gatehouse: Sendable, Service {
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
-/// Decrypted, prepared TOTP keys by user, keyed by credential version. Bounded; emptied per user
-/// by the feed's `cred` entries, and the code-check script refuses a stale version anyway.
-final class TOTPCache: Sendable {
-    struct Entry: Sendable {
-        var version: String
-        var totp: TOTP
+/// Decrypted TOTP secrets by user, with their credential version, so a code check needs no second
+/// Redis read after login/start. Emptied per user by the feed's `cred` entries, and the
+/// code-check script refuses a stale version anyway.
+///
+/// Bounded by `capacity` entries in two generations: new entries go into the current one; when it
+/// holds half the capacity it becomes the previous one and the old previous one is dropped. A hit
+/// in the previous generation moves the entry forward, so users in the middle of signing in stay
+/// while the oldest go. The secret is kept, not the prepared key: a prepared key is sized for
+/// SHA-512 (about 450 bytes) and preparing it again costs two hash blocks per check. An entry is
+/// about 150 bytes: the user's name, the version and a secret of up to 32 bytes held inline, in
+/// a hash table kept under three-quarters full (the default, 180,000, is two generations of 90,000,
+/// each in a table of 131,072 slots).
+package final class TOTPCache: Sendable {
+    package struct Entry: Sendable {
+        package var version: String
+        package var totp: TOTP
     }
-    private let entries = Mutex<[String: Entry]>([:])
-    let capacity: Int
+    private struct Stored {
+        var version: String
+        var secret: InlineSecret
+    }
+    /// A secret of up to 32 bytes (20 is usual) held in the entry itself; longer ones on the heap.
+    private struct InlineSecret {
+        private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        private var count: UInt8 = 0
+        private var long: [UInt8]?
 
-    init(capacity: Int) { self.capacity = capacity }
+        init(_ bytes: [UInt8]) {
+            guard bytes.count <= 32 else {
+                long = bytes
+                return
+            }
+            count = UInt8(bytes.count)
+            withUnsafeMutableBytes(of: &words) { $0.copyBytes(from: bytes) }
+        }
 
-    func get(_ user: String) -> Entry? { entries.withLock { $0[user] } }
+        var bytes: [UInt8] {
+            if let long { return long }
+            return withUnsafeBytes(of: words) { Array($0.prefix(Int(count))) }
+        }
+    }
+    private struct Generations {
+        var current: [String: Stored] = [:]
+        var previous: [String: Stored] = [:]
+    }
+    private let generations = Mutex(Generations())
+    /// Most entries held (both generations); 0 caches nothing.
+    package let capacity: Int
+    let digits: Int
+    let period: Int
 
-    func put(_ user: String, _ entry: Entry) {
-        entries.withLock { e in
-            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
-            e[user] = entry
+    package init(capacity: Int, digits: Int, period: Int) {
+        self.capacity = capacity
+        self.digits = digits
+        self.period = period
+    }
+
+    /// How many entries are held, for tests and metrics.
+    package var count: Int { generations.withLock { $0.current.count + $0.previous.count } }
+
+    package func get(_ user: String) -> Entry? {
+        let stored: Stored? = generations.withLock { g in
+            if let hit = g.current[user] { return hit }
+            guard let hit = g.previous.removeValue(forKey: user) else { return nil }
+            Self.insert(user, hit, into: &g, capacity: capacity)
+            return hit
+        }
+        guard let stored, let totp = try? TOTP(secret: stored.secret.bytes, digits: digits, period: period) else { return nil }
+        return Entry(version: stored.version, totp: totp)
+    }
+
+    /// Keeps `secret` (already checked to make a TOTP) for `user` at credential `version`.
+    package func put(_ user: String, version: String, secret: [UInt8]) {
+        guard capacity > 0 else { return }
+        generations.withLock { g in
+            g.previous.removeValue(forKey: user)
+            Self.insert(user, Stored(version: version, secret: InlineSecret(secret)), into: &g, capacity: capacity)
         }
     }
 
-    func remove(_ user: String) { _ = entries.withLock { $0.removeValue(forKey: user) } }
+    private static func insert(_ user: String, _ stored: Stored, into g: inout Generations, capacity: Int) {
+        if g.current[user] == nil, g.current.count >= max(1, capacity / 2) {
+            g.previous = g.current
+            g.current = [:]
+        }
+        g.current[user] = stored
+    }
+
+    package func remove(_ user: String) {
+        generations.withLock { g in
+            g.current.removeValue(forKey: user)
+            g.previous.removeValue(forKey: user)
+        }
+    }
 }

@@ -58,9 +58,9 @@ extension Gatehouse {
         if let cached = totpCache.get(user.value), cached.version == record.credentialVersion { return }
         guard let envelope = record.totpEnvelope,
               let secret = try? secrets.open(envelope, user: user.value, purpose: "totp"),
-              let totp = try? TOTP(secret: secret, digits: configuration.totp.digits, period: configuration.totp.period)
+              (try? TOTP(secret: secret, digits: configuration.totp.digits, period: configuration.totp.period)) != nil
         else { return }
-        totpCache.put(user.value, TOTPCache.Entry(version: record.credentialVersion, totp: totp))
+        totpCache.put(user.value, version: record.credentialVersion, secret: secret)
     }
 
     /// The prepared TOTP of `user` (cache, else Redis + envelope), or nil when not enrolled.
@@ -77,8 +77,7 @@ extension Gatehouse {
         do { totp = try TOTP(secret: secret, digits: configuration.totp.digits, period: configuration.totp.period) } catch {
             throw ServiceError(.unavailable, "stored credential invalid", underlying: error)
         }
-        let entry = TOTPCache.Entry(version: record.credentialVersion, totp: totp)
-        totpCache.put(user.value, entry)
-        return entry
+        totpCache.put(user.value, version: record.credentialVersion, secret: secret)
+        return TOTPCache.Entry(version: record.credentialVersion, totp: totp)
     }
 }
