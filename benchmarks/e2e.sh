@@ -13,7 +13,7 @@
 #   5. resident memory of node 1: under the code-check load (highest mid-run sample)      ≤ 128 MiB
 #      and idle after all the runs                                                          ≤ 96 MiB
 #
-#   benchmarks/e2e.sh [--reps N] [--duration S] [--users U] [--quick] [--strict] [--out FILE]
+#   benchmarks/e2e.sh [--reps N] [--duration S] [--users U] [--quick] [--strict] [--out FILE] [--charts DIR]
 #
 # Default: 5 repetitions of 5 s (about 11 minutes); on a shared machine three were too few for a
 # stable median. --quick: one repetition of 2 s (a smoke run, not a result). --strict: exit 1 when a target is
@@ -21,10 +21,14 @@
 # that did not pass, a failed set-up check). Runs on loopback only, inside scripts/topology.sh
 # (Redis with AOF + 2 nodes; GATEHOUSE_BINARY=<path> skips its build), plus an nginx of its own;
 # everything is torn down on exit.
+# --charts DIR: where benchmarks/plot.sh draws the run's charts (SVG): per line the latency
+# percentile curve of every repetition, Gatehouse against its reference, and the throughput per
+# repetition; their data (TSV) goes to DIR/data. Default: a new /tmp/gatehouse-e2e-charts.XXXXXX,
+# named at the end; `--charts benchmarks/charts` replaces the examples in the repository.
 set -euo pipefail
 
-reps=5 duration=5 users=100000 strict=0 out="" quick=0
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+reps=5 duration=5 users=100000 strict=0 out="" quick=0 charts=""
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; shift ;;
     --strict) strict=1; shift ;;
     --out) out="$2"; shift 2 ;;
+    --charts) charts="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "e2e: unknown option $1" >&2; usage >&2; exit 64 ;;
   esac
@@ -49,7 +54,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ "${GATEHOUSE_E2E_INNER:-}" != 1 ]; then
   # What this script starts, checked against the table of external programs, which names the
   # packages; `scripts/bootstrap.sh --bench` installs them all.
-  "$root/scripts/bootstrap.sh" --require wrk jq nginx redis-server redis-cli redis-benchmark curl python3 || exit 2
+  "$root/scripts/bootstrap.sh" --require wrk jq nginx redis-server redis-cli redis-benchmark curl python3 gnuplot || exit 2
+  # The charts' directory, made here so that the run inside the topology gets the same one.
+  [ -n "$charts" ] || charts="$(mktemp -d /tmp/gatehouse-e2e-charts.XXXXXX)"
+  mkdir -p "$charts" && GATEHOUSE_E2E_CHARTS="$(cd "$charts" && pwd)" && export GATEHOUSE_E2E_CHARTS
   if [ -z "${GATEHOUSE_BINARY:-}" ]; then
     if [ -d /opt/swift/usr/bin ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
     echo "e2e: building the release binary (set GATEHOUSE_BINARY to skip)" >&2
@@ -282,7 +290,7 @@ run_wrk() {  # run_wrk SERIES REP SECONDS URL [curl-style -H args…]; SECONDS 0
   local d=$secs; [ "$secs" = 0 ] && d=1
   local before after log="$work/wrk-$series-$rep.txt"
   before=$(cpu_snapshot)
-  timeout $((d + 30)) wrk -t2 -c100 -d"${d}s" --latency "$@" "$url" >"$log" 2>&1 || true
+  timeout $((d + 30)) wrk -t2 -c100 -d"${d}s" --latency -s "$root/benchmarks/wrk-percentiles.lua" "$@" "$url" >"$log" 2>&1 || true
   after=$(cpu_snapshot)
   [ "$secs" = 0 ] && return 0
   local rps non2xx sockerr p50 p99
@@ -368,16 +376,19 @@ run_load() {  # run_load SERIES REP OP URL…
 rb_n=0
 run_rb() {  # run_rb SERIES REP [N]: redis-benchmark EVALSHA of the code-check script, -c 50 -P 1 -r users
   local series=$1 rep=$2 n=${3:-$rb_n}
-  local log="$work/rb-$series-$rep.csv" before after
+  local log="$work/rb-$series-$rep.txt" before after
   before=$(cpu_snapshot)
-  timeout 300 redis-benchmark -p "$redis_port" -c 50 -P 1 -n "$n" -r "$users" --csv \
+  # The text output (not --csv): its summary has the figures the CSV line has, and it also has
+  # the latency percentile distribution the charts draw.
+  timeout 300 redis-benchmark -p "$redis_port" -c 50 -P 1 -n "$n" -r "$users" \
     EVALSHA "$sha" "${ref_args[@]}" >"$log" 2>&1 || true
   after=$(cpu_snapshot)
-  # "EVALSHA …","rps","avg","min","p50","p95","p99","max"
+  # "throughput summary: R requests per second", then "latency summary (msec):", a header line
+  # "avg min p50 p95 p99 max" and their values. Progress lines end in \r.
   local rps p50 p99
-  # Counted from the end: the echoed command holds a JSON argument with '","' in it.
-  rps=$(awk -F'","' 'NR > 1 && /^"EVALSHA/ { print $(NF - 6) }' "$log")
-  p50=$(awk -F'","' 'NR > 1 && /^"EVALSHA/ { print $(NF - 3) }' "$log"); p99=$(awk -F'","' 'NR > 1 && /^"EVALSHA/ { print $(NF - 1) }' "$log")
+  rps=$(tr '\r' '\n' <"$log" | awk '/^ *throughput summary:/ { print $3 }')
+  p50=$(tr '\r' '\n' <"$log" | awk '/^ *latency summary \(msec\):/ { getline; getline; print $3 }')
+  p99=$(tr '\r' '\n' <"$log" | awk '/^ *latency summary \(msec\):/ { getline; getline; print $5 }')
   if [ -z "$rps" ] || grep -qi 'error' "$log"; then
     value[$series,$rep]=""
     invalid_runs+=("$series rep $rep: $(head -c 300 "$log")")
@@ -437,7 +448,7 @@ mem_hwm=$(mem_kb "$node1_pid" VmHWM)
 ref_fails=$(ref_outcomes)
 
 # --- The table. -------------------------------------------------------------------------------
-rows=() broken=0 missed=0
+rows=() broken=0 missed=0 chart_lines=()
 line() {  # line MEASURE SERIES_A SERIES_B TARGET UNIT [le]: the median ratio A/B must be ≥ TARGET (≤ with le)
   local measure=$1 a=$2 b=$3 target=$4 unit=$5 cmp=${6:-ge}
   local ra=() rb=() rr=() per="" r ok=1
@@ -456,6 +467,7 @@ line() {  # line MEASURE SERIES_A SERIES_B TARGET UNIT [le]: the median ratio A/
   else verdict=MISS; missed=1; fi
   local sign="≥"; [ "$cmp" = le ] && sign="≤"
   local digits=0; [ "$unit" = "µs" ] && digits=1
+  chart_lines+=("$measure"$'\t'"$a"$'\t'"$b"$'\t'"$unit")
   rows+=("$measure|$(fmt "$(median "${ra[@]:-}")" $digits) $unit|$(fmt "$(median "${rb[@]:-}")" $digits) $unit|$(fmt "$med" 3)|${per% }|$sign $target|$verdict")
 }
 line "1. GET /v1/auth, 1 node vs nginx return 204 (wrk -t2 -c100)" auth_gatehouse auth_nginx 0.60 "req/s"
@@ -512,6 +524,27 @@ report text
 if [ -n "$out" ]; then
   { echo "# Gatehouse end-to-end benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'))"; echo; report md; } >"$out"
   echo "(written to $out)"
+fi
+
+# --- The charts: each line's series, their throughput per repetition and each run's latency curve.
+charts="$GATEHOUSE_E2E_CHARTS"
+mkdir -p "$charts/data"
+rm -f "$charts/data"/e2e-*.tsv
+printf '%s\n' "${chart_lines[@]}" >"$charts/data/e2e-lines.tsv"
+: >"$charts/data/e2e-throughput.tsv"
+for key in "${!value[@]}"; do
+  series=${key%,*} rep=${key##*,}
+  [ "$rep" -ge 1 ] || continue  # the warm-up
+  printf '%s\t%s\t%s\n' "$series" "$rep" "${value[$key]}" >>"$charts/data/e2e-throughput.tsv"
+  for log in "$work/wrk-$series-$rep.txt" "$work/load-$series-$rep.json" "$work/rb-$series-$rep.txt"; do
+    [ -s "$log" ] && "$root/benchmarks/plot.sh" curve "$log" >"$charts/data/e2e-latency-$series-$rep.tsv" 2>>"$work/plot.log" || true
+  done
+done
+sort -o "$charts/data/e2e-throughput.tsv" "$charts/data/e2e-throughput.tsv"
+if "$root/benchmarks/plot.sh" e2e "$charts" >"$work/plot.out" 2>>"$work/plot.log"; then
+  echo "charts: $(tr '\n' ' ' <"$work/plot.out")"
+else
+  echo "e2e: the charts failed: $(tail -3 "$work/plot.log")" >&2; broken=1
 fi
 touch "$GH_DIR/e2e-finished"
 [ "$broken" = 1 ] && exit 2

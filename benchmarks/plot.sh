@@ -6,10 +6,11 @@
 #   benchmarks/plot.sh curve FILE
 #
 # e2e DIR: from DIR/data/ (written by benchmarks/e2e.sh --charts DIR), draws
-#   DIR/e2e-latency-<series>.svg  one per measured line: the latency percentile curve of every
+#   DIR/e2e-latency-<a>-vs-<b>.svg  one per measured line: the latency percentile curve of every
 #                                 repetition, Gatehouse's series against its reference's, on an
 #                                 HdrHistogram-style axis (x = 1/(1-p), log scale: 0%, 90%, 99%, …)
-#   DIR/e2e-throughput.svg        one panel per line: each series' throughput per repetition
+#   DIR/e2e-throughput.svg        one panel per line: its two series' throughput (or the cost it
+#                                 compares, such as CPU µs per operation) per repetition
 #   from  e2e-lines.tsv           MEASURE, GATEHOUSE_SERIES, REFERENCE_SERIES, UNIT (one line each)
 #         e2e-throughput.tsv      SERIES, REP, VALUE
 #         e2e-latency-<series>-<rep>.tsv  PERCENTILE (0…100), MILLISECONDS
@@ -27,7 +28,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 format=svg
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "plot: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -102,7 +103,7 @@ if [ "$command" = e2e ]; then
   # Latency tics at 1, 2, 5 × each power of ten from 1 µs to 100 s (a log axis labels only the powers).
   ytics="($(awk 'BEGIN { for (e = -3; e <= 5; e++) for (i = 1; i <= 3; i++) { v = (i == 1 ? 1 : i == 2 ? 2 : 5) * 10 ^ e; printf "%s\"%g\" %g", (e == -3 && i == 1 ? "" : ", "), v, v } }'))"
   # series SERIES: its repetitions that have a curve, in order.
-  reps_of() { find "$data" -maxdepth 1 -name "e2e-latency-$1-*.tsv" -size +0 | sed "s|.*/e2e-latency-$1-||; s|\.tsv$||" | grep -E '^[0-9]+$' | sort -n; }
+  reps_of() { find "$data" -maxdepth 1 -name "e2e-latency-$1-*.tsv" -size +0 | sed "s|.*/e2e-latency-$1-||; s|\.tsv$||" | grep -E '^[0-9]+$' | sort -n || true; }
   while IFS=$'\t' read -r measure a b unit; do
     [ -n "$a" ] || continue
     plots=() max_p=0
@@ -120,9 +121,9 @@ if [ "$command" = e2e ]; then
         max_p=$(awk -v a="$max_p" -v b="$p" 'BEGIN { print (b > a ? b : a) }')
       done
     done
-    [ "${#plots[@]}" -gt 0 ] || { echo "plot: no latency curves for $a or $b" >&2; continue; }
+    [ "${#plots[@]}" -gt 0 ] || continue  # a line without latencies (a cost per operation)
     xmax=$(awk -v p="$max_p" 'BEGIN { x = 100 / (100 - p); m = 10; while (m < x * 1.01 && m < 1e7) m *= 10; print m }')
-    draw "e2e-latency-$a" 1100 650 <<EOF
+    draw "e2e-latency-$a-vs-$b" 1100 650 <<EOF
 set title $(gq "$measure")
 set xlabel "percentile (x = 1/(1-p), log scale; the maximum is left out)"
 set ylabel "latency (ms, log scale)"
@@ -148,20 +149,24 @@ EOF
       awk -F'\t' -v s="$series" '$1 == s && $2 > 0 && $3 != "" { print $2 "\t" $3 }' "$data/e2e-throughput.tsv" | sort -n >"$data/.tp-$series"
     done
     title=$(gq "$measure")
-    [ "$unit" = "/s" ] && unit="operations/s"
+    case "$unit" in
+      */s) ylabel="throughput (${unit/#\//operations/})" ;;
+      *) ylabel="$unit per operation" ;;  # a line that compares a cost, such as CPU µs
+    esac
     panels+="
 set title ${title/ vs / \\nvs }
-set ylabel $(gq "throughput ($unit)")
+set ylabel $(gq "$ylabel")
 plot $(gq "$data/.tp-$a") using 1:2 with linespoints lw 2 pt 7 ps 1 lc rgb '$gatehouse_color' title $(gq "Gatehouse: $a"), \\
      $(gq "$data/.tp-$b") using 1:2 with linespoints lw 2 pt 5 ps 1 lc rgb '$reference_color' title $(gq "reference: $b")
 "
   done <"$data/e2e-lines.tsv"
   draw e2e-throughput 1300 $((rows * 380 + 40)) <<EOF
-set multiplot layout $rows,2 title "Throughput per repetition (each point is one run; the order alternates between repetitions)"
-set xlabel "repetition"
+set multiplot layout $rows,2 title "Each line's two series per repetition (one point per run; the order alternates between repetitions)"
 set xtics 1
+set format x "rep %.0f"
 set xrange [0.5:$(awk -F'\t' '$2 > m { m = $2 } END { print m + 0.5 }' "$data/e2e-throughput.tsv")]
 set yrange [0:*]
+set offsets 0, 0, graph 0.1, 0
 set grid ytics lc rgb '#dddddd'
 set key below horizontal
 set format y "%.0f"

@@ -2,7 +2,7 @@
 # A bounded soak of one node: mixed traffic plus slow and malformed clients, with the node's memory
 # and open file descriptors sampled throughout.
 #
-#   benchmarks/soak.sh [--duration S] [--sample S] [--rate R] [--workers N] [--out FILE]
+#   benchmarks/soak.sh [--duration S] [--sample S] [--rate R] [--workers N] [--out FILE] [--charts DIR]
 #
 # Starts, on loopback, one redis-server (AOF on, fsync every second) and one `gatehouse serve`
 # node, then for the whole duration (default 600 s):
@@ -17,9 +17,12 @@
 # last minute is within 10% of the median of the second minute (the first is warm-up), the load's
 # correctness failures (must be 0) and the abusive clients' bad endings (a 5xx or a connection the
 # node never closed; must be 0). Exit 1 when any of these misses, 2 when something broke.
+# --charts DIR: benchmarks/plot.sh draws DIR/soak-memory.svg, the node's memory and descriptors
+# over the soak, from the samples it writes to DIR/data/soak-samples.tsv. Default: a new
+# /tmp/gatehouse-soak-charts.XXXXXX, named at the end.
 set -euo pipefail
 
-duration=600 sample=10 rate=3000 workers=20 out=""
+duration=600 sample=10 rate=3000 workers=20 out="" charts=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift 2 ;;
@@ -27,7 +30,8 @@ while [ $# -gt 0 ]; do
     --rate) rate="$2"; shift 2 ;;
     --workers) workers="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --charts) charts="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak: unknown option $1" >&2; exit 64 ;;
   esac
 done
@@ -36,7 +40,9 @@ done
 [[ "$rate" =~ ^[0-9]+$ ]] && [ "$rate" -ge 1 ] || { echo "soak: --rate must be a positive number" >&2; exit 64; }
 [[ "$workers" =~ ^[0-9]+$ ]] && [ "$workers" -ge 1 ] && [ "$workers" -le 200 ] || { echo "soak: --workers must be 1..200" >&2; exit 64; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/scripts/bootstrap.sh" --require redis-server redis-cli jq curl python3 || exit 2
+"$root/scripts/bootstrap.sh" --require redis-server redis-cli jq curl python3 gnuplot || exit 2
+[ -n "$charts" ] || charts="$(mktemp -d /tmp/gatehouse-soak-charts.XXXXXX)"
+mkdir -p "$charts/data"
 
 name=soak work="$(mktemp -d /tmp/gatehouse-soak.XXXXXX)" pids=()
 . "$root/benchmarks/lib.sh"
@@ -107,6 +113,9 @@ flat() { awk -v r="$1" 'BEGIN { exit !(r <= 1.10) }'; }
   echo "  slow and malformed clients: ${connections} connections, ${bad} answered 5xx or left open; by kind: $(jq -c '.kinds' "$work/clients.json")"
 } | tee "$work/verdict"
 [ -n "$out" ] && cp "$work/verdict" "$out"
+{ printf '# seconds\trss_kib\tfds\tthreads\n'; tr ' ' '\t' <"$work/samples"; } >"$charts/data/soak-samples.tsv"
+"$root/benchmarks/plot.sh" soak "$charts" >"$work/plot.out" 2>&1 || die "the chart failed: $(tail -3 "$work/plot.out")"
+echo "  chart: $(cat "$work/plot.out")"
 flat "$rss_ratio" || verdict=1
 flat "$fds_ratio" || verdict=1
 [ "$failures" = 0 ] || verdict=1
