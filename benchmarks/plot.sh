@@ -189,6 +189,7 @@ set ylabel "resident memory, VmRSS (MiB)"
 set y2label "open file descriptors"
 set ytics nomirror
 set y2tics
+set xrange [0:$(awk -v s="$last" 'BEGIN { print s / 60 }')]
 set yrange [0:*]
 set y2range [0:*]
 set offsets 0, 0, graph 0.12, 0
@@ -197,8 +198,8 @@ set key below horizontal
 # The windows the verdict compares: minute 2 (after warm-up) and the last minute.
 set object 1 rect from 1, graph 0 to 2, graph 1 fc rgb '#e8e8e8' fs solid 0.6 noborder behind
 set object 2 rect from $(awk -v s="$last" 'BEGIN { print (s - 60) / 60 }'), graph 0 to $(awk -v s="$last" 'BEGIN { print s / 60 }'), graph 1 fc rgb '#e8e8e8' fs solid 0.6 noborder behind
-set label 1 "minute 2" at 1.5, graph 0.96 center
-set label 2 "last minute" at $(awk -v s="$last" 'BEGIN { print (s - 30) / 60 }'), graph 0.96 center
+set label 1 "minute 2" at 1.5, graph 0.04 center
+set label 2 "last minute" at $(awk -v s="$last" 'BEGIN { print (s - 30) / 60 }'), graph 0.04 center
 plot $(gq "$samples") using (\$1 / 60):(\$2 / 1024) with linespoints lw 2 pt 7 ps 0.6 lc rgb '$gatehouse_color' title "VmRSS (MiB, left)", \\
      $(gq "$samples") using (\$1 / 60):3 axes x1y2 with lines lw 1.5 dt 2 lc rgb '#555555' title "open descriptors (right)"
 EOF
