@@ -44,6 +44,7 @@ wrk                                             bench  debian  wrk              
 jq                                              bench  debian  jq                   benchmarks/e2e.sh, benchmarks/mail.sh
 redis-benchmark                                 bench  debian  redis-tools          benchmarks/e2e.sh, benchmarks/redis-bench.sh, benchmarks/mail.sh
 openssl                                         bench  debian  openssl              benchmarks/run-core.sh (`openssl speed`, the token benchmarks' reference)
+perf                                            bench  debian  linux-perf           benchmarks/profile.sh (where a node's CPU goes per request)
 TABLE
 
 # C libraries linked as system libraries (Package.swift's system-library targets), and the one
