@@ -61,7 +61,8 @@ profile_kind() {  # profile_kind KIND
     throttled) mix="wrongcheck=100"; extra=(--wrong-per-challenge 1000); kind_users=500 ;;
     replay) mix="replay=100" ;;
   esac
-  local log="$work/load-$kind.json" phase="$work/phase-$kind"
+  run_number=$((run_number + 1))
+  local log="$work/load-$run_number-$kind.json" phase="$work/phase-$run_number-$kind"
   # The timed run lasts the recording plus 3 s on each side.
   "$bin" load --url "$node_url" --users "$kind_users" --concurrency 50 --duration $((duration + 6)) --mix "$mix" "${extra[@]}" \
     --admin-key "$admin_key" --frontend-key "$frontend_key" --verify-key "$verify_key" --json --progress \
@@ -73,8 +74,8 @@ profile_kind() {  # profile_kind KIND
   sleep 2
   local ops0 cpu0 ops1 cpu1
   ops0=$(tail -1 "$phase" | awk '{ print $4 }'); cpu0=$(cpu_of "$node_pid")
-  perf record -F 999 -g -p "$node_pid" -o "$work/perf-$kind.data" -- sleep "$duration" >"$work/perf-$kind.log" 2>&1 \
-    || die "$kind: perf record failed: $(tail -3 "$work/perf-$kind.log")"
+  perf record -F 999 -g -p "$node_pid" -o "$work/perf-$run_number-$kind.data" -- sleep "$duration" >"$work/perf-$run_number-$kind.log" 2>&1 \
+    || die "$kind: perf record failed: $(tail -3 "$work/perf-$run_number-$kind.log")"
   ops1=$(tail -1 "$phase" | awk '{ print $4 }'); cpu1=$(cpu_of "$node_pid")
   wait "$lp" || die "$kind: the load run failed: $(head -c 400 "$log") $(tail -c 300 "$log.stderr" 2>/dev/null)"
   [ "$(jq -r .passed "$log")" = true ] && [ "$(jq -r '.errors | length' "$log")" = 0 ] \
@@ -83,20 +84,21 @@ profile_kind() {  # profile_kind KIND
   rate=$(jq -r ".kinds.$op.ops_per_s" "$log")
   # Progress lines come once a second, so the ops window is within a second of the recording.
   cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v o0="$ops0" -v o1="$ops1" 'BEGIN { if (o1 > o0) printf "%.1f", (b - a) * 1e6 / (o1 - o0); else print "nan" }')
-  perf script -i "$work/perf-$kind.data" -F comm,tid,ip,sym,dso >"$work/script-$kind.txt" 2>/dev/null || true
-  [ -s "$work/script-$kind.txt" ] || die "$kind: perf script gave nothing ($work/perf-$kind.data)"
+  perf script -i "$work/perf-$run_number-$kind.data" -F comm,tid,ip,sym,dso >"$work/script-$run_number-$kind.txt" 2>/dev/null || true
+  [ -s "$work/script-$run_number-$kind.txt" ] || die "$kind: perf script gave nothing ($work/perf-$kind.data)"
   echo
   echo "== $kind ($mix${extra[*]:+ ${extra[*]}}, $kind_users users): $(printf '%.0f' "$rate") ops/s; node $cpu_us µs CPU per operation; $(jq -c '.throttled' "$log") throttled"
   { echo "$kind: $(printf '%.0f' "$rate") ops/s, node $cpu_us µs CPU per operation"
-    python3 "$root/benchmarks/profile-parts.py" "$work/script-$kind.txt" "$cpu_us"; } | tee "$work/parts-$kind.txt"
+    python3 "$root/benchmarks/profile-parts.py" "$work/script-$run_number-$kind.txt" "$cpu_us"; } | tee "$work/parts-$run_number-$kind.txt"
 }
 
+run_number=0
 for kind in $kinds; do profile_kind "$kind"; done
 
 if [ -n "$out" ]; then
   {
     echo "# Gatehouse node CPU per request ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    for kind in $kinds; do echo; echo "## $kind"; echo; echo '```'; cat "$work/parts-$kind.txt"; echo '```'; done
+    for kind in $kinds; do echo; echo "## $kind"; echo; echo '```'; cat "$work/parts-$run_number-$kind.txt"; echo '```'; done
   } >"$out"
   echo "(written to $out)"
 fi
