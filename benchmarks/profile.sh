@@ -85,7 +85,7 @@ profile_kind() {  # profile_kind KIND
   # Progress lines come once a second, so the ops window is within a second of the recording.
   cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v o0="$ops0" -v o1="$ops1" 'BEGIN { if (o1 > o0) printf "%.1f", (b - a) * 1e6 / (o1 - o0); else print "nan" }')
   perf script -i "$work/perf-$run_number-$kind.data" -F comm,tid,ip,sym,dso >"$work/script-$run_number-$kind.txt" 2>/dev/null || true
-  [ -s "$work/script-$run_number-$kind.txt" ] || die "$kind: perf script gave nothing ($work/perf-$kind.data)"
+  [ -s "$work/script-$run_number-$kind.txt" ] || die "$kind: perf script gave nothing ($work/perf-$run_number-$kind.data)"
   echo
   echo "== $kind ($mix${extra[*]:+ ${extra[*]}}, $kind_users users): $(printf '%.0f' "$rate") ops/s; node $cpu_us µs CPU per operation; $(jq -c '.throttled' "$log") throttled"
   { echo "$kind: $(printf '%.0f' "$rate") ops/s, node $cpu_us µs CPU per operation"
@@ -98,7 +98,7 @@ for kind in $kinds; do profile_kind "$kind"; done
 if [ -n "$out" ]; then
   {
     echo "# Gatehouse node CPU per request ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    for kind in $kinds; do echo; echo "## $kind"; echo; echo '```'; cat "$work/parts-$run_number-$kind.txt"; echo '```'; done
+    for parts in "$work"/parts-*.txt; do echo; echo '```'; cat "$parts"; echo '```'; done
   } >"$out"
   echo "(written to $out)"
 fi
