@@ -44,6 +44,7 @@ wrk                                             bench  debian  wrk              
 jq                                              bench  debian  jq                   benchmarks/e2e.sh, benchmarks/mail.sh
 redis-benchmark                                 bench  debian  redis-tools          benchmarks/e2e.sh, benchmarks/redis-bench.sh, benchmarks/mail.sh
 openssl                                         bench  debian  openssl              benchmarks/run-core.sh (`openssl speed`, the token benchmarks' reference)
+perf                                            bench  debian  linux-perf           benchmarks/profile.sh (where a node's CPU goes per request)
 gnuplot                                         bench  debian  gnuplot-nox          benchmarks/plot.sh (the charts of benchmarks/e2e.sh and benchmarks/soak.sh)
 TABLE
 

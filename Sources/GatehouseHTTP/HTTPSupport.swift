@@ -28,15 +28,7 @@ enum HTTPSupport {
     /// ``problem(_:)``'s status, fields and body, for an answer written outside Hummingbird.
     static func problemParts(_ error: ServiceError) -> (status: HTTPResponse.Status, headers: HTTPFields, body: [UInt8]) {
         let status = status(of: error.code)
-        var object: [String: Any] = [
-            "type": "https://gatehouse.dev/problems/\(error.code.name)",
-            "title": title(error.code),
-            "status": status.code,
-            "detail": error.detail,
-            "code": error.code.name,
-        ]
-        if let remaining = error.attemptsRemaining { object["attempts_remaining"] = remaining }
-        let data = JSONText.bytes(object)
+        let data = problemBody(error.code, status: status, detail: error.detail, attemptsRemaining: error.attemptsRemaining)
         var headers: HTTPFields = [.contentType: "application/problem+json", .cacheControl: "no-store"]
         if status == .tooManyRequests || status == .serviceUnavailable {
             headers[retryAfter] = String(error.retryAfterSeconds ?? 1)
@@ -48,14 +40,33 @@ enum HTTPSupport {
     /// an unsupported `Expect`, a request that did not arrive in time): `invalid_request` with the
     /// protocol's own status (400, 417, 408), the same problem shape as every other error.
     static func protocolProblem(status: HTTPResponse.Status, detail: String) -> (status: HTTPResponse.Status, headers: HTTPFields, body: [UInt8]) {
-        let object: [String: Any] = [
-            "type": "https://gatehouse.dev/problems/invalid_request",
-            "title": title(.invalidRequest),
-            "status": status.code,
-            "detail": detail,
-            "code": ServiceError.Code.invalidRequest.name,
-        ]
-        return (status, [.contentType: "application/problem+json", .cacheControl: "no-store"], JSONText.bytes(object))
+        let data = problemBody(.invalidRequest, status: status, detail: detail, attemptsRemaining: nil)
+        return (status, [.contentType: "application/problem+json", .cacheControl: "no-store"], data)
+    }
+
+    /// A problem's JSON, written directly (members in the byte order of their names, as every
+    /// JSON answer): refused codes are what an attacker sends most, so their answer costs no
+    /// dictionary of `Any`.
+    static func problemBody(_ code: ServiceError.Code, status: HTTPResponse.Status, detail: String, attemptsRemaining: Int?) -> [UInt8] {
+        var out = JSONWriter(capacity: 192 + detail.utf8.count)
+        out.bytes.append(UInt8(ascii: "{"))
+        if let attemptsRemaining {
+            out.raw("\"attempts_remaining\":")
+            out.integer(attemptsRemaining)
+            out.bytes.append(UInt8(ascii: ","))
+        }
+        out.raw("\"code\":")
+        out.string(code.name)
+        out.raw(",\"detail\":")
+        out.string(detail)
+        out.raw(",\"status\":")
+        out.integer(status.code)
+        out.raw(",\"title\":")
+        out.string(title(code))
+        out.raw(",\"type\":")
+        out.string("https://gatehouse.dev/problems/" + code.name)
+        out.bytes.append(UInt8(ascii: "}"))
+        return out.bytes
     }
 
     /// The HTTP status of each problem code (docs/api.md, Errors): the one place that maps the

@@ -73,6 +73,8 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
     public static let redisBenchmark = ExternalProgram("redis-benchmark", group: .bench, source: .debian, package: "redis-tools")
     /// `openssl speed`, the token benchmarks' reference.
     public static let openssl = ExternalProgram("openssl", group: .bench, source: .debian, package: "openssl")
+    /// `perf record`, for `benchmarks/profile.sh`'s CPU breakdown of a node.
+    public static let perf = ExternalProgram("perf", group: .bench, source: .debian, package: "linux-perf")
     /// gnuplot without X11 (SVG and PNG terminals), which `benchmarks/plot.sh` draws the
     /// benchmarks' charts with.
     public static let gnuplot = ExternalProgram("gnuplot", group: .bench, source: .debian, package: "gnuplot-nox")
@@ -90,7 +92,7 @@ public struct ExternalProgram: Sendable, Hashable, CustomStringConvertible {
     public static let all: [ExternalProgram] = [
         .redisServer, .redisCLI, .python3, .pip3, .curl, .nginx, .zbarimg, .rsvgConvert, .chromium, .chromedriver,
         .pyJWT, .pythonCryptography, .aiosmtpd, .selenium, .schemathesis, .dovecot, .dovecotIMAP, .dovecotPOP3, .dovecotSubmission, .dovecotLua,
-        .nginxMail, .wrk, .jq, .redisBenchmark, .openssl, .gnuplot,
+        .nginxMail, .wrk, .jq, .redisBenchmark, .openssl, .perf, .gnuplot,
     ]
 
     /// A program that is not installed; the message names the package and the command that

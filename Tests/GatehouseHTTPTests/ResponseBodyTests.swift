@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 @testable import GatehouseHTTP
 @testable import GatehouseService
+import HTTPTypes
 import Testing
 
 /// The typed response bodies write the same bytes as the `[String: Any]` objects the responder
@@ -198,5 +199,28 @@ struct ResponseBodyTests {
                 "client_ip": s.clientIP as Any? ?? NSNull(), "user_agent": s.userAgent as Any? ?? NSNull(), "current": s.id == "s2",
             ]
         }]))
+    }
+}
+
+extension ResponseBodyTests {
+    /// Every problem code, with and without `attempts_remaining`, and a detail that needs escaping.
+    static let codes: [ServiceError.Code] = [
+        .invalidRequest, .unauthorized, .forbidden, .invalidToken, .invalidCode, .challengeExpired, .rateLimited, .twoStepDisabled,
+        .reauthenticationRequired, .recoveryEmailRequired, .notEnrolled, .methodNotAllowed, .notFound, .denied, .unavailable,
+    ]
+    static let problemCases: [(ServiceError.Code, Int?)] = codes.flatMap { [($0, nil), ($0, 3)] }
+
+    @Test("a problem's body is the same bytes as the object written with JSONText", arguments: problemCases.indices)
+    func problemBody(index: Int) {
+        let (code, remaining) = Self.problemCases[index]
+        let detail = "the \"code\" is not valid: ü\u{1}/\\"
+        let status = HTTPSupport.status(of: code)
+        var object: [String: Any] = [
+            "type": "https://gatehouse.dev/problems/\(code.name)", "title": HTTPSupport.title(code),
+            "status": status.code, "detail": detail, "code": code.name,
+        ]
+        if let remaining { object["attempts_remaining"] = remaining }
+        let written = String(decoding: HTTPSupport.problemBody(code, status: status, detail: detail, attemptsRemaining: remaining), as: UTF8.self)
+        #expect(written == Self.reference(object))
     }
 }

@@ -62,7 +62,17 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     /// beside it the direct requests the fast path collects, answered one at a time (the fast
     /// path sends the next only after this one's answer). Both end when the channel closes, so
     /// a graceful shutdown waits for a direct answer in flight without any bookkeeping.
+    ///
+    /// The task runs on the connection's event loop (``EventLoopTaskExecutor``): a request's
+    /// work starts on the thread that read it, and its answer is written from there, so a code
+    /// check crosses threads only to the Redis I/O thread and back.
     func handle(value: Value, logger: Logger) async {
+        await withTaskExecutorPreference(EventLoopTaskExecutor(value.channel.eventLoop)) {
+            await handleOnEventLoop(value: value, logger: logger)
+        }
+    }
+
+    private func handleOnEventLoop(value: Value, logger: Logger) async {
         await withDiscardingTaskGroup { group in
             group.addTask { await handleHTTP(asyncChannel: value.asyncChannel, logger: logger) }
             let source = ApplicationRequestContextSource(channel: value.channel, logger: logger)
@@ -74,6 +84,19 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 }
             }
         }
+    }
+}
+
+/// Runs tasks' jobs on a NIO event loop (NIO's own event loops are serial executors for actors,
+/// not task executors).
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

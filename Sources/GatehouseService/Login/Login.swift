@@ -273,6 +273,17 @@ extension Gatehouse {
         }
     }
 
+    /// A refused second step's notice line, unless the node already wrote ``failureLog``'s share
+    /// of them in this window (then only counted; the next line written says how many were not).
+    func logFailure(_ message: @autoclosure () -> Logger.Message, _ metadata: @autoclosure () -> Logger.Metadata) {
+        guard logger.logLevel <= .notice else { return }
+        let (write, leftOut) = failureLog.take(now: RevocationFeed.monotonicNanoseconds())
+        guard write else { return }
+        var metadata = metadata()
+        if leftOut > 0 { metadata["left_out"] = "\(leftOut)" }
+        logger.notice(message(), metadata: metadata)
+    }
+
     /// Turns a script outcome into success or the caller-facing error, logging a security event.
     /// Returns the user's epoch on success.
     @discardableResult
@@ -285,17 +296,17 @@ extension Gatehouse {
             logger.info("second step succeeded", metadata: meta())
             return epoch
         case .rejected(let remaining, let replay):
-            // The script wrote the security event.
-            logger.notice(replay ? "second step replay refused" : "second step failed", metadata: meta())
+            // The script wrote the security event; the log line is within the failure budget.
+            logFailure(replay ? "second step replay refused" : "second step failed", meta())
             throw ServiceError(.invalidCode, "the code is not valid", attemptsRemaining: remaining)
         case .throttled(let seconds):
-            logger.notice("second step throttled", metadata: meta())
+            logFailure("second step throttled", meta())
             throw ServiceError(.rateLimited, "too many failed attempts; wait before trying again", retryAfterSeconds: seconds)
         case .locked:
             logger.warning("code checks locked", metadata: meta())
             throw ServiceError(.rateLimited, "locked after too many failures; an administrator must unlock it", retryAfterSeconds: 3600)
         case .ipLimited(let seconds):
-            logger.notice("client address over its failure budget", metadata: meta())
+            logFailure("client address over its failure budget", meta())
             throw ServiceError(.rateLimited, "too many failed attempts from this address", retryAfterSeconds: seconds)
         case .consumed:
             throw ServiceError(.challengeExpired, "the challenge was already used; start the login again")

@@ -24,6 +24,8 @@ public final class Gatehouse: Sendable, Service {
     let random: any SecureRandomSource
     let mailer: any CodeMailer
     let totpCache: TOTPCache
+    /// Refused second steps are logged (at notice) at most 20 times per 10 s per node.
+    let failureLog = LogBudget(lines: 20, window: .seconds(10))
     /// Moves the clocks in tests (``ClockOffset``); nil on a served node.
     let clockOffset: ClockOffset?
 
