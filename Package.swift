@@ -4,6 +4,7 @@
 //   CHiredis, CLibCrypto, CLibSSL,
 //   CQRencode                        — thin system-library shims (pkg-config, apt providers);
 //   CEpoll                           — <sys/epoll.h> for GatehouseLoad's event loop
+//   CMalloc                          — <malloc.h> for GatehouseApp's return of freed memory
 //   GatehouseSystem                  — POSIX plumbing several layers need and none owns: dedicated
 //                                      OS threads for blocking C calls (the Redis I/O threads, SMTP
 //                                      deliveries) and child processes (the embedded redis-server,
@@ -83,6 +84,8 @@ let package = Package(
         ),
         // epoll(7) for the load generator's event loop (a libc header, nothing to link).
         .systemLibrary(name: "CEpoll"),
+        // malloc_trim(3) for a node returning freed memory (a libc header, nothing to link).
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(
             name: "CLibSSL",
             pkgConfig: "libssl",
@@ -193,6 +196,7 @@ let package = Package(
         .target(
             name: "GatehouseApp",
             dependencies: [
+                "CMalloc",
                 "GatehouseHTTP",
                 "GatehouseWeb",
                 "GatehouseService",

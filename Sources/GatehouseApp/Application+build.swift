@@ -78,7 +78,7 @@ package func buildApplication(configuration: GatehouseConfiguration, hooks: Appl
         let reloader = KeyringReloader(store: keyring, path: prepared.keyringFile, logger: logger)
         var services: [any Service] = []
         if let embedded { services.append(EmbeddedRedisService(server: embedded)) }
-        services += [gatehouse, reloader]
+        services += [gatehouse, reloader, MemoryReturner()]
         let listen = configuration.listen, demo = configuration.web.demo == true
         let announce = hooks.announce, onListening = hooks.onListening
         return Application(
