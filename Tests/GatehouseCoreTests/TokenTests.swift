@@ -400,6 +400,28 @@ struct TokenSigningBytesTests {
         }
     }
 
+    @Test("integers in the canonical layout: plain digits up to 18, no leading zero, read exactly (a space after one leaves the layout; the strict parser reads it)", arguments: [
+        ("0", 0), ("7", 7), ("00", nil), ("07", nil), ("12345678", 12_345_678), ("01234567", nil), ("99999999", 99_999_999),
+        ("123456789", 123_456_789), ("1800000000", 1_800_000_000), ("123456789012345678", 123_456_789_012_345_678),
+        ("999999999999999999", 999_999_999_999_999_999), ("1000000000000000000", nil), ("1234567:", nil), ("12345678/", nil),
+        ("1e5", nil), ("1.5", nil), ("-1", nil), ("", nil), ("\"1\"", nil), ("1234567 ", 1_234_567),
+    ] as [(String, Int64?)])
+    func canonicalIntegers(text: String, value: Int64?) throws {
+        let f = try TokenFixture()
+        let payload = f.sessionPayload().replacingOccurrences(of: "\"ep\":7,", with: "\"ep\":\(text),")
+        let token = f.forge(header: f.header(), payload: payload)
+        if let value {
+            #expect(try f.authority.verifySession(token, now: f.now).common.epoch == UInt64(value))
+        } else {
+            #expect(f.verifyError(token) == .invalidClaims || f.verifyError(token) == .malformed)
+        }
+        // The same number as auth_time (bounded by iat + leeway, so small values only).
+        if let value, value <= f.now {
+            let authPayload = f.sessionPayload().replacingOccurrences(of: "\"auth_time\":\(f.now)", with: "\"auth_time\":\(text)")
+            #expect(try f.authority.verifySession(f.forge(header: f.header(), payload: authPayload), now: f.now).authTime == value)
+        }
+    }
+
     @Test("claims the verifier would refuse still cannot be signed with a bad time order")
     func refusedClaims() throws {
         let f = try TokenFixture()

@@ -153,20 +153,38 @@ public final class Keyring: Sendable {
         init(kid: String, kidBytes: [UInt8], state: KeyringFile.State, sessionAlgorithm: TokenAlgorithm, hmac: [HMACKey],
              signingKey: Ed25519PrivateKey?, encodedHeaders: [[UInt8]]) {
             self.kid = kid; self.kidBytes = kidBytes; self.state = state; self.sessionAlgorithm = sessionAlgorithm
-            self.hmac = hmac; self.signingKey = signingKey; self.encodedHeaders = encodedHeaders
+            sessionHMAC = hmac[TokenKind.session.rawValue]; rememberHMAC = hmac[TokenKind.remember.rawValue]
+            challengeHMAC = hmac[TokenKind.challenge.rawValue]; resetHMAC = hmac[TokenKind.reset.rawValue]
+            self.signingKey = signingKey; self.encodedHeaders = encodedHeaders
         }
         let kid: String
         let kidBytes: [UInt8]
         let state: KeyringFile.State
         let sessionAlgorithm: TokenAlgorithm
-        /// Indexed by `TokenKind.rawValue`.
-        let hmac: [HMACKey]
+        // The per-kind HMAC keys, each a stored `let` (not array elements): `authenticate` then
+        // runs on the key where it lies, where an element of an array or buffer is first copied
+        // out (HMACKey is over 400 bytes).
+        private let sessionHMAC: HMACKey
+        private let rememberHMAC: HMACKey
+        private let challengeHMAC: HMACKey
+        private let resetHMAC: HMACKey
         let signingKey: Ed25519PrivateKey?
         /// base64url of the protected header, per kind, precomputed for signing.
         let encodedHeaders: [[UInt8]]
 
         func algorithm(for kind: TokenKind) -> TokenAlgorithm {
             kind == .session ? sessionAlgorithm : .hs256
+        }
+
+        /// Writes the HMAC-SHA256 of `message` under this key's derived key for `kind` to the
+        /// first 32 bytes of `mac`.
+        func authenticate(_ kind: TokenKind, _ message: UnsafeRawBufferPointer, into mac: UnsafeMutableRawBufferPointer) {
+            switch kind {
+            case .session: sessionHMAC.authenticate(message, into: mac)
+            case .remember: rememberHMAC.authenticate(message, into: mac)
+            case .challenge: challengeHMAC.authenticate(message, into: mac)
+            case .reset: resetHMAC.authenticate(message, into: mac)
+            }
         }
     }
 

@@ -131,8 +131,7 @@ public final class TokenAuthority: Sendable {
             switch algorithm {
             case .hs256:
                 withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { mac in
-                    // Through the buffer: `hmac[i]` would copy the prepared key out first.
-                    key.hmac.withUnsafeBufferPointer { $0[kind.rawValue].authenticate(input, into: mac) }
+                    key.authenticate(kind, input, into: mac)
                     Base64URL.encode32(UnsafeRawBufferPointer(mac), into: signatureText)
                 }
             case .edDSA:
@@ -287,8 +286,7 @@ public final class TokenAuthority: Sendable {
             // constant time, instead of decoding the signature; same acceptance set.
             signatureOK = signatureText.count == 43 && withUnsafeTemporaryAllocation(byteCount: 80, alignment: 8) { buffer in
                 let mac = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<32])
-                // Through the buffer: `hmac[i]` would copy the 232-byte prepared key out first.
-                ring.verifying[keyIndex].hmac.withUnsafeBufferPointer { $0[kind.rawValue].authenticate(signingInput, into: mac) }
+                ring.verifying[keyIndex].authenticate(kind, signingInput, into: mac)
                 let text = UnsafeMutableRawBufferPointer(rebasing: buffer[32..<75])
                 Base64URL.encode32(UnsafeRawBufferPointer(mac), into: text)
                 return ConstantTime.equals(UnsafeRawBufferPointer(text), UnsafeRawBufferPointer(signatureText))
@@ -506,6 +504,15 @@ extension SessionClaims {
         @inline(__always) func integer() -> Int64? {
             let start = i
             var v: Int64 = 0
+            // Eight digits in one step when the next eight bytes are all digits (Unix times have
+            // ten); the byte loop carries on from there, so the digits consumed are the same.
+            if i &+ 8 <= n {
+                let w = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+                if Self.isEightDigits(w) {
+                    v = Int64(Self.eightDigitsValue(w))
+                    i &+= 8
+                }
+            }
             while i < n, i - start < 19 {
                 let d = p[i] &- UInt8(ascii: "0")
                 guard d < 10 else { break }
@@ -560,6 +567,25 @@ extension SessionClaims {
             common: CommonClaims(user: sub, issuedAt: iat, expiresAt: exp, epoch: UInt64(ep)),
             sessionID: sid, authTime: authTime, methods: methods
         )
+    }
+
+    /// True when all eight bytes of `w` are ASCII digits: high nibble 3, and still 3 after
+    /// adding 6 (so at most `9`). A byte that carries into the next fails its own first test.
+    @inline(__always)
+    static func isEightDigits(_ w: UInt64) -> Bool {
+        let high: UInt64 = 0xF0F0_F0F0_F0F0_F0F0
+        return (w & high) | (((w &+ 0x0606_0606_0606_0606) & high) &>> 4) == 0x3333_3333_3333_3333
+    }
+
+    /// The value of eight ASCII digits, the first (lowest-addressed) most significant: pairs,
+    /// then quadruples, then the whole, by multiply-and-shift.
+    @inline(__always)
+    static func eightDigitsValue(_ w: UInt64) -> UInt32 {
+        var v = w &- 0x3030_3030_3030_3030
+        v = v &* 10 &+ (v &>> 8)
+        let mask: UInt64 = 0x0000_00FF_0000_00FF
+        v = ((v & mask) &* 0x000F_4240_0000_0064 &+ ((v &>> 16) & mask) &* 0x0000_2710_0000_0001) &>> 32
+        return UInt32(truncatingIfNeeded: v)
     }
 
     /// True when one of the eight bytes of `w` is below 0x20, 0x80 or above, `"` or `\`
