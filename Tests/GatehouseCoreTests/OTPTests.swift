@@ -205,4 +205,20 @@ struct HMACTests {
         #expect(ConstantTime.isEqual(7, 7) == 1)
         #expect(ConstantTime.isEqual(7, 0x8000_0007) == 0)
     }
+
+    @Test("buffer comparison: equal buffers of every length up to 40 compare equal, and one bit flipped anywhere does not")
+    func constantTimeBuffers() {
+        for length in 0...40 {
+            let a = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(a.withUnsafeBytes { x in Array(a).withUnsafeBytes { ConstantTime.equals(x, $0) } })
+            for position in 0..<length {
+                for bit in [0, 7] {
+                    var b = a
+                    b[position] ^= 1 << bit
+                    #expect(!a.withUnsafeBytes { x in b.withUnsafeBytes { ConstantTime.equals(x, $0) } }, "length \(length), byte \(position)")
+                }
+            }
+            #expect(!a.withUnsafeBytes { x in (a + [0]).withUnsafeBytes { ConstantTime.equals(x, $0) } })
+        }
+    }
 }
