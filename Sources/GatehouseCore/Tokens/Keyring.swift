@@ -153,21 +153,21 @@ public final class Keyring: Sendable {
         init(kid: String, kidBytes: [UInt8], state: KeyringFile.State, sessionAlgorithm: TokenAlgorithm, hmac: [HMACKey],
              signingKey: Ed25519PrivateKey?, encodedHeaders: [[UInt8]]) {
             self.kid = kid; self.kidBytes = kidBytes; self.state = state; self.sessionAlgorithm = sessionAlgorithm
-            sessionHMAC = hmac[TokenKind.session.rawValue]; rememberHMAC = hmac[TokenKind.remember.rawValue]
-            challengeHMAC = hmac[TokenKind.challenge.rawValue]; resetHMAC = hmac[TokenKind.reset.rawValue]
+            sessionHMAC = HMACSHA256Key(hmac[TokenKind.session.rawValue]); rememberHMAC = HMACSHA256Key(hmac[TokenKind.remember.rawValue])
+            challengeHMAC = HMACSHA256Key(hmac[TokenKind.challenge.rawValue]); resetHMAC = HMACSHA256Key(hmac[TokenKind.reset.rawValue])
             self.signingKey = signingKey; self.encodedHeaders = encodedHeaders
         }
         let kid: String
         let kidBytes: [UInt8]
         let state: KeyringFile.State
         let sessionAlgorithm: TokenAlgorithm
-        // The per-kind HMAC keys, each a stored `let` (not array elements): `authenticate` then
-        // runs on the key where it lies, where an element of an array or buffer is first copied
-        // out (HMACKey is over 400 bytes).
-        private let sessionHMAC: HMACKey
-        private let rememberHMAC: HMACKey
-        private let challengeHMAC: HMACKey
-        private let resetHMAC: HMACKey
+        // The per-kind HMAC-SHA256 keys, each a stored `let` rather than an array element (an
+        // element is copied out before a method runs on it, with a retain of the array), and
+        // each the two digest states alone (`HMACSHA256Key`, no enum payload to copy).
+        private let sessionHMAC: HMACSHA256Key
+        private let rememberHMAC: HMACSHA256Key
+        private let challengeHMAC: HMACSHA256Key
+        private let resetHMAC: HMACSHA256Key
         let signingKey: Ed25519PrivateKey?
         /// base64url of the protected header, per kind, precomputed for signing.
         let encodedHeaders: [[UInt8]]
