@@ -68,7 +68,7 @@ enum TokenBench {
             }),
             ("gatehouse_hmac_sha256_only", {
                 report.add("gatehouse_hmac_sha256_only", measure(slice: options.slice) { n in hmacOnly.run(n) },
-                           note: "GatehouseCrypto HMACKey.authenticate over the signing input only (no parsing)")
+                           note: "GatehouseCrypto HMACSHA256Key.authenticate over the signing input only (no parsing)")
             }),
             ("gatehouse_sign_hs256", {
                 report.add("gatehouse_sign_hs256", measure(slice: options.slice) { n in
