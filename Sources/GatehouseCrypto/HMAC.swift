@@ -32,10 +32,10 @@ public enum HashAlgorithm: String, Sendable, CaseIterable {
 public struct HMACKey: Sendable {
     /// The hash function this key is used with.
     public let algorithm: HashAlgorithm
-    private let state: PreparedState
+    fileprivate let state: PreparedState
 
     // SHA*_CTX are plain C structs of integers: copying them is a value copy, safe across threads.
-    private enum PreparedState: @unchecked Sendable {
+    fileprivate enum PreparedState: @unchecked Sendable {
         case sha1(inner: SHA_CTX, outer: SHA_CTX)
         case sha256(inner: SHA256_CTX, outer: SHA256_CTX)
         case sha512(inner: SHA512_CTX, outer: SHA512_CTX)
@@ -136,6 +136,42 @@ public struct HMACKey: Sendable {
             authenticate(message, into: buffer)
             return ConstantTime.equals(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<mac.count]), mac)
         }
+    }
+}
+
+/// An HMAC-SHA256 key prepared as `HMACKey(.sha256, key:)` prepares it, held as its two digest
+/// states and nothing else (224 bytes; `HMACKey` is an enum over three hash functions, sized
+/// for SHA-512). A MAC copies exactly the two states the digest mutates, with no enum payload
+/// to copy out first: the shape for a key that authenticates many messages (token signing keys).
+public struct HMACSHA256Key: @unchecked Sendable {
+    // Plain C structs of integers: copying them is a value copy, safe across threads.
+    private let inner: SHA256_CTX
+    private let outer: SHA256_CTX
+
+    /// The same prepared states as `key`, which must be an HMAC-SHA256 key.
+    public init(_ key: HMACKey) {
+        guard case .sha256(let inner, let outer) = key.state else {
+            preconditionFailure("HMACSHA256Key needs an HMAC-SHA256 key, not \(key.algorithm)")
+        }
+        self.inner = inner
+        self.outer = outer
+    }
+
+    /// Prepares `key` (any length, RFC 2104).
+    public init(key: some Collection<UInt8>) {
+        self.init(HMACKey(.sha256, key: key))
+    }
+
+    /// Writes the MAC of `message` to the first 32 bytes of `output`. Allocation-free.
+    public func authenticate(_ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count >= 32, "HMAC output buffer too small")
+        let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        var i = inner
+        SHA256_Update(&i, message.baseAddress, message.count)
+        SHA256_Final(out, &i)
+        var o = outer
+        SHA256_Update(&o, out, 32)
+        SHA256_Final(out, &o)
     }
 }
 

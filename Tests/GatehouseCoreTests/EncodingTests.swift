@@ -1,3 +1,4 @@
+import Foundation
 import GatehouseCore
 import GatehouseCrypto
 import Testing
@@ -104,5 +105,150 @@ struct OTPAuthURITests {
         let query = try #require(OTPAuthURI(parsing: "otpauth://totp/x?secret=MZXW6&\u{301}issuer=y&algorithm=sha256"))
         #expect(query.secret == Base32.decode("MZXW6") && query.issuer == "" && query.algorithm == .sha256)
         #expect(OTPAuthURI(parsing: "otpauth://totp/\u{301}x?secret=MZXW6")?.account == "\u{301}x")
+    }
+}
+
+/// The base64url decoder reads eight characters at a time with table look-ups; these compare it
+/// with a plain decoder written from RFC 4648 (§4 and §5, no padding, unused bits zero) over
+/// every length, every foreign byte at every position, and every non-canonical tail.
+@Suite("base64url against a reference decoder")
+struct Base64URLReferenceTests {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// Bytes that are not base64url: padding, the standard alphabet's two, whitespace, JWS and
+    /// JSON punctuation, NUL, DEL, and bytes with the high bit set.
+    static let foreign: [UInt8] = Array("=+/ \n\t.\"\\*".utf8) + [0x00, 0x7F, 0x80, 0xC3, 0xFF]
+
+    /// RFC 4648, the plain way: six bits per character, most significant first; a length of 1
+    /// (mod 4) cannot occur; the unused bits of the last character must be zero.
+    static func reference(_ characters: [UInt8]) -> [UInt8]? {
+        guard characters.count % 4 != 1 else { return nil }
+        var out: [UInt8] = []
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for c in characters {
+            guard let value = alphabet.firstIndex(of: c) else { return nil }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        guard accumulator & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
+    }
+
+    /// `Base64URL.decode(_:into:)` into a buffer `spare` bytes longer than needed, pre-filled;
+    /// checks that nothing past the decoded length was written.
+    static func decodeIntoBuffer(_ characters: [UInt8], spare: Int = 0) -> [UInt8]? {
+        guard let length = Base64URL.decodedLength(characters.count) else {
+            var out = [UInt8](repeating: 0, count: characters.count)
+            #expect(characters.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { Base64URL.decode(i, into: $0) } } == nil)
+            return nil
+        }
+        var out = [UInt8](repeating: 0xA5, count: length + spare)
+        let written = characters.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { Base64URL.decode(i, into: $0) } }
+        #expect(out[length...].allSatisfy { $0 == 0xA5 }, "decode(_:into:) wrote past the decoded length for \(characters)")
+        return written.map { Array(out[..<$0]) }
+    }
+
+    /// A deterministic generator (SplitMix64), so a failure names an input that reproduces.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test("text of every length up to 130 decodes as the reference says, and what is accepted re-encodes to itself")
+    func everyLength() {
+        var generator = Generator(state: 1)
+        for length in 0...130 {
+            for _ in 0..<20 {
+                let text = (0..<length).map { _ in Self.alphabet.randomElement(using: &generator)! }
+                let expected = Self.reference(text)
+                let string = String(decoding: text, as: UTF8.self)
+                #expect(Base64URL.decode(string) == expected, "\(string)")
+                #expect(Self.decodeIntoBuffer(text) == expected, "\(string)")
+                #expect(Self.decodeIntoBuffer(text, spare: 9) == expected, "\(string)")
+                if let expected { #expect(Base64URL.encode(expected) == string) }
+            }
+        }
+    }
+
+    @Test("a foreign byte at any position of any length up to 40 is refused")
+    func foreignBytes() {
+        var generator = Generator(state: 2)
+        for length in 1...40 where length % 4 != 1 {
+            let valid = Base64URL.encode((0..<(length * 3 / 4)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let text = Array(valid.utf8)
+            #expect(text.count == length)
+            for position in 0..<length {
+                for byte in Self.foreign {
+                    var bad = text
+                    bad[position] = byte
+                    #expect(Self.decodeIntoBuffer(bad) == nil, "\(bad) accepted")
+                    #expect(Self.decodeIntoBuffer(bad, spare: 9) == nil, "\(bad) accepted")
+                }
+            }
+        }
+    }
+
+    @Test("every alphabet character in the last position after 0 to 12 whole groups: accepted exactly when its unused bits are zero")
+    func tails() {
+        for groups in 0...12 {
+            let head = Array(String(repeating: "Zm9v", count: groups).utf8)
+            for tail in [[UInt8(ascii: "Z")], [UInt8(ascii: "Z"), UInt8(ascii: "m")]] {
+                for last in Self.alphabet {
+                    let text = head + tail + [last]
+                    let expected = Self.reference(text)
+                    // Two characters carry 12 bits for one byte (4 unused), three carry 18 for two (2 unused).
+                    let unusedMask: Int = tail.count == 1 ? 0x0F : 0x03
+                    #expect((expected != nil) == (Self.alphabet.firstIndex(of: last)! & unusedMask == 0))
+                    #expect(Self.decodeIntoBuffer(text) == expected, "\(text)")
+                    #expect(Base64URL.decode(String(decoding: text, as: UTF8.self)) == expected)
+                }
+            }
+        }
+    }
+
+    @Test("lengths of 1 (mod 4) are refused, whatever the characters")
+    func impossibleLengths() {
+        for length in stride(from: 1, through: 41, by: 4) {
+            #expect(Base64URL.decode(String(repeating: "A", count: length)) == nil)
+            #expect(Self.decodeIntoBuffer(Array(repeating: UInt8(ascii: "A"), count: length)) == nil)
+        }
+    }
+
+    @Test("a buffer shorter than the decoded length is refused")
+    func shortBuffer() {
+        let text = Array("Zm9vYmFyZm9vYmFy".utf8)
+        var out = [UInt8](repeating: 0, count: 11)
+        #expect(text.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { Base64URL.decode(i, into: $0) } } == nil)
+    }
+
+    @Test("the three encoders agree with each other and with Foundation's base64, for every length up to 100")
+    func encoders() {
+        var generator = Generator(state: 3)
+        for length in 0...100 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let text = Base64URL.encode(bytes)
+            let standard = Data(bytes).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(text == standard)
+            var appended: [UInt8] = [0x2E]
+            bytes.withUnsafeBytes { Base64URL.encode($0, into: &appended) }
+            #expect(appended == [0x2E] + Array(text.utf8))
+            var buffer = [UInt8](repeating: 0xA5, count: Base64URL.encodedLength(length) + 3)
+            let written = bytes.withUnsafeBytes { input in buffer.withUnsafeMutableBytes { Base64URL.encode(input, into: $0) } }
+            #expect(written == Base64URL.encodedLength(length))
+            #expect(Array(buffer[..<written]) == Array(text.utf8))
+            #expect(buffer[written...].allSatisfy { $0 == 0xA5 })
+            #expect(Base64URL.decode(text) == bytes)
+        }
     }
 }

@@ -205,4 +205,43 @@ struct HMACTests {
         #expect(ConstantTime.isEqual(7, 7) == 1)
         #expect(ConstantTime.isEqual(7, 0x8000_0007) == 0)
     }
+
+    @Test("HMACSHA256Key gives the MACs of HMACKey(.sha256): RFC 4231 case 2, keys of every length around the block, messages of every length up to 200")
+    func hmacSHA256Key() {
+        let jefe = HMACSHA256Key(key: Array("Jefe".utf8))
+        var mac = [UInt8](repeating: 0, count: 32)
+        Array("what do ya want for nothing?".utf8).withUnsafeBytes { m in mac.withUnsafeMutableBytes { jefe.authenticate(m, into: $0) } }
+        #expect(mac == Self.hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"))
+        for keyLength in [0, 1, 31, 32, 63, 64, 65, 131] {
+            let keyBytes = (0..<keyLength).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+            let reference = HMACKey(.sha256, key: keyBytes)
+            let prepared = HMACSHA256Key(reference)
+            let fresh = HMACSHA256Key(key: keyBytes)
+            for length in 0...200 {
+                let message = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ keyLength) }
+                let expected = reference.authenticationCode(for: message)
+                for key in [prepared, fresh] {
+                    var out = [UInt8](repeating: 0xA5, count: 33)
+                    message.withUnsafeBytes { m in out.withUnsafeMutableBytes { key.authenticate(m, into: $0) } }
+                    #expect(Array(out[..<32]) == expected && out[32] == 0xA5)
+                }
+            }
+        }
+    }
+
+    @Test("buffer comparison: equal buffers of every length up to 40 compare equal, and one bit flipped anywhere does not")
+    func constantTimeBuffers() {
+        for length in 0...40 {
+            let a = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(a.withUnsafeBytes { x in Array(a).withUnsafeBytes { ConstantTime.equals(x, $0) } })
+            for position in 0..<length {
+                for bit in [0, 7] {
+                    var b = a
+                    b[position] ^= 1 << bit
+                    #expect(!a.withUnsafeBytes { x in b.withUnsafeBytes { ConstantTime.equals(x, $0) } }, "length \(length), byte \(position)")
+                }
+            }
+            #expect(!a.withUnsafeBytes { x in (a + [0]).withUnsafeBytes { ConstantTime.equals(x, $0) } })
+        }
+    }
 }

@@ -281,6 +281,159 @@ struct TokenNegativeTests {
     }
 }
 
+/// Tokens are a contract: a signed token must be exactly header ‖ "." ‖ payload ‖ "." ‖ signature
+/// with the claims JSON laid out and escaped as `JSONWriter` writes it (docs/tokens.md). These
+/// build the expected token independently (JSONWriter, `forge`'s HMAC, Ed25519 from the derived
+/// seed) and compare bytes.
+@Suite("Tokens: signing writes the documented bytes")
+struct TokenSigningBytesTests {
+    /// Strings every escape class touches, plus long ones (the claims no longer fit the stack).
+    static let strings = [
+        "jane@example.org",
+        "o\"brien\\x\u{1}é@example.org",
+        "tab\there\nnl\rcr\u{7F}del/slash\u{0}nul\u{1F}",
+        "日本語@例え.jp 🙂",
+        String(repeating: "a\"b\\c\u{2}", count: 300),
+    ]
+
+    static func commonJSON(_ f: TokenFixture, _ common: CommonClaims) -> JSONWriter {
+        var w = JSONWriter()
+        w.raw("{\"iss\":"); w.string(f.authority.issuer)
+        w.raw(",\"sub\":"); w.string(common.user)
+        w.raw(",\"iat\":"); w.integer(common.issuedAt)
+        w.raw(",\"exp\":"); w.integer(common.expiresAt)
+        w.raw(",\"ep\":"); w.integer(common.epoch)
+        return w
+    }
+
+    static func sessionJSON(_ f: TokenFixture, _ claims: SessionClaims) -> String {
+        var w = commonJSON(f, claims.common)
+        w.raw(",\"sid\":"); w.string(claims.sessionID)
+        w.raw(",\"auth_time\":"); w.integer(claims.authTime)
+        w.raw(",\"amr\":"); w.strings(claims.methods.strings)
+        w.raw("}")
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    @Test("session tokens, HS256", arguments: strings)
+    func session(text: String) throws {
+        let f = try TokenFixture()
+        for methods: AuthMethods in [[.password], [.password, .otp], [.email, .backup, .remember, .passkey], [.password, .otp, .email, .backup, .remember, .passkey]] {
+            let claims = SessionClaims(
+                common: CommonClaims(user: text, issuedAt: f.now, expiresAt: f.now + 60, epoch: UInt64(Int64.max)),
+                sessionID: text, authTime: -5, methods: methods
+            )
+            let token = try f.authority.sign(claims)
+            #expect(token == f.forge(header: f.header(), payload: Self.sessionJSON(f, claims)))
+        }
+    }
+
+    @Test("the other kinds, HS256", arguments: strings)
+    func otherKinds(text: String) throws {
+        let f = try TokenFixture()
+        let common = CommonClaims(user: text, issuedAt: 0, expiresAt: Int64.max, epoch: 0)
+
+        var w = Self.commonJSON(f, common)
+        w.raw(",\"did\":"); w.string(text); w.raw(",\"gen\":"); w.integer(UInt64.max); w.raw("}")
+        let remember = try f.authority.sign(RememberClaims(common: common, deviceID: text, generation: UInt64.max))
+        #expect(remember == f.forge(header: f.header(typ: "gh-remember"), payload: String(decoding: w.bytes, as: UTF8.self), kind: .remember))
+
+        for purpose in [ChallengeClaims.Purpose.login, .enroll] {
+            w = Self.commonJSON(f, common)
+            w.raw(",\"cid\":"); w.string(text); w.raw(",\"purpose\":"); w.string(purpose.rawValue); w.raw("}")
+            let challenge = try f.authority.sign(ChallengeClaims(common: common, challengeID: text, purpose: purpose))
+            #expect(challenge == f.forge(header: f.header(typ: "gh-challenge"), payload: String(decoding: w.bytes, as: UTF8.self), kind: .challenge))
+        }
+
+        w = Self.commonJSON(f, common)
+        w.raw(",\"jti\":"); w.string(text); w.raw("}")
+        let reset = try f.authority.sign(ResetClaims(common: common, tokenID: text))
+        #expect(reset == f.forge(header: f.header(typ: "gh-reset"), payload: String(decoding: w.bytes, as: UTF8.self), kind: .reset))
+    }
+
+    @Test("session tokens, EdDSA (deterministic signatures)", arguments: strings)
+    func edDSASession(text: String) throws {
+        let f = try TokenFixture(sessionAlgorithm: .edDSA)
+        let claims = SessionClaims(common: f.common(user: text), sessionID: text, authTime: f.now, methods: [.passkey])
+        let token = try f.authority.sign(claims)
+        let input = Base64URL.encode(Array(f.header(alg: "EdDSA").utf8)) + "." + Base64URL.encode(Array(Self.sessionJSON(f, claims).utf8))
+        let secret = try #require(Base64URL.decode(f.file.keys[0].secret))
+        let seed = HMACKey(.sha256, key: secret).authenticationCode(for: Array("gatehouse/v1/session/ed25519".utf8))
+        let signature = try Array(input.utf8).withUnsafeBytes { try Ed25519PrivateKey(seed: seed).signature(for: $0) }
+        #expect(token == input + "." + Base64URL.encode(signature))
+    }
+
+    @Test("what is signed verifies to the same claims, at any string length up to the limits")
+    func roundTripLengths() throws {
+        let f = try TokenFixture()
+        for length in [1, 15, 16, 100, 128] {
+            let sid = String(repeating: "s", count: length)
+            let user = String(repeating: "u", count: min(253, length * 2)) + "\u{1}"
+            let claims = SessionClaims(common: f.common(user: user), sessionID: sid, authTime: f.now, methods: [.password, .otp])
+            #expect(try f.authority.verifySession(f.authority.sign(claims), now: f.now) == claims)
+        }
+    }
+
+    @Test("a byte the fast claims reader must stop at, at any offset of sub and sid, reads back as signed")
+    func stopsAtEveryOffset() throws {
+        let f = try TokenFixture()
+        for stop in ["\"", "\\", "\u{1}", "\u{1F}", "\u{7F}", "é", "\n"] {
+            for offset in 0..<40 {
+                let text = String(repeating: "a", count: offset) + stop + String(repeating: "b", count: 40 - offset)
+                for (user, sid) in [(text, "s-1"), ("jane@example.org", String(text.prefix(60)))] {
+                    let claims = SessionClaims(common: f.common(user: user), sessionID: sid, authTime: f.now, methods: [.password])
+                    #expect(try f.authority.verifySession(f.authority.sign(claims), now: f.now) == claims)
+                }
+            }
+        }
+    }
+
+    @Test("a raw control byte at any offset of sub is refused, as the strict parser refuses it")
+    func rawControlAtEveryOffset() throws {
+        let f = try TokenFixture()
+        for offset in 0..<40 {
+            for raw in ["\u{1}", "\u{1F}", "\t"] {
+                let user = String(repeating: "a", count: offset) + raw + "@example.org"
+                let token = f.forge(header: f.header(), payload: f.sessionPayload().replacingOccurrences(of: "jane@example.org", with: user))
+                #expect(f.verifyError(token) == .invalidClaims, "offset \(offset)")
+            }
+        }
+    }
+
+    @Test("integers in the canonical layout: plain digits up to 18, no leading zero, read exactly (a space after one leaves the layout; the strict parser reads it)", arguments: [
+        ("0", 0), ("7", 7), ("00", nil), ("07", nil), ("12345678", 12_345_678), ("01234567", nil), ("99999999", 99_999_999),
+        ("123456789", 123_456_789), ("1800000000", 1_800_000_000), ("123456789012345678", 123_456_789_012_345_678),
+        ("999999999999999999", 999_999_999_999_999_999), ("1000000000000000000", nil), ("1234567:", nil), ("12345678/", nil),
+        ("1e5", nil), ("1.5", nil), ("-1", nil), ("", nil), ("\"1\"", nil), ("1234567 ", 1_234_567),
+    ] as [(String, Int64?)])
+    func canonicalIntegers(text: String, value: Int64?) throws {
+        let f = try TokenFixture()
+        let payload = f.sessionPayload().replacingOccurrences(of: "\"ep\":7,", with: "\"ep\":\(text),")
+        let token = f.forge(header: f.header(), payload: payload)
+        if let value {
+            #expect(try f.authority.verifySession(token, now: f.now).common.epoch == UInt64(value))
+        } else {
+            #expect(f.verifyError(token) == .invalidClaims || f.verifyError(token) == .malformed)
+        }
+        // The same number as auth_time (bounded by iat + leeway, so small values only).
+        if let value, value <= f.now {
+            let authPayload = f.sessionPayload().replacingOccurrences(of: "\"auth_time\":\(f.now)", with: "\"auth_time\":\(text)")
+            #expect(try f.authority.verifySession(f.forge(header: f.header(), payload: authPayload), now: f.now).authTime == value)
+        }
+    }
+
+    @Test("claims the verifier would refuse still cannot be signed with a bad time order")
+    func refusedClaims() throws {
+        let f = try TokenFixture()
+        let inverted = CommonClaims(user: "u", issuedAt: f.now, expiresAt: f.now, epoch: 1)
+        #expect(throws: TokenError.invalidClaims) { try f.authority.sign(ResetClaims(common: inverted, tokenID: "j")) }
+        let negative = CommonClaims(user: "u", issuedAt: -1, expiresAt: f.now, epoch: 1)
+        #expect(throws: TokenError.invalidClaims) { try f.authority.sign(ResetClaims(common: negative, tokenID: "j")) }
+        let epoch = CommonClaims(user: "u", issuedAt: f.now, expiresAt: f.now + 1, epoch: UInt64(Int64.max) + 1)
+        #expect(throws: TokenError.invalidClaims) { try f.authority.sign(ResetClaims(common: epoch, tokenID: "j")) }
+    }
+}
+
 @Suite("Keyring")
 struct KeyringTests {
     @Test("rotation: new key signs, the old one still verifies, retired ones do not")

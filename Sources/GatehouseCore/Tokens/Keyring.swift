@@ -153,20 +153,38 @@ public final class Keyring: Sendable {
         init(kid: String, kidBytes: [UInt8], state: KeyringFile.State, sessionAlgorithm: TokenAlgorithm, hmac: [HMACKey],
              signingKey: Ed25519PrivateKey?, encodedHeaders: [[UInt8]]) {
             self.kid = kid; self.kidBytes = kidBytes; self.state = state; self.sessionAlgorithm = sessionAlgorithm
-            self.hmac = hmac; self.signingKey = signingKey; self.encodedHeaders = encodedHeaders
+            sessionHMAC = HMACSHA256Key(hmac[TokenKind.session.rawValue]); rememberHMAC = HMACSHA256Key(hmac[TokenKind.remember.rawValue])
+            challengeHMAC = HMACSHA256Key(hmac[TokenKind.challenge.rawValue]); resetHMAC = HMACSHA256Key(hmac[TokenKind.reset.rawValue])
+            self.signingKey = signingKey; self.encodedHeaders = encodedHeaders
         }
         let kid: String
         let kidBytes: [UInt8]
         let state: KeyringFile.State
         let sessionAlgorithm: TokenAlgorithm
-        /// Indexed by `TokenKind.rawValue`.
-        let hmac: [HMACKey]
+        // The per-kind HMAC-SHA256 keys, each a stored `let` rather than an array element (an
+        // element is copied out before a method runs on it, with a retain of the array), and
+        // each the two digest states alone (`HMACSHA256Key`, no enum payload to copy).
+        private let sessionHMAC: HMACSHA256Key
+        private let rememberHMAC: HMACSHA256Key
+        private let challengeHMAC: HMACSHA256Key
+        private let resetHMAC: HMACSHA256Key
         let signingKey: Ed25519PrivateKey?
         /// base64url of the protected header, per kind, precomputed for signing.
         let encodedHeaders: [[UInt8]]
 
         func algorithm(for kind: TokenKind) -> TokenAlgorithm {
             kind == .session ? sessionAlgorithm : .hs256
+        }
+
+        /// Writes the HMAC-SHA256 of `message` under this key's derived key for `kind` to the
+        /// first 32 bytes of `mac`.
+        func authenticate(_ kind: TokenKind, _ message: UnsafeRawBufferPointer, into mac: UnsafeMutableRawBufferPointer) {
+            switch kind {
+            case .session: sessionHMAC.authenticate(message, into: mac)
+            case .remember: rememberHMAC.authenticate(message, into: mac)
+            case .challenge: challengeHMAC.authenticate(message, into: mac)
+            case .reset: resetHMAC.authenticate(message, into: mac)
+            }
         }
     }
 

@@ -9,7 +9,8 @@ import Glibc
 /// that key uses for this kind → `typ` must be this kind → signature (constant time) → only then
 /// the claims, which must be exactly this kind's set with the right types → `iss`, `iat`, `exp`.
 ///
-/// The HS256 path is allocation-free apart from the claim strings that the result carries.
+/// The HS256 paths allocate only what they return: verifying, the claim strings of the result
+/// that do not fit inline; signing, the token string, written once in place.
 public final class TokenAuthority: Sendable {
     /// Tokens longer than this are refused before any parsing.
     public static let maximumTokenLength = 4096
@@ -41,12 +42,14 @@ public final class TokenAuthority: Sendable {
 
     /// Signs session claims with the active key (HS256 or EdDSA as the key says).
     public func sign(_ claims: SessionClaims) throws(TokenError) -> String {
-        try sign(kind: .session, common: claims.common) { w in
+        try sign(kind: .session, common: claims.common, stringBytes: claims.sessionID.utf8.count) { w in
             w.raw(",\"sid\":"); w.string(claims.sessionID)
             w.raw(",\"auth_time\":"); w.integer(claims.authTime)
             w.raw(",\"amr\":[")
-            for (i, name) in claims.methods.strings.enumerated() {
-                if i > 0 { w.raw(",") }
+            var first = true
+            for (method, name) in AuthMethods.names where claims.methods.contains(method) {
+                if !first { w.raw(",") }
+                first = false
                 w.string(name)
             }
             w.raw("]")
@@ -55,7 +58,7 @@ public final class TokenAuthority: Sendable {
 
     /// Signs remember-device claims.
     public func sign(_ claims: RememberClaims) throws(TokenError) -> String {
-        try sign(kind: .remember, common: claims.common) { w in
+        try sign(kind: .remember, common: claims.common, stringBytes: claims.deviceID.utf8.count) { w in
             w.raw(",\"did\":"); w.string(claims.deviceID)
             w.raw(",\"gen\":"); w.integer(claims.generation)
         }
@@ -63,7 +66,7 @@ public final class TokenAuthority: Sendable {
 
     /// Signs challenge claims.
     public func sign(_ claims: ChallengeClaims) throws(TokenError) -> String {
-        try sign(kind: .challenge, common: claims.common) { w in
+        try sign(kind: .challenge, common: claims.common, stringBytes: claims.challengeID.utf8.count + claims.purpose.rawValue.utf8.count) { w in
             w.raw(",\"cid\":"); w.string(claims.challengeID)
             w.raw(",\"purpose\":"); w.string(claims.purpose.rawValue)
         }
@@ -71,53 +74,83 @@ public final class TokenAuthority: Sendable {
 
     /// Signs reset claims.
     public func sign(_ claims: ResetClaims) throws(TokenError) -> String {
-        try sign(kind: .reset, common: claims.common) { w in
+        try sign(kind: .reset, common: claims.common, stringBytes: claims.tokenID.utf8.count) { w in
             w.raw(",\"jti\":"); w.string(claims.tokenID)
         }
     }
 
-    private func sign(kind: TokenKind, common: CommonClaims, specific: (inout JSONWriter) -> Void) throws(TokenError) -> String {
+    /// Writes the claims JSON into scratch memory (on the stack for ordinary sizes), then the
+    /// token into the storage of the returned string: header, `.`, payload, `.`, signature. The
+    /// HS256 path allocates only that string.
+    ///
+    /// `stringBytes` is the UTF-8 length of the kind's own string values; with the issuer's and
+    /// the user's it bounds the JSON (a byte escapes to at most 6), so the scratch is large
+    /// enough by construction (`ClaimsWriter` traps rather than write past it).
+    private func sign(kind: TokenKind, common: CommonClaims, stringBytes: Int, specific: (inout ClaimsWriter) -> Void) throws(TokenError) -> String {
         guard common.epoch <= UInt64(Int64.max), common.issuedAt >= 0, common.expiresAt > common.issuedAt else {
             throw TokenError.invalidClaims
         }
         let ring = keys.keyring
         guard let key = ring.verifying.first(where: { $0.state == .active }) else { throw TokenError.signingFailed }
-        var w = JSONWriter()
-        w.raw("{\"iss\":"); w.string(issuer)
-        w.raw(",\"sub\":"); w.string(common.user)
-        w.raw(",\"iat\":"); w.integer(common.issuedAt)
-        w.raw(",\"exp\":"); w.integer(common.expiresAt)
-        w.raw(",\"ep\":"); w.integer(common.epoch)
-        specific(&w)
-        w.raw("}")
-        var out = key.encodedHeaders[kind.rawValue]
-        out.reserveCapacity(out.count + w.bytes.count * 4 / 3 + 100)
-        out.append(UInt8(ascii: "."))
-        w.bytes.withUnsafeBytes { Base64URL.encode($0, into: &out) }
-        let signature: [UInt8]
-        switch key.algorithm(for: kind) {
-        case .hs256:
-            signature = out.withUnsafeBytes { key.hmac[kind.rawValue].authenticationCode(for: $0) }
-        case .edDSA:
-            guard let signing = key.signingKey else { throw TokenError.signingFailed }
-            do {
-                signature = try out.withUnsafeBytes { (input) throws(CryptoError) in try signing.signature(for: input) }
-            } catch { throw TokenError.signingFailed }
+        let capacity = ClaimsWriter.fixedBytes + 6 * (issuerBytes.count + common.user.utf8.count + stringBytes)
+        let token = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch -> String? in
+            var w = ClaimsWriter(scratch)
+            w.raw("{\"iss\":"); w.string(issuer)
+            w.raw(",\"sub\":"); w.string(common.user)
+            w.raw(",\"iat\":"); w.integer(common.issuedAt)
+            w.raw(",\"exp\":"); w.integer(common.expiresAt)
+            w.raw(",\"ep\":"); w.integer(common.epoch)
+            specific(&w)
+            w.raw("}")
+            let json = w.written
+            return key.encodedHeaders.withUnsafeBufferPointer { headers in
+                headers[kind.rawValue].withUnsafeBytes { header in
+                    Self.assemble(header: header, claims: json, key: key, kind: kind)
+                }
+            }
         }
-        out.append(UInt8(ascii: "."))
-        signature.withUnsafeBytes { Base64URL.encode($0, into: &out) }
-        return String(decoding: out, as: UTF8.self)
+        guard let token else { throw TokenError.signingFailed }
+        return token
+    }
+
+    /// `header.payload.signature` built once, in place in the string's own storage; nil when
+    /// EdDSA signing fails.
+    private static func assemble(header: UnsafeRawBufferPointer, claims: UnsafeRawBufferPointer, key: Keyring.PreparedKey, kind: TokenKind) -> String? {
+        let algorithm = key.algorithm(for: kind)
+        let signingLength = header.count + 1 + Base64URL.encodedLength(claims.count)
+        let total = signingLength + 1 + (algorithm == .hs256 ? 43 : 86)
+        var failed = false
+        let token = String(unsafeUninitializedCapacity: total) { buffer -> Int in
+            let out = UnsafeMutableRawBufferPointer(buffer)
+            out.copyMemory(from: header)
+            out[header.count] = UInt8(ascii: ".")
+            Base64URL.encode(claims, into: UnsafeMutableRawBufferPointer(rebasing: out[(header.count + 1)..<signingLength]))
+            out[signingLength] = UInt8(ascii: ".")
+            let input = UnsafeRawBufferPointer(rebasing: out[0..<signingLength])
+            let signatureText = UnsafeMutableRawBufferPointer(rebasing: out[(signingLength + 1)..<total])
+            switch algorithm {
+            case .hs256:
+                withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { mac in
+                    key.authenticate(kind, input, into: mac)
+                    Base64URL.encode32(UnsafeRawBufferPointer(mac), into: signatureText)
+                }
+            case .edDSA:
+                guard let signing = key.signingKey, let signature = try? signing.signature(for: input), signature.count == 64 else {
+                    failed = true
+                    return 0
+                }
+                signature.withUnsafeBytes { _ = Base64URL.encode($0, into: signatureText) }
+            }
+            return total
+        }
+        return failed ? nil : token
     }
 
     // MARK: Verifying
 
     /// Verifies a session token at `now` (Unix seconds).
     public func verifySession(_ token: String, now: Int64) throws(TokenError) -> SessionClaims {
-        let raw = try verify(token, kind: .session, now: now)
-        guard let sid = raw.sid, let authTime = raw.authTime, let amr = raw.amr, authTime <= raw.common.issuedAt + leeway else {
-            throw TokenError.invalidClaims
-        }
-        return SessionClaims(common: raw.common, sessionID: sid, authTime: authTime, methods: amr)
+        try withBytes(of: token) { (bytes) throws(TokenError) in try verifySession(bytes: bytes, now: now) }
     }
 
     /// Verifies a remember-device token.
@@ -141,26 +174,72 @@ public final class TokenAuthority: Sendable {
         return ResetClaims(common: raw.common, tokenID: jti)
     }
 
-    private func verify(_ token: String, kind: TokenKind, now: Int64) throws(TokenError) -> ParsedClaims {
-        // The size check comes first and costs nothing: utf8.count is O(1) for native strings.
+    /// Runs `body` on the token's UTF-8 bytes, after the size check (which comes first and costs
+    /// nothing: utf8.count is O(1) for native strings).
+    @inline(__always)
+    private func withBytes<R>(of token: String, _ body: (UnsafeBufferPointer<UInt8>) throws(TokenError) -> R) throws(TokenError) -> R {
         guard token.utf8.count <= Self.maximumTokenLength else { throw TokenError.oversized }
-        // no `var` copy and no Result box on the success path (each cost a ParsedClaims
-        // copy: memcpy plus a retain/release per heap string).
+        // No `var` copy for a native string (the common case).
         do {
-            if let claims = try token.utf8.withContiguousStorageIfAvailable({ bytes throws(TokenError) in
-                try verify(bytes: bytes, kind: kind, now: now)
-            }) {
-                return claims
+            if let result = try token.utf8.withContiguousStorageIfAvailable({ (bytes) throws(TokenError) in try body(bytes) }) {
+                return result
             }
+            var contiguous = token
+            return try contiguous.withUTF8 { (bytes) throws(TokenError) in try body(bytes) }
         } catch {
             throw (error as? TokenError) ?? TokenError.malformed
         }
-        var token = token
-        token.makeContiguousUTF8()
-        return try verify(token, kind: kind, now: now)
     }
 
-    private func verify(bytes: UnsafeBufferPointer<UInt8>, kind: TokenKind, now: Int64) throws(TokenError) -> ParsedClaims {
+    /// The session path: the claims are read straight into `SessionClaims` (in the layout our
+    /// own signer writes, else by the strict general parser), with no intermediate copies.
+    private func verifySession(bytes: UnsafeBufferPointer<UInt8>, now: Int64) throws(TokenError) -> SessionClaims {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.payloadCapacity(bytes.count)) { (buffer) throws(TokenError) in
+            let json = try authenticatedPayload(bytes, kind: .session, into: buffer)
+            let claims: SessionClaims
+            if let fast = canonicalPrefix.withUnsafeBufferPointer({ SessionClaims(canonical: json, prefix: $0) }) {
+                claims = fast
+            } else {
+                let raw = try ParsedClaims.parse(json, kind: .session, issuer: issuerBytes)
+                guard let sid = raw.sid, let authTime = raw.authTime, let amr = raw.amr else { throw TokenError.invalidClaims }
+                claims = SessionClaims(common: raw.common, sessionID: sid, authTime: authTime, methods: amr)
+            }
+            try checkTimes(issuedAt: claims.common.issuedAt, expiresAt: claims.common.expiresAt, now: now)
+            guard claims.authTime <= claims.common.issuedAt + leeway else { throw TokenError.invalidClaims }
+            return claims
+        }
+    }
+
+    /// The other kinds: the strict general parser.
+    private func verify(_ token: String, kind: TokenKind, now: Int64) throws(TokenError) -> ParsedClaims {
+        try withBytes(of: token) { (bytes) throws(TokenError) in
+            try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.payloadCapacity(bytes.count)) { (buffer) throws(TokenError) in
+                let json = try authenticatedPayload(bytes, kind: kind, into: buffer)
+                let claims = try ParsedClaims.parse(json, kind: kind, issuer: issuerBytes)
+                try checkTimes(issuedAt: claims.common.issuedAt, expiresAt: claims.common.expiresAt, now: now)
+                return claims
+            }
+        }
+    }
+
+    /// Room for the decoded payload of a token of `count` bytes (its payload text is shorter).
+    @inline(__always)
+    private static func payloadCapacity(_ count: Int) -> Int { count * 3 / 4 + 3 }
+
+    /// `exp` after `iat`, `iat` not in the future, `exp` not past, with the leeway.
+    @inline(__always)
+    private func checkTimes(issuedAt: Int64, expiresAt: Int64, now: Int64) throws(TokenError) {
+        guard expiresAt > issuedAt else { throw TokenError.invalidClaims }
+        guard issuedAt <= now + leeway else { throw TokenError.issuedInFuture }
+        guard now < expiresAt + leeway else { throw TokenError.expired }
+    }
+
+    /// Everything before the claims: three segments, header, key, signature; then the payload
+    /// decoded into `buffer` (at least `payloadCapacity(bytes.count)` bytes). Returns the
+    /// decoded claims JSON, authentic but not yet read.
+    private func authenticatedPayload(
+        _ bytes: UnsafeBufferPointer<UInt8>, kind: TokenKind, into buffer: UnsafeMutableBufferPointer<UInt8>
+    ) throws(TokenError) -> UnsafeBufferPointer<UInt8> {
         // Split into exactly three non-empty segments.
         // memchr is vectorised; the byte loop was ~10% of a verify.
         guard let base = bytes.baseAddress else { throw TokenError.malformed }
@@ -207,8 +286,7 @@ public final class TokenAuthority: Sendable {
             // constant time, instead of decoding the signature; same acceptance set.
             signatureOK = signatureText.count == 43 && withUnsafeTemporaryAllocation(byteCount: 80, alignment: 8) { buffer in
                 let mac = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<32])
-                // Through the buffer: `hmac[i]` would copy the 232-byte prepared key out first.
-                ring.verifying[keyIndex].hmac.withUnsafeBufferPointer { $0[kind.rawValue].authenticate(signingInput, into: mac) }
+                ring.verifying[keyIndex].authenticate(kind, signingInput, into: mac)
                 let text = UnsafeMutableRawBufferPointer(rebasing: buffer[32..<75])
                 Base64URL.encode32(UnsafeRawBufferPointer(mac), into: text)
                 return ConstantTime.equals(UnsafeRawBufferPointer(text), UnsafeRawBufferPointer(signatureText))
@@ -222,19 +300,10 @@ public final class TokenAuthority: Sendable {
         }
         guard signatureText.count <= 86, signatureOK else { throw TokenError.badSignature }
 
-        // Claims, now that they are authentic.
-        guard let payloadLength = Base64URL.decodedLength(payloadText.count) else { throw TokenError.malformed }
-        let claims = try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: payloadLength) { (buffer) throws(TokenError) in
-            guard let n = Base64URL.decode(payloadText, into: buffer) else { throw TokenError.malformed }
-            let json = UnsafeBufferPointer(rebasing: buffer[0..<n])
-            if kind == .session, let fast = ParsedClaims.parseCanonicalSession(json, prefix: canonicalPrefix) { return fast }
-            return try ParsedClaims.parse(json, kind: kind, issuer: issuerBytes)
-        }
-        let common = claims.common
-        guard common.expiresAt > common.issuedAt else { throw TokenError.invalidClaims }
-        guard common.issuedAt <= now + leeway else { throw TokenError.issuedInFuture }
-        guard now < common.expiresAt + leeway else { throw TokenError.expired }
-        return claims
+        // The claims, now that they are authentic (a length no canonical encoding has, or a
+        // character outside the alphabet, is malformed).
+        guard let n = Base64URL.decode(payloadText, into: buffer) else { throw TokenError.malformed }
+        return UnsafeBufferPointer(rebasing: buffer[0..<n])
     }
 
     /// Parses the protected header and resolves the key; refuses anything but exactly
@@ -416,14 +485,14 @@ struct ParsedClaims {
     }
 }
 
-extension ParsedClaims {
-    /// the session claims exactly as `sign` lays them out (member order, no spaces, no
-    /// escapes, ASCII strings). Returns nil at the first difference, and the caller runs the
-    /// general strict parser, so what is accepted is unchanged; only the common case is cheaper.
-    static func parseCanonicalSession(_ json: UnsafeBufferPointer<UInt8>, prefix: [UInt8]) -> ParsedClaims? {
+extension SessionClaims {
+    /// The session claims exactly as `sign` lays them out (member order, no spaces, no escapes,
+    /// ASCII strings), read straight into the result. Returns nil at the first difference, and
+    /// the caller runs the general strict parser, so what is accepted is unchanged; only the
+    /// common case is cheaper. `prefix` is `{"iss":"<issuer>","sub":"`.
+    init?(canonical json: UnsafeBufferPointer<UInt8>, prefix: UnsafeBufferPointer<UInt8>) {
         let n = json.count
-        guard let p = json.baseAddress, n > prefix.count,
-              prefix.withUnsafeBufferPointer({ memcmp(p, $0.baseAddress!, $0.count) == 0 }) else { return nil }
+        guard let p = json.baseAddress, n > prefix.count, memcmp(p, prefix.baseAddress!, prefix.count) == 0 else { return nil }
         var i = prefix.count
 
         @inline(__always) func literal(_ s: StaticString) -> Bool {
@@ -435,6 +504,15 @@ extension ParsedClaims {
         @inline(__always) func integer() -> Int64? {
             let start = i
             var v: Int64 = 0
+            // Eight digits in one step when the next eight bytes are all digits (Unix times have
+            // ten); the byte loop carries on from there, so the digits consumed are the same.
+            if i &+ 8 <= n {
+                let w = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+                if Self.isEightDigits(w) {
+                    v = Int64(Self.eightDigitsValue(w))
+                    i &+= 8
+                }
+            }
             while i < n, i - start < 19 {
                 let d = p[i] &- UInt8(ascii: "0")
                 guard d < 10 else { break }
@@ -445,15 +523,25 @@ extension ParsedClaims {
             guard len > 0, len <= 18, len == 1 || p[start] != UInt8(ascii: "0") else { return nil }
             return v
         }
-        /// A plain ASCII string body up to the closing quote (which is consumed).
+        /// A plain string body up to the closing quote (which is consumed): 1 to `max` bytes, each
+        /// 0x20…0x7F and not `\`. Eight bytes at a time while a word holds none of the four
+        /// stops (a byte below 0x20, one from 0x80, a quote, a backslash), then byte by byte to
+        /// the first stop, which must be the quote.
         @inline(__always) func string(max: Int) -> String? {
-            guard let q = memchr(p + i, 0x22, n - i) else { return nil }
-            let end = UnsafeRawPointer(q) - UnsafeRawPointer(p)
-            let body = UnsafeBufferPointer(start: p + i, count: end - i)
-            guard body.count > 0, body.count <= max else { return nil }
-            for b in body where b < 0x20 || b >= 0x80 || b == UInt8(ascii: "\\") { return nil }
-            i = end + 1
-            return String(decoding: body, as: UTF8.self)
+            let start = i
+            while i &+ 8 <= n, !Self.holdsStringStop(UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))) {
+                i &+= 8
+            }
+            while i < n {
+                let b = p[i]
+                if b == UInt8(ascii: "\"") { break }
+                guard b >= 0x20, b < 0x80, b != UInt8(ascii: "\\") else { return nil }
+                i &+= 1
+            }
+            let count = i &- start
+            guard i < n, count > 0, count <= max else { return nil }
+            i &+= 1
+            return String(decoding: UnsafeBufferPointer(start: p + start, count: count), as: UTF8.self)
         }
 
         guard let sub = string(max: 254), literal(",\"iat\":"), let iat = integer(),
@@ -475,10 +563,140 @@ extension ParsedClaims {
             guard literal(",") else { return nil }
         }
         guard i == n else { return nil }
-        var out = ParsedClaims(common: CommonClaims(user: sub, issuedAt: iat, expiresAt: exp, epoch: UInt64(ep)))
-        out.sid = sid
-        out.authTime = authTime
-        out.amr = methods
-        return out
+        self.init(
+            common: CommonClaims(user: sub, issuedAt: iat, expiresAt: exp, epoch: UInt64(ep)),
+            sessionID: sid, authTime: authTime, methods: methods
+        )
+    }
+
+    /// True when all eight bytes of `w` are ASCII digits: high nibble 3, and still 3 after
+    /// adding 6 (so at most `9`). A byte that carries into the next fails its own first test.
+    @inline(__always)
+    static func isEightDigits(_ w: UInt64) -> Bool {
+        let high: UInt64 = 0xF0F0_F0F0_F0F0_F0F0
+        return (w & high) | (((w &+ 0x0606_0606_0606_0606) & high) &>> 4) == 0x3333_3333_3333_3333
+    }
+
+    /// The value of eight ASCII digits, the first (lowest-addressed) most significant: pairs,
+    /// then quadruples, then the whole, by multiply-and-shift.
+    @inline(__always)
+    static func eightDigitsValue(_ w: UInt64) -> UInt32 {
+        var v = w &- 0x3030_3030_3030_3030
+        v = v &* 10 &+ (v &>> 8)
+        let mask: UInt64 = 0x0000_00FF_0000_00FF
+        v = ((v & mask) &* 0x000F_4240_0000_0064 &+ ((v &>> 16) & mask) &* 0x0000_2710_0000_0001) &>> 32
+        return UInt32(truncatingIfNeeded: v)
+    }
+
+    /// True when one of the eight bytes of `w` is below 0x20, 0x80 or above, `"` or `\`
+    /// (exact, no false negatives: for a byte below 0x20 the lowest such byte raises its own
+    /// bit 7 in `w - 0x20…` while its bit 7 in `w` is clear; with none, nothing borrows).
+    @inline(__always)
+    static func holdsStringStop(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5C)
+        let below = (w &- ones &* 0x20) & ~w
+        let isQuote = (quote &- ones) & ~quote
+        let isBackslash = (backslash &- ones) & ~backslash
+        return (w | below | isQuote | isBackslash) & high != 0
+    }
+}
+
+/// Writes a token's claims JSON into memory sized by the caller (`TokenAuthority.sign`), with
+/// the escaping of `JSONWriter.string` byte for byte: quote and backslash as `\"` `\\`, LF, CR
+/// and tab as `\n` `\r` `\t`, other bytes below 0x20 and DEL as `\u00XX`, `/` as it is.
+/// Traps rather than write past its memory.
+struct ClaimsWriter {
+    /// Bytes a kind's claims JSON holds besides its string values' own bytes, with room to spare:
+    /// punctuation and member names (under 100), six quotes, up to five integers of at most 20
+    /// characters, the six `amr` names (under 60).
+    static let fixedBytes = 512
+
+    private let base: UnsafeMutablePointer<UInt8>
+    private let capacity: Int
+    private var count = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+        base = buffer.baseAddress!
+        capacity = buffer.count
+    }
+
+    /// What has been written.
+    var written: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    @inline(__always)
+    private mutating func append(_ bytes: UnsafePointer<UInt8>, count n: Int) {
+        precondition(n <= capacity &- count, "token claims larger than their bound")
+        (base + count).update(from: bytes, count: n)
+        count &+= n
+    }
+
+    @inline(__always)
+    private mutating func append(_ byte: UInt8) {
+        precondition(count < capacity, "token claims larger than their bound")
+        base[count] = byte
+        count &+= 1
+    }
+
+    /// Appends `text` as it is (punctuation, member names).
+    mutating func raw(_ text: StaticString) {
+        append(text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    /// Appends `value` as a JSON string.
+    mutating func string(_ value: String) {
+        var value = value
+        value.withUTF8 { string($0) }
+    }
+
+    /// Appends UTF-8 `value` as a JSON string.
+    mutating func string(_ value: UnsafeBufferPointer<UInt8>) {
+        append(UInt8(ascii: "\""))
+        guard let p = value.baseAddress else { return append(UInt8(ascii: "\"")) }
+        var start = 0
+        for index in 0..<value.count {
+            let byte = p[index]
+            guard byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x7F else { continue }
+            append(p + start, count: index - start)
+            start = index + 1
+            append(0x5C)
+            switch byte {
+            case 0x22, 0x5C: append(byte)
+            case 0x0A: append(UInt8(ascii: "n"))
+            case 0x0D: append(UInt8(ascii: "r"))
+            case 0x09: append(UInt8(ascii: "t"))
+            default:
+                let hex: StaticString = "0123456789abcdef"
+                raw("u00")
+                append(hex.utf8Start[Int(byte >> 4)])
+                append(hex.utf8Start[Int(byte & 0xF)])
+            }
+        }
+        append(p + start, count: value.count - start)
+        append(UInt8(ascii: "\""))
+    }
+
+    /// Appends a decimal integer.
+    mutating func integer(_ value: Int64) { integer(magnitude: value.magnitude, negative: value < 0) }
+    mutating func integer(_ value: UInt64) { integer(magnitude: value, negative: false) }
+
+    private mutating func integer(magnitude: UInt64, negative: Bool) {
+        // Digits into a 24-byte stack buffer, most significant first.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var v = magnitude
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v != 0
+            if negative {
+                i -= 1
+                buffer[i] = UInt8(ascii: "-")
+            }
+            append(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self) + i, count: buffer.count - i)
+        }
     }
 }
