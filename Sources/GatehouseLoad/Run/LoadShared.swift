@@ -36,6 +36,11 @@ struct LoadUserState {
 
 func loadNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
 func loadStep() -> Int64 { loadNow() / 30 }
+/// The highest step a node surely accepts now: one past the current step as a node may still see
+/// it a second from now. A node keeps time by Redis's clock, through an offset it measures, so
+/// just after a step begins here it may still be in the step before, and a code two steps ahead
+/// of it would be refused.
+func loadHighestStep() -> Int64 { (loadNow() - 1) / 30 + 1 }
 func monotonicNanos() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -126,11 +131,11 @@ final class LoadShared: Sendable {
     }
 
     /// Reserves a valid-pool user with a usable step: the current one or the next (inside the ±1
-    /// window), above every step already submitted for it.
+    /// window, up to ``loadHighestStep()``), above every step already submitted for it.
     func reserveValid(_ roll: Int) -> (index: Int, step: Int64)? {
-        let current = loadStep()
+        let current = loadStep(), highest = loadHighestStep()
         return scan(validPool, roll) { i, state in
-            guard !state.busy, state.lastStep < current + 1 else { return nil }
+            guard !state.busy, state.lastStep < highest else { return nil }
             state.busy = true
             return (i, max(state.lastStep + 1, current))
         }
@@ -178,7 +183,7 @@ final class LoadShared: Sendable {
     /// stripe's queue, so a reservation costs O(1) however many challenges are already spent,
     /// and takes one lock.
     func reserveCheck(_ roll: Int) -> (index: Int, step: Int64, challenge: String)? {
-        let current = loadStep()
+        let current = loadStep(), highest = loadHighestStep()
         let count = stripes.count
         var attempts = 0
         for k in 0..<count where attempts < 64 {
@@ -188,7 +193,7 @@ final class LoadShared: Sendable {
                     attempts += 1
                     let local = i / count
                     guard let challenge = stripe.users[local].challenge else { continue }  // spent
-                    guard !stripe.users[local].busy, stripe.users[local].lastStep < current + 1 else {
+                    guard !stripe.users[local].busy, stripe.users[local].lastStep < highest else {
                         // Busy or out of steps for now: back of the line, try the next stripe.
                         stripe.checkQueue.insert(i, at: 0)
                         return nil
