@@ -136,38 +136,22 @@ struct LoadRunner {
                 }
             }
         }
-        // Challenges for `check` operations, opened before the clock starts.
-        if weight["check", default: 0] > 0 {
+        // Challenges for `check` and `wrongcheck` operations, opened before the clock starts.
+        let pools: [(op: String, users: Range<Int>, keep: @Sendable (Int, String) -> Void)] = [
+            ("check", shared.validPool, { shared.setChallenge($0, $1) }),
+            ("wrongcheck", shared.wrongPool, { shared.setWrongChallenge($0, $1) }),
+        ]
+        for pool in pools where weight[pool.op, default: 0] > 0 {
             try threads(seeders, timeout: 120, failing: .seedingFailed) { t in
                 let worker = LoadWorker(config: config, shared: shared, index: t)
-                for i in stride(from: shared.validPool.lowerBound + t, to: shared.validPool.upperBound, by: seeders) {
+                for i in stride(from: pool.users.lowerBound + t, to: pool.users.upperBound, by: seeders) {
                     do {
                         let (status, challenge) = try worker.startLogin(shared.users[i].name, affinity: i)
                         guard let challenge else {
                             seedErrors.withLock { $0.append("login/start for \(shared.users[i].name) answered \(status) without a second step") }
                             break
                         }
-                        shared.setChallenge(i, challenge)
-                    } catch {
-                        seedErrors.withLock { $0.append("login/start for \(shared.users[i].name): \(error)") }
-                        break
-                    }
-                }
-                worker.connections.forEach { $0.close() }
-            }
-        }
-        // Challenges for `wrongcheck` operations, opened before the clock starts.
-        if weight["wrongcheck", default: 0] > 0 {
-            try threads(seeders, timeout: 120, failing: .seedingFailed) { t in
-                let worker = LoadWorker(config: config, shared: shared, index: t)
-                for i in stride(from: shared.wrongPool.lowerBound + t, to: shared.wrongPool.upperBound, by: seeders) {
-                    do {
-                        let (status, challenge) = try worker.startLogin(shared.users[i].name, affinity: i)
-                        guard let challenge else {
-                            seedErrors.withLock { $0.append("login/start for \(shared.users[i].name) answered \(status) without a second step") }
-                            break
-                        }
-                        shared.setWrongChallenge(i, challenge)
+                        pool.keep(i, challenge)
                     } catch {
                         seedErrors.withLock { $0.append("login/start for \(shared.users[i].name): \(error)") }
                         break
