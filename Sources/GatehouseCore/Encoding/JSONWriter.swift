@@ -70,22 +70,7 @@ public struct JSONWriter: Sendable {
     public mutating func integer(_ value: UInt32) { integer(magnitude: UInt64(value), negative: false) }
 
     private mutating func integer(magnitude: UInt64, negative: Bool) {
-        // Digits into a 24-byte stack buffer, most significant first (no String in between).
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var v = magnitude
-            var i = buffer.count
-            repeat {
-                i -= 1
-                buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
-                v /= 10
-            } while v != 0
-            if negative {
-                i -= 1
-                buffer[i] = UInt8(ascii: "-")
-            }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[i...]))
-        }
+        DecimalText.withDigits(magnitude: magnitude, negative: negative) { bytes.append(contentsOf: $0) }
     }
 
     /// Appends `seconds` since the Unix epoch as an RFC 3339 UTC string, e.g.
@@ -122,5 +107,29 @@ public struct JSONWriter: Sendable {
             string(value)
         }
         bytes.append(UInt8(ascii: "]"))
+    }
+}
+
+/// A decimal integer's text without a `String` in between: the JSON writer's and the token
+/// signer's (which writes into a stack buffer of its own).
+enum DecimalText {
+    /// Calls `body` with the digits of `magnitude` (after `-` when `negative`), most significant
+    /// first, from a 24-byte stack buffer.
+    static func withDigits<R>(magnitude: UInt64, negative: Bool, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return withUnsafeMutableBytes(of: &digits) { buffer in
+            var v = magnitude
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v != 0
+            if negative {
+                i -= 1
+                buffer[i] = UInt8(ascii: "-")
+            }
+            return body(UnsafeRawBufferPointer(rebasing: buffer[i...]))
+        }
     }
 }

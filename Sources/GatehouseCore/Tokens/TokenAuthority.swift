@@ -682,21 +682,8 @@ struct ClaimsWriter {
     mutating func integer(_ value: UInt64) { integer(magnitude: value, negative: false) }
 
     private mutating func integer(magnitude: UInt64, negative: Bool) {
-        // Digits into a 24-byte stack buffer, most significant first.
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var v = magnitude
-            var i = buffer.count
-            repeat {
-                i -= 1
-                buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
-                v /= 10
-            } while v != 0
-            if negative {
-                i -= 1
-                buffer[i] = UInt8(ascii: "-")
-            }
-            append(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self) + i, count: buffer.count - i)
+        DecimalText.withDigits(magnitude: magnitude, negative: negative) { digits in
+            append(digits.baseAddress!.assumingMemoryBound(to: UInt8.self), count: digits.count)
         }
     }
 }
