@@ -277,7 +277,7 @@ extension Gatehouse {
     /// of them in this window (then only counted; the next line written says how many were not).
     func logFailure(_ message: @autoclosure () -> Logger.Message, _ metadata: @autoclosure () -> Logger.Metadata) {
         guard logger.logLevel <= .notice else { return }
-        let (write, leftOut) = failureLog.take(now: RevocationFeed.monotonicNanoseconds())
+        let (write, leftOut) = failureLog.take()
         guard write else { return }
         var metadata = metadata()
         if leftOut > 0 { metadata["left_out"] = "\(leftOut)" }

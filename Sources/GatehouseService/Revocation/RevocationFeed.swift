@@ -155,12 +155,6 @@ public final class RevocationFeed: Sendable {
         Self.monotonicSeconds() - lastHealthy.load(ordering: .relaxed)
     }
 
-    static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-
     static func monotonicSeconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

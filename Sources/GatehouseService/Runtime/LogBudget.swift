@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// A bound on how many lines of one kind a node logs: at most `lines` per `window`, the rest only
@@ -18,6 +19,13 @@ package final class LogBudget: Sendable {
     package init(lines: Int, window: Duration) {
         self.lines = lines
         self.windowNanoseconds = window.nanosecondsClamped
+    }
+
+    /// ``take(now:)`` at this moment.
+    package func take() -> (write: Bool, leftOut: Int) {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return take(now: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
     }
 
     /// Whether a line may be written at `now` (monotonic nanoseconds), and how many were left out
