@@ -104,14 +104,7 @@ public struct HMACKey: Sendable {
             SHA1_Update(&o, out, 20)
             SHA1_Final(out, &o)
         case .sha256(let inner, let outer):
-            // One copy of each state (the digest mutates it); the outer copy only after the
-            // inner hash is done, so the two never sit on the stack at once.
-            var i = inner
-            SHA256_Update(&i, message.baseAddress, message.count)
-            SHA256_Final(out, &i)
-            var o = outer
-            SHA256_Update(&o, out, 32)
-            SHA256_Final(out, &o)
+            HMACSHA256Key.mac(inner: inner, outer: outer, message, out)
         case .sha512(let inner, let outer):
             var i = inner, o = outer
             SHA512_Update(&i, message.baseAddress, message.count)
@@ -165,7 +158,14 @@ public struct HMACSHA256Key: @unchecked Sendable {
     /// Writes the MAC of `message` to the first 32 bytes of `output`. Allocation-free.
     public func authenticate(_ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         precondition(output.count >= 32, "HMAC output buffer too small")
-        let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        Self.mac(inner: inner, outer: outer, message, output.baseAddress!.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// The MAC of `message` from two prepared states into `out` (32 bytes), for this type and
+    /// ``HMACKey``. One copy of each state (the digest mutates it); the outer copy only after the
+    /// inner hash is done, so the two never sit on the stack at once.
+    @inline(__always)
+    static func mac(inner: SHA256_CTX, outer: SHA256_CTX, _ message: UnsafeRawBufferPointer, _ out: UnsafeMutablePointer<UInt8>) {
         var i = inner
         SHA256_Update(&i, message.baseAddress, message.count)
         SHA256_Final(out, &i)
