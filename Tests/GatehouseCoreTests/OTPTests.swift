@@ -85,6 +85,26 @@ struct OTPTests {
         #expect(totp.validate(previous, at: now, window: 0) == nil)
     }
 
+    @Test("a code that two steps share matches the later one")
+    func sharedCodeMatchesLaterStep() throws {
+        // With the RFC 6238 SHA-1 seed, steps 57,766,335 and 57,766,336 both show 251166.
+        let totp = try TOTP(secret: Self.seed(.sha1))
+        let first: UInt64 = 57_766_335
+        #expect(totp.code(step: first) == 251_166)
+        #expect(totp.code(step: first + 1) == 251_166)
+        // Whichever step is current, the later of the two is the one reported, so replay
+        // protection (which refuses every step up to the recorded one) never takes the same
+        // digits twice and never refuses them for the earlier, spent step.
+        for current in [first, first + 1, first + 2] {
+            let now = Int64(current) * 30 + 7
+            let match = totp.validate("251166", at: now)
+            #expect(match?.step == first + 1)
+            #expect(match?.offset == Int(first + 1) - Int(current))
+        }
+        // When only the earlier step is in the window, that one matches.
+        #expect(totp.validate("251166", at: Int64(first - 1) * 30)?.step == first)
+    }
+
     @Test("a wrong code matches no step")
     func wrongCode() throws {
         let totp = try TOTP(secret: Self.seed(.sha1))

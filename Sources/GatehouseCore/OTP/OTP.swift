@@ -107,9 +107,11 @@ public struct TOTP: Sendable {
     ///
     /// The input must be exactly `digits` ASCII digits. Every step in the window is computed and
     /// compared without an early exit, so timing does not reveal which step (if any) matched.
-    /// When a code matches several steps (a 10⁻⁶ coincidence), the one nearest the current step
-    /// wins, earlier before later.
-    /// a concrete String overload; the generic one ran HOTP.parse unspecialised
+    /// When a code matches several steps (a 10⁻⁶ coincidence), the latest of them wins: replay
+    /// protection records the matched step and refuses every step up to it, so taking the latest
+    /// means the same six digits are never accepted twice, and a code whose own step is unspent
+    /// is never refused because an earlier, spent step happens to have the same code.
+    /// A concrete String overload; the generic one ran HOTP.parse unspecialised
     /// (an IteratorProtocol witness call per character, ~2,400 instructions for 6 digits).
     public func validate(_ input: String, at unixTime: Int64, window: Int = 1) -> Match? {
         var value: UInt32 = 0, count = 0
@@ -132,15 +134,14 @@ public struct TOTP: Sendable {
         guard window >= 0, window <= 10, let current = step(at: unixTime) else { return nil }
         var found: UInt32 = 0
         var bestOffset = 0
-        // Order: 0, -1, +1, -2, +2, … ; remember the first hit without branching on the secret.
-        for k in 0...(2 * window) {
-            let offset = k & 1 == 1 ? -((k + 1) >> 1) : k >> 1
+        // From the earliest step to the latest, every hit replaces the one before, without
+        // branching on the secret: the latest hit remains.
+        for offset in -window...window {
             if offset < 0, UInt64(-offset) > current { continue }  // before the epoch
             let candidate = offset < 0 ? current - UInt64(-offset) : current &+ UInt64(offset)
             let hit = ConstantTime.isEqual(code(step: candidate), value)
-            let take = hit & (found ^ 1)
-            // Branch-free select: mask is all-ones when `take` is 1.
-            let mask = 0 &- Int(take)
+            // Branch-free select: mask is all-ones when `hit` is 1.
+            let mask = 0 &- Int(hit)
             bestOffset = (offset & mask) | (bestOffset & ~mask)
             found |= hit
         }

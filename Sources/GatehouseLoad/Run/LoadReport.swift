@@ -64,7 +64,7 @@ package struct LoadReport: Sendable {
             "total_ops": totalOps, "throughput": round3(Double(totalOps) / elapsed), "kinds": kinds,
             "errors": result.errors, "transport_errors": result.transportErrors, "skipped": result.skipped,
             "throttled": result.throttled,
-            "failures": result.failures, "correctness_failures": correctnessFailures, "passed": passed,
+            "failures": result.failures, "refused_valid": result.refusedValid, "correctness_failures": correctnessFailures, "passed": passed,
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
@@ -90,6 +90,7 @@ package struct LoadReport: Sendable {
         out += "skipped: \(list(result.skipped)) (answered by a session check)\n"
         if !result.throttled.isEmpty { out += "throttled (429, expected): \(list(result.throttled))\n" }
         out += "correctness failures: \(correctnessFailures)\(correctnessFailures > 0 ? " (\(list(result.failures)))" : "")\n"
+        if !result.refusedValid.isEmpty { out += "refused valid codes: \(result.refusedValid.joined(separator: "; "))\n" }
         out += passed ? "PASS" : "FAIL"
         return out
     }

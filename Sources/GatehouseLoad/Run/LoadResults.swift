@@ -51,6 +51,10 @@ package struct LoadWorkerResult: Sendable {
     var throttled: [String: Int] = [:]
     var transportErrors = 0
     var lastTransportError: String?
+    /// The first few valid codes a node refused, as user, step and answer (never the code), so
+    /// that a refusal can be looked up in the user's security events.
+    var refusedValid: [String] = []
+    static let refusedValidKept = 5
 
     package init() {}
 
@@ -62,6 +66,7 @@ package struct LoadWorkerResult: Sendable {
         throttled.merge(other.throttled, uniquingKeysWith: +)
         transportErrors += other.transportErrors
         lastTransportError = other.lastTransportError ?? lastTransportError
+        refusedValid = Array((refusedValid + other.refusedValid).prefix(Self.refusedValidKept))
     }
 }
 

@@ -72,7 +72,7 @@ struct LoadRunner {
             users.reserveCapacity(config.users)
             for i in 0..<config.users {
                 let bytes = try SystemRandom().bytes(20)
-                users.append(LoadUser(name: "\(prefix.lowercased())-\(i)@load.example", secret: Base32.encode(bytes), totp: try TOTP(secret: bytes)))
+                users.append(try LoadUser(name: "\(prefix.lowercased())-\(i)@load.example", secret: bytes))
             }
         } catch {
             throw LoadError(.seedingFailed, "\(error)", underlying: error)

@@ -4,12 +4,29 @@ import Glibc
 import Synchronization
 
 /// A seeded user: its name and secret never change.
-struct LoadUser: Sendable {
+package struct LoadUser: Sendable {
     let name: String
     let secret: String
     let totp: TOTP
 
+    /// A user with the 20-byte secret `secret` (SHA-1, 6 digits, 30 s: the enrolment defaults).
+    package init(name: String, secret: [UInt8]) throws {
+        self.name = name
+        self.secret = Base32.encode(secret)
+        self.totp = try TOTP(secret: secret)
+    }
+
     func code(step: Int64) -> String { HOTP.format(totp.code(step: UInt64(step)), digits: totp.digits) }
+
+    /// The last step a node may hold as spent after this user's code for `step` was submitted:
+    /// a node records the latest step in its window whose code is the one submitted, so a later
+    /// step (up to two on, the window's width) that by chance shows the same code is spent with it.
+    package func lastStepSpent(bySubmitting step: Int64) -> Int64 {
+        let code = totp.code(step: UInt64(step))
+        var spent = step
+        for later in step + 1...step + 2 where totp.code(step: UInt64(later)) == code { spent = later }
+        return spent
+    }
 }
 
 /// What the generator knows about one user's server-side state.
@@ -142,9 +159,11 @@ final class LoadShared: Sendable {
     }
 
     /// Records that `step` was submitted for `index` (before the answer: a lost answer must not
-    /// lead to reusing the step).
+    /// lead to reusing the step), with any later step the node spends with it
+    /// (``LoadUser/lastStepSpent(bySubmitting:)``).
     func markSubmitted(_ index: Int, step: Int64) {
-        withUser(index) { $0.lastStep = max($0.lastStep, step) }
+        let spent = users[index].lastStepSpent(bySubmitting: step)
+        withUser(index) { $0.lastStep = max($0.lastStep, spent) }
     }
 
     func accepted(_ index: Int, code: String, step: Int64, session: String?) {

@@ -242,6 +242,9 @@ final class LoadWorker {
             default:
                 failure("\(kind.rawValue)_refused")
                 error("\(kind.rawValue):\(reply.status)")
+                if result.refusedValid.count < LoadWorkerResult.refusedValidKept {
+                    result.refusedValid.append("\(shared.users[index].name) step \(step) (reserved \(reservedStep), now \(loadStep())): \(reply.status) \(reply.problemCode ?? "-")")
+                }
             }
             return .done
         }
