@@ -20,7 +20,9 @@
 # missed. Exit 2 when something broke (a wrk run with non-2xx answers or socket errors, a load run
 # that did not pass, a failed set-up check). Runs on loopback only, inside scripts/topology.sh
 # (Redis with AOF + 2 nodes; GATEHOUSE_BINARY=<path> skips its build), plus an nginx of its own;
-# everything is torn down on exit.
+# everything is torn down on exit. GATEHOUSE_LOAD_BINARY=<path> runs the client side (`gatehouse
+# load`, `gatehouse otp`) from another build than the nodes, so that two builds of the node can be
+# compared under the same load generator (default: GATEHOUSE_BINARY).
 # --charts DIR: where benchmarks/plot.sh draws the run's charts (SVG): per line the latency
 # percentile curve of every repetition, Gatehouse against its reference, and the throughput per
 # repetition; their data (TSV) goes to DIR/data. Default: a new /tmp/gatehouse-e2e-charts.XXXXXX,
@@ -65,9 +67,11 @@ if [ "${GATEHOUSE_E2E_INNER:-}" != 1 ]; then
     GATEHOUSE_BINARY="$(cd "$root" && swift build -c release --show-bin-path)/gatehouse"
   fi
   [ -x "$GATEHOUSE_BINARY" ] || { echo "e2e: $GATEHOUSE_BINARY is not an executable" >&2; exit 2; }
+  GATEHOUSE_LOAD_BINARY="${GATEHOUSE_LOAD_BINARY:-$GATEHOUSE_BINARY}"
+  [ -x "$GATEHOUSE_LOAD_BINARY" ] || { echo "e2e: $GATEHOUSE_LOAD_BINARY is not an executable" >&2; exit 2; }
   "$GATEHOUSE_BINARY" debug code-check-script --sha1 >/dev/null 2>&1 || {
     echo "e2e: $GATEHOUSE_BINARY has no 'debug' subcommand (Sources/gatehouse/DebugCommands.swift): rebuild it" >&2; exit 2; }
-  export GATEHOUSE_BINARY GATEHOUSE_E2E_INNER=1 GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-notice}"
+  export GATEHOUSE_BINARY GATEHOUSE_LOAD_BINARY GATEHOUSE_E2E_INNER=1 GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-notice}"
   # The topology's state (Redis AOF, node logs) goes to a directory of ours, removed after a
   # clean run and kept (and named) when something broke.
   topology_dir="$(mktemp -d /tmp/gatehouse-e2e-topology.XXXXXX)"
@@ -79,7 +83,8 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Inside the topology (GH_* exported by scripts/topology.sh).
-bin="$GATEHOUSE_BINARY"
+bin="$GATEHOUSE_BINARY"             # the nodes' build: `serve` and the script it runs (`debug`)
+load_bin="$GATEHOUSE_LOAD_BINARY"  # the client side: `load` and `otp`
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 read -r node1_url node2_url _ <<<"$GH_NODE_URLS"
 read -r node1_pid node2_pid _ <<<"$GH_NODE_PIDS"
@@ -156,7 +161,7 @@ login() {  # login USER CODE → writes $work/finish.json, prints the finish sta
     -H "Authorization: Bearer $GH_FRONTEND_KEY" -H 'Content-Type: application/json' \
     -d "{\"challenge\":\"$challenge\",\"method\":\"totp\",\"code\":\"$2\"}"
 }
-finish_status=$(login "$wrk_user" "$("$bin" otp --secret "$secret")")
+finish_status=$(login "$wrk_user" "$("$load_bin" otp --secret "$secret")")
 session=$(jq -r '.session.token // empty' "$work/finish.json")
 [ "$finish_status" = 200 ] && [ -n "$session" ] || die "login/finish answered $finish_status: $(cat "$work/finish.json")"
 auth_headers=(-H "Authorization: Bearer $GH_VERIFY_KEY" -H "Gatehouse-Session: $session")
@@ -225,7 +230,7 @@ now=$(date +%s) wrong=""
 for candidate in 000000 111111 222222 333333; do
   clash=0
   for t in $((now - 60)) $((now - 30)) "$now" $((now + 30)) $((now + 60)); do
-    [ "$("$bin" otp --secret "$secret" --time "$t")" = "$candidate" ] && clash=1
+    [ "$("$load_bin" otp --secret "$secret" --time "$t")" = "$candidate" ] && clash=1
   done
   [ "$clash" = 0 ] && { wrong=$candidate; break; }
 done
@@ -256,13 +261,13 @@ echo "code check: SCRIPT LOAD → $sha; code-check-args equals the node's EVALSH
 # --- Which load operation measures one code check. ----------------------------------------------
 # `check` (one POST /v1/login/finish per op on a challenge made before the run); until the load
 # generator has it, `wrong` (login/start + login/finish per op) stands in.
-probe_err=$("$bin" load --url http://127.0.0.1:1 --users 2 --concurrency 1 --duration 0.01 --mix check=100 \
+probe_err=$("$load_bin" load --url http://127.0.0.1:1 --users 2 --concurrency 1 --duration 0.01 --mix check=100 \
   --admin-key x --frontend-key x --verify-key x --json --no-progress 2>&1 >/dev/null || true)
 if grep -q -- "check=100" <<<"$probe_err"; then op=wrong; else op=check; fi
 echo "load operation: $op$([ "$op" = wrong ] && echo " (the load generator has no 'check' yet: each op is login/start + login/finish)")"
 
 # Wrong codes alone (line 3w), if the binary's load generator has them.
-probe_err=$("$bin" load --url http://127.0.0.1:1 --users 2 --concurrency 1 --duration 0.01 --mix wrongcheck=100 \
+probe_err=$("$load_bin" load --url http://127.0.0.1:1 --users 2 --concurrency 1 --duration 0.01 --mix wrongcheck=100 \
   --admin-key x --frontend-key x --verify-key x --json --no-progress 2>&1 >/dev/null || true)
 if grep -q -- "wrongcheck=100" <<<"$probe_err"; then wrong_op=""; echo "wrong codes alone: the load generator has no 'wrongcheck' (line 3w is left out)"; else wrong_op=wrongcheck; fi
 
@@ -331,7 +336,7 @@ run_load() {  # run_load SERIES REP OP URL…
   # covers seeding + run.
   before=$(cpu_snapshot)
   local rc=0
-  ( "$bin" load "${urls[@]}" --users "$users" --concurrency 50 --duration "$duration" --mix "$op=100" \
+  ( "$load_bin" load "${urls[@]}" --users "$users" --concurrency 50 --duration "$duration" --mix "$op=100" \
       --admin-key "$GH_ADMIN_KEY" --frontend-key "$GH_FRONTEND_KEY" --verify-key "$GH_VERIFY_KEY" --json --progress \
       2> >(while IFS= read -r line; do
              case "$line" in
@@ -515,7 +520,7 @@ report() {  # report md|text
   echo "- line 3 reference: redis-benchmark -c 50 -P 1 -r $users EVALSHA $sha with the arguments of \`gatehouse debug code-check-args\` (numkeys 7, keys of user $ref_template, a wrong code: ARGV[2] = -1), on the topology's own redis-server (127.0.0.1:$redis_port, AOF everysec) that the nodes use; the arguments were checked equal to a node's EVALSHA for a wrong code (MONITOR). redis-benchmark expands each __rand_int__ on its own, so the seven keys of one call name up to seven different users (the script reads them the same way; per-key traffic is the same). Throttle failures recorded on 20 sampled reference users: ${ref_fails}"
   echo "- line 3 Gatehouse: \`gatehouse load --mix $op=100 --concurrency 50 --users $users\`$([ "$op" = wrong ] && echo " — stand-in: each op is login/start + a wrong code at login/finish (two requests)"); ops/s from \`kinds.$op.ops_per_s\`, runs with \`passed\` false or correctness failures are invalid"
   echo "- line 4: both runs use --concurrency 50 (the load generator keeps 50 requests in flight on one epoll thread, each on its own keep-alive connection per URL; with two URLs the same 50 are spread over both nodes). On 2 cores both nodes share the same CPUs: this only shows that nothing is serialised on a node-local lock, not that a second node adds capacity."
-  echo "- $reps rep(s) × ${duration} s, order alternating per rep; machine $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); binary $bin"
+  echo "- $reps rep(s) × ${duration} s, order alternating per rep; machine $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); binary $bin$([ "$load_bin" != "$bin" ] && echo ", load generator $load_bin")"
   if [ "${#invalid_runs[@]}" -gt 0 ]; then
     echo "- INVALID runs: $(printf '%s; ' "${invalid_runs[@]}")"
   fi
