@@ -54,3 +54,22 @@ extension TOTPCacheTests {
         for step: UInt64 in [0, 1, 59_000_000] { #expect(cached.totp.code(step: step) == direct.code(step: step)) }
     }
 }
+
+extension TOTPCacheTests {
+    @Test("users are held apart however alike their names: each gets its own version and secret back")
+    func manyUsers() throws {
+        let cache = TOTPCache(capacity: 100_000, digits: 6, period: 30)  // one generation holds them all
+        let users = (0..<20_000).map { "user-\($0)@example.com" } + ["", "a", "A", "user-1@example.com "]
+        for (i, user) in users.enumerated() {
+            cache.put(user, version: String(i), secret: (0..<20).map { UInt8(truncatingIfNeeded: i &+ $0) })
+        }
+        #expect(cache.count == users.count)
+        for (i, user) in users.enumerated() {
+            let entry = try #require(cache.get(user), "\(user)")
+            #expect(entry.version == String(i))
+            let direct = try TOTP(secret: (0..<20).map { UInt8(truncatingIfNeeded: i &+ $0) }, digits: 6, period: 30)
+            #expect(entry.totp.code(step: 1) == direct.code(step: 1))
+        }
+        #expect(cache.get("user-20000@example.com") == nil)
+    }
+}

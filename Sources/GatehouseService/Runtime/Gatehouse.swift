@@ -172,9 +172,11 @@ public final class Gatehouse: Sendable, Service {
 /// in the previous generation moves the entry forward, so users in the middle of signing in stay
 /// while the oldest go. The secret is kept, not the prepared key: a prepared key is sized for
 /// SHA-512 (about 450 bytes) and preparing it again costs two hash blocks per check. An entry is
-/// about 150 bytes: the user's name, the version and a secret of up to 32 bytes held inline, in
-/// a hash table kept under three-quarters full (the default, 180,000, is two generations of 90,000,
-/// each in a table of 131,072 slots).
+/// one 80-byte slot of a hash table kept under three-quarters full, with nothing else on the heap:
+/// the user is held as a 128-bit keyed digest of the name (a name of 16 bytes or more would be a
+/// heap object of its own, about 80 bytes more per entry), the version and a secret of up to 32
+/// bytes inline. The default, 180,000, is two generations of 90,000, each in a table of 131,072
+/// slots (10 MiB), made at that size when a generation starts so that it is not grown by doubling.
 package final class TOTPCache: Sendable {
     package struct Entry: Sendable {
         package var version: String
@@ -204,11 +206,19 @@ package final class TOTPCache: Sendable {
             return withUnsafeBytes(of: words) { Array($0.prefix(Int(count))) }
         }
     }
+    /// A user's name as the cache holds it: two 64-bit SipHash values of the name under keys drawn
+    /// at random for this cache. Two users share one only by a 2⁻¹²⁸ chance per pair, and nobody
+    /// outside the process can see the digests to aim at one.
+    private struct UserDigest: Hashable {
+        var high: UInt64
+        var low: UInt64
+    }
     private struct Generations {
-        var current: [String: Stored] = [:]
-        var previous: [String: Stored] = [:]
+        var current: [UserDigest: Stored] = [:]
+        var previous: [UserDigest: Stored] = [:]
     }
     private let generations = Mutex(Generations())
+    private let digestKeys: (UInt64, UInt64)
     /// Most entries held (both generations); 0 caches nothing.
     package let capacity: Int
     let digits: Int
@@ -218,16 +228,28 @@ package final class TOTPCache: Sendable {
         self.capacity = capacity
         self.digits = digits
         self.period = period
+        var random = SystemRandomNumberGenerator()
+        digestKeys = (random.next(), random.next())
+    }
+
+    private func digest(_ user: String) -> UserDigest {
+        var high = Hasher(), low = Hasher()
+        high.combine(digestKeys.0)
+        high.combine(user)
+        low.combine(digestKeys.1)
+        low.combine(user)
+        return UserDigest(high: UInt64(bitPattern: Int64(high.finalize())), low: UInt64(bitPattern: Int64(low.finalize())))
     }
 
     /// How many entries are held, for tests and metrics.
     package var count: Int { generations.withLock { $0.current.count + $0.previous.count } }
 
     package func get(_ user: String) -> Entry? {
+        let key = digest(user)
         let stored: Stored? = generations.withLock { g in
-            if let hit = g.current[user] { return hit }
-            guard let hit = g.previous.removeValue(forKey: user) else { return nil }
-            Self.insert(user, hit, into: &g, capacity: capacity)
+            if let hit = g.current[key] { return hit }
+            guard let hit = g.previous.removeValue(forKey: key) else { return nil }
+            Self.insert(key, hit, into: &g, capacity: capacity)
             return hit
         }
         guard let stored, let totp = try? TOTP(secret: stored.secret.bytes, digits: digits, period: period) else { return nil }
@@ -237,24 +259,29 @@ package final class TOTPCache: Sendable {
     /// Keeps `secret` (already checked to make a TOTP) for `user` at credential `version`.
     package func put(_ user: String, version: String, secret: [UInt8]) {
         guard capacity > 0 else { return }
+        let key = digest(user)
         generations.withLock { g in
-            g.previous.removeValue(forKey: user)
-            Self.insert(user, Stored(version: version, secret: InlineSecret(secret)), into: &g, capacity: capacity)
+            g.previous.removeValue(forKey: key)
+            Self.insert(key, Stored(version: version, secret: InlineSecret(secret)), into: &g, capacity: capacity)
         }
     }
 
-    private static func insert(_ user: String, _ stored: Stored, into g: inout Generations, capacity: Int) {
-        if g.current[user] == nil, g.current.count >= max(1, capacity / 2) {
+    private static func insert(_ key: UserDigest, _ stored: Stored, into g: inout Generations, capacity: Int) {
+        let generation = max(1, capacity / 2)
+        if g.current[key] == nil, g.current.count >= generation {
             g.previous = g.current
-            g.current = [:]
+            // The new generation will most likely fill as the last one did: its table at full size
+            // at once, rather than grown by doubling through every smaller size.
+            g.current = Dictionary(minimumCapacity: generation)
         }
-        g.current[user] = stored
+        g.current[key] = stored
     }
 
     package func remove(_ user: String) {
+        let key = digest(user)
         generations.withLock { g in
-            g.current.removeValue(forKey: user)
-            g.previous.removeValue(forKey: user)
+            g.current.removeValue(forKey: key)
+            g.previous.removeValue(forKey: key)
         }
     }
 }
