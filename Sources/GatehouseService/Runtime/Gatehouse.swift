@@ -206,9 +206,10 @@ package final class TOTPCache: Sendable {
             return withUnsafeBytes(of: words) { Array($0.prefix(Int(count))) }
         }
     }
-    /// A user's name as the cache holds it: two 64-bit SipHash values of the name under keys drawn
-    /// at random for this cache. Two users share one only by a 2⁻¹²⁸ chance per pair, and nobody
-    /// outside the process can see the digests to aim at one.
+    /// A user's name as the cache holds it: two 64-bit hashes from Swift's `Hasher` (SipHash-1-3,
+    /// seeded at random per process), each over a random value of this cache followed by the name.
+    /// Two users share one only by a 2⁻¹²⁸ chance per pair, and nobody outside the process sees the
+    /// digests to aim at one.
     private struct UserDigest: Hashable {
         var high: UInt64
         var low: UInt64
