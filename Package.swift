@@ -7,9 +7,10 @@
 //   CMalloc                          — <malloc.h> for GatehouseApp's return of freed memory
 //   GatehouseSystem                  — POSIX plumbing several layers need and none owns: dedicated
 //                                      OS threads for blocking C calls (the Redis I/O threads, SMTP
-//                                      deliveries) and child processes (the embedded redis-server,
-//                                      test servers); depends on nothing, so GatehouseRedis,
-//                                      GatehouseMail, GatehouseService and GatehouseTesting share it
+//                                      deliveries), child processes (the embedded redis-server,
+//                                      test servers) and the monotonic clock; depends on nothing, so
+//                                      GatehouseRedis, GatehouseMail, GatehouseService, GatehouseLoad
+//                                      and GatehouseTesting share it
 //                                      without depending on each other
 //   GatehouseCrypto                  — libcrypto wrapped: HMAC, SHA, AES-GCM, Ed25519, randomness
 //   GatehouseCore                    — OTP, base32, otpauth URIs, QR, tokens, keyring, envelopes (no I/O
@@ -217,6 +218,7 @@ let package = Package(
                 "CEpoll",
                 "GatehouseCore",
                 "GatehouseCrypto",
+                "GatehouseSystem",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

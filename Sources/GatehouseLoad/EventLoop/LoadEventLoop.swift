@@ -14,6 +14,7 @@
 // only file that imports CEpoll.
 import CEpoll
 import Glibc
+import GatehouseSystem
 
 /// The timed run of `gatehouse load`: one thread drives many connections with epoll(7), each
 /// with one request in flight, like `redis-benchmark` and `wrk` (50 blocking threads cost a
@@ -83,7 +84,7 @@ final class LoadEventLoop {
     func run(deadline: UInt64, interval: UInt64?) {
         for s in slots.indices { runnable.append((s, .done)) }
         var events = [epoll_event](repeating: epoll_event(), count: 256)
-        var lastSweep = monotonicNanos()
+        var lastSweep = MonotonicClock.now()
         // Bounded: the run lasts at most 3600 s, plus one request timeout; a round is at most 100 ms.
         let hardStop = deadline + Self.requestTimeout + 5_000_000_000
         var queued: [(slot: Int, step: LoadStep)] = []
@@ -93,7 +94,7 @@ final class LoadEventLoop {
             for (s, step) in queued { start(s, step, deadline: deadline, interval: interval) }
             queued.removeAll(keepingCapacity: true)
             if finishedCount == slots.count { break }
-            let now = monotonicNanos()
+            let now = MonotonicClock.now()
             if now > hardStop { break }
             // Sleep until an answer, the next rate slot, or a sweep for timeouts.
             var timeout = runnable.isEmpty ? 100 : 0
@@ -108,7 +109,7 @@ final class LoadEventLoop {
                 let tag = events[i].data.u64
                 handle(Int(tag >> 8), Int(tag & 0xFF), events: events[i].events)
             }
-            let after = monotonicNanos()
+            let after = MonotonicClock.now()
             if interval != nil {
                 for s in slots.indices where slots[s].waitUntil > 0 && slots[s].waitUntil <= after {
                     slots[s].waitUntil = 0
@@ -136,7 +137,7 @@ final class LoadEventLoop {
     private func nextOperation(_ s: Int, deadline: UInt64, interval: UInt64?) {
         // Operations that end without a request (nothing to pick) start the next at once; bounded.
         for _ in 0..<1000 {
-            let now = monotonicNanos()
+            let now = MonotonicClock.now()
             if let interval {
                 let slot = worker.shared.slot(interval: interval)
                 guard slot < deadline else { return finish(s) }
@@ -171,7 +172,7 @@ final class LoadEventLoop {
         slots[s].handler = handler
         slots[s].active = c
         slots[s].method = request.method
-        slots[s].sentAt = monotonicNanos()
+        slots[s].sentAt = MonotonicClock.now()
         slots[s].retried = false
         LoadConnection.encode(request.method, request.path, endpoint: endpoints[c], headers: request.allHeaders, body: request.body, into: &slots[s].connections[c].output)
         transmit(s, c)

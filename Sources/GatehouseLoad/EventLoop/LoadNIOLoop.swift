@@ -1,6 +1,7 @@
 import Glibc
 import NIOCore
 import NIOPosix
+import GatehouseSystem
 
 /// The timed run of `gatehouse load` on SwiftNIO: the calling thread becomes a NIO event loop
 /// (`MultiThreadedEventLoopGroup.withCurrentThreadAsEventLoop`) that owns the worker, its slots
@@ -88,7 +89,7 @@ final class LoadNIOLoop: @unchecked Sendable {
         // Bounded: the run lasts at most 3600 s, plus one request timeout, then it is ended.
         let hardStop = deadline + LoadEventLoop.requestTimeout + 5_000_000_000
         sweep = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
-            let now = monotonicNanos()
+            let now = MonotonicClock.now()
             if now > hardStop { return end() }
             for s in slots.indices where slots[s].handler != nil && now - slots[s].sentAt > LoadEventLoop.requestTimeout {
                 let c = slots[s].active
@@ -141,7 +142,7 @@ final class LoadNIOLoop: @unchecked Sendable {
     private func nextOperation(_ s: Int) {
         // Operations that end without a request (nothing to pick) start the next at once; bounded.
         for _ in 0..<1000 {
-            let now = monotonicNanos()
+            let now = MonotonicClock.now()
             if let interval {
                 let slot = worker.shared.slot(interval: interval)
                 guard slot < deadline else { return finish(s) }
@@ -176,7 +177,7 @@ final class LoadNIOLoop: @unchecked Sendable {
         slots[s].handler = handler
         slots[s].active = c
         slots[s].method = request.method
-        slots[s].sentAt = monotonicNanos()
+        slots[s].sentAt = MonotonicClock.now()
         slots[s].retried = false
         LoadConnection.encode(request.method, request.path, endpoint: endpoints[c], headers: request.allHeaders, body: request.body, into: &slots[s].connections[c].output)
         transmit(s, c)

@@ -1,4 +1,5 @@
 import Histogram
+import GatehouseSystem
 
 /// One operation kind's count, successes and latencies (microseconds).
 package struct LoadKindStats: Sendable {
@@ -9,7 +10,7 @@ package struct LoadKindStats: Sendable {
     package init() {}
 
     mutating func record(ok: Bool, since start: UInt64) {
-        record(ok: ok, micros: (monotonicNanos() &- start) / 1000)
+        record(ok: ok, micros: (MonotonicClock.now() &- start) / 1000)
     }
 
     /// One operation that took `micros` microseconds (kept within 1 µs … 120 s).

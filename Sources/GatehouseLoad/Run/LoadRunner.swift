@@ -4,6 +4,7 @@ import GatehouseCore
 import GatehouseCrypto
 import Glibc
 import Synchronization
+import GatehouseSystem
 
 /// `gatehouse load`'s generator: seeds users with known TOTP secrets through
 /// `POST /v1/users/import`, signs each in once, then drives a weighted mix of session checks, valid
@@ -68,7 +69,7 @@ struct LoadRunner {
         let seedStart: UInt64
         do {
             let prefix = try config.prefix ?? "load-" + Base32.encode(SystemRandom().bytes(5)).lowercased()
-            seedStart = monotonicNanos()
+            seedStart = MonotonicClock.now()
             users.reserveCapacity(config.users)
             for i in 0..<config.users {
                 let bytes = try SystemRandom().bytes(20)
@@ -164,13 +165,13 @@ struct LoadRunner {
         guard errors.isEmpty else {
             throw LoadError(.seedingFailed, "load: seeding failed for \(errors.count) user(s); first: \(errors[0])")
         }
-        let seedSeconds = Double(monotonicNanos() - seedStart) / 1e9
+        let seedSeconds = Double(MonotonicClock.now() - seedStart) / 1e9
 
         // The run.
         let results = Mutex<[LoadWorkerResult]>([])
         let done = Atomic<Bool>(false)
         let startCPU = processCPUSeconds()
-        let start = monotonicNanos()
+        let start = MonotonicClock.now()
         let deadline = start + UInt64(config.duration * 1e9)
         let interval = config.rate.map { UInt64(1e9 / $0) }
         if config.progress {
@@ -183,7 +184,7 @@ struct LoadRunner {
                     tick += 1
                     if done.load(ordering: .relaxed) { break }
                     let ops = shared.ops.load(ordering: .relaxed)
-                    let elapsed = Double(monotonicNanos() - start) / 1e9
+                    let elapsed = Double(MonotonicClock.now() - start) / 1e9
                     let line = String(format: "load: %5.0fs  ops %9d  %8.0f ops/s  errors %d  failures %d\n",
                                       elapsed, ops, Double(ops - lastOps), shared.errors.load(ordering: .relaxed), shared.failures.load(ordering: .relaxed))
                     lastOps = ops
@@ -214,7 +215,7 @@ struct LoadRunner {
         }
         if let first = loopErrors.withLock({ $0.first }) { throw LoadError(.runFailed, "load: \(first)") }
         done.store(true, ordering: .relaxed)
-        let elapsed = Double(monotonicNanos() - start) / 1e9
+        let elapsed = Double(MonotonicClock.now() - start) / 1e9
         let runCPU = processCPUSeconds() - startCPU
         var total = LoadWorkerResult()
         for r in results.withLock({ $0 }) { total.merge(r) }

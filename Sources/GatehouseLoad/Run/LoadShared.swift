@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import Glibc
 import Synchronization
+import GatehouseSystem
 
 /// A seeded user: its name and secret never change.
 package struct LoadUser: Sendable {
@@ -58,11 +59,6 @@ func loadStep() -> Int64 { loadNow() / 30 }
 /// just after a step begins here it may still be in the step before, and a code two steps ahead
 /// of it would be refused.
 func loadHighestStep() -> Int64 { (loadNow() - 1) / 30 + 1 }
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 /// One lock's share of the per-user bookkeeping: users `s`, `s + S`, `s + 2S`, … of stripe `s`
 /// of `S`, and those of them whose pre-opened challenge (for `check`) is not spent yet.
@@ -278,7 +274,7 @@ final class LoadShared: Sendable {
 
     /// Rate cap: the next free slot (monotonic nanoseconds).
     func slot(interval: UInt64) -> UInt64 {
-        let now = monotonicNanos()
+        let now = MonotonicClock.now()
         return pacer.withLock { next in
             let slot = max(next, now)
             next = slot + interval

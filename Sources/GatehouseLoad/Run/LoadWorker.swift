@@ -1,5 +1,6 @@
 import GatehouseCore
 import Synchronization
+import GatehouseSystem
 
 /// SplitMix64 (Steele, Lea, Flood 2014), seeded from the system generator.
 struct LoadRandom: RandomNumberGenerator {
@@ -145,7 +146,7 @@ final class LoadWorker {
     }
 
     func auth() -> LoadStep {
-        let start = monotonicNanos()
+        let start = MonotonicClock.now()
         guard let token = shared.randomSession(roll()) else {
             result.kinds[.auth]!.record(ok: false, since: start)
             error("auth:no_session")
@@ -192,7 +193,7 @@ final class LoadWorker {
             result.skipped["valid_skipped", default: 0] += 1
             return auth()
         }
-        let start = monotonicNanos()
+        let start = MonotonicClock.now()
         let release = { [shared] in shared.release(pick.index) }
         return withChallenge(for: pick.index, kind: .valid, since: start, end: release) { [self] challenge in
             submitValidCode(.valid, index: pick.index, reservedStep: pick.step, challenge: challenge, since: start, end: release)
@@ -206,7 +207,7 @@ final class LoadWorker {
             result.skipped["check_skipped", default: 0] += 1
             return auth()
         }
-        let start = monotonicNanos()
+        let start = MonotonicClock.now()
         return submitValidCode(.check, index: pick.index, reservedStep: pick.step, challenge: pick.challenge, since: start) { [shared] in
             shared.release(pick.index)
         }
@@ -253,7 +254,7 @@ final class LoadWorker {
     func wrong() -> LoadStep {
         let pool = shared.wrongPool
         let index = pool.lowerBound + roll() % pool.count
-        let start = monotonicNanos()
+        let start = MonotonicClock.now()
         return withChallenge(for: index, kind: .wrong, since: start) { [self] challenge in
             submitRefusedCode(.wrong, index: index, challenge: challenge, code: wrongCode(for: index), since: start)
         }
@@ -281,7 +282,7 @@ final class LoadWorker {
             result.skipped["wrongcheck_skipped", default: 0] += 1
             return auth()
         }
-        let start = monotonicNanos()
+        let start = MonotonicClock.now()
         return submitRefusedCode(.wrongcheck, index: pick.index, challenge: pick.challenge, code: wrongCode(for: pick.index), since: start,
                                  throttleExpected: pick.before >= 5, end: { [shared] in shared.release(pick.index) })
     }
@@ -318,7 +319,7 @@ final class LoadWorker {
             result.skipped["replay_skipped", default: 0] += 1
             return auth()
         }
-        let start = monotonicNanos()
+        let start = MonotonicClock.now()
         let release = { [shared] in shared.release(pick.index) }
         return withChallenge(for: pick.index, kind: .replay, since: start, end: release) { [self] challenge in
             submitRefusedCode(.replay, index: pick.index, challenge: challenge, code: pick.code, since: start, accepted: { [shared] in

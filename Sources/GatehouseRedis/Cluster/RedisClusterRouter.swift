@@ -1,3 +1,4 @@
+import GatehouseSystem
 package import Logging
 import Synchronization
 

@@ -22,23 +22,3 @@ enum IOThread {
     }
 }
 
-/// Monotonic time in nanoseconds (CLOCK_MONOTONIC), for deadlines that wall-clock jumps must not
-/// move.
-enum MonotonicClock {
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds, clamped to 0…UInt64.max.
-    var nanosecondsClamped: UInt64 {
-        let (seconds, attoseconds) = self.components
-        guard seconds >= 0 else { return 0 }
-        let (product, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return .max }
-        return product &+ UInt64(attoseconds / 1_000_000_000)
-    }
-}

@@ -1,3 +1,4 @@
+import GatehouseSystem
 public import Logging
 public import ServiceLifecycle
 import Synchronization

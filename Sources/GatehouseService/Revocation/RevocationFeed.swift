@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseSystem
 public import GatehouseRedis
 public import Logging
 import Synchronization
@@ -26,7 +27,7 @@ public final class RevocationFeed: Sendable {
     let logger: Logger
     private let credentialListeners = Mutex<[@Sendable (String) -> Void]>([])
     /// Monotonic seconds of the last moment the follower was known connected.
-    private let lastHealthy = Atomic<Int64>(RevocationFeed.monotonicSeconds())
+    private let lastHealthy = Atomic<Int64>(MonotonicClock.seconds())
     private let follower: Mutex<RedisStreamFollower?> = Mutex(nil)
 
     init(redis: RedisClient, keys: RedisKeys, view: RevocationView, retentionSeconds: Int64, logger: Logger) {
@@ -124,7 +125,7 @@ public final class RevocationFeed: Sendable {
             }
             group.addTask {
                 while !Task.isCancelled {
-                    if follower.status.isConnected { self.lastHealthy.store(Self.monotonicSeconds(), ordering: .relaxed) }
+                    if follower.status.isConnected { self.lastHealthy.store(MonotonicClock.seconds(), ordering: .relaxed) }
                     try await Task.sleep(for: .milliseconds(250))
                 }
             }
@@ -152,14 +153,9 @@ public final class RevocationFeed: Sendable {
 
     /// Seconds since the follower was last known connected (or since start, before it ever was).
     public var secondsSinceHealthy: Int64 {
-        Self.monotonicSeconds() - lastHealthy.load(ordering: .relaxed)
+        MonotonicClock.seconds() - lastHealthy.load(ordering: .relaxed)
     }
 
-    static func monotonicSeconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec)
-    }
 }
 
 /// JSON for stored policies (Foundation's coder: policies are tiny and rarely written).

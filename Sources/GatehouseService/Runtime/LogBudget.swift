@@ -1,4 +1,4 @@
-import Glibc
+import GatehouseSystem
 import Synchronization
 
 /// A bound on how many lines of one kind a node logs: at most `lines` per `window`, the rest only
@@ -22,11 +22,7 @@ package final class LogBudget: Sendable {
     }
 
     /// ``take(now:)`` at this moment.
-    package func take() -> (write: Bool, leftOut: Int) {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return take(now: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
-    }
+    package func take() -> (write: Bool, leftOut: Int) { take(now: MonotonicClock.now()) }
 
     /// Whether a line may be written at `now` (monotonic nanoseconds), and how many were left out
     /// in the windows since the last line written (to be said in this one).
@@ -45,15 +41,5 @@ package final class LogBudget: Sendable {
             defer { s.suppressed = 0 }
             return (true, s.suppressed)
         }
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, clamped to 0…UInt64.max.
-    fileprivate var nanosecondsClamped: UInt64 {
-        let (seconds, attoseconds) = components
-        guard seconds >= 0 else { return 0 }
-        let (product, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : product &+ UInt64(attoseconds / 1_000_000_000)
     }
 }
