@@ -13,8 +13,9 @@ import NIOHTTP1
 ///   request: through Hummingbird a request costs a header conversion, a task hop, an async
 ///   sequence element and a `Request`/`Response` pair; here three header lookups, one
 ///   verification and one write.
-/// - `POST /v1/mail/authenticate` from a `mail` key with a well-formed body on the event loop,
-///   with ``MailAuthFastPath``: its Redis reply comes back to the loop, not to a task.
+/// - `POST /v1/login/finish` and `POST /v1/mail/authenticate` with a well-formed body from a key
+///   of the route's scope on the event loop, with ``LoopRoutes``: the Redis reply comes back to
+///   the loop, not to a task.
 /// - Every other request with a bounded body (``FastPathStateMachine/route(_:)``) *directly*: the
 ///   head and body are collected here and handed to the connection's task
 ///   (``GatehouseHTTP1Channel/handle(value:logger:)``), where the same ``GatehouseResponder``
@@ -33,8 +34,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The responder's `/v1/auth` decision (the responder itself runs in the connection's task).
     private let check: AuthCheck
-    /// The mail servers' check, answered without the connection's task.
-    private let mail: MailAuthFastPath
+    /// The sign-in and the mail servers' check, answered without the connection's task.
+    private let loopRoutes: LoopRoutes
     private let logger: Logger
     private var state: FastPathStateMachine
     /// The context of ``RawResponseWriter`` at the head of the pipeline (set when this handler
@@ -68,7 +69,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// - Parameter timeouts: how long a connection may take at each stage.
     init(responder: GatehouseResponder, timeouts: FastPathStateMachine.Timeouts, directRequests: AsyncStream<DirectRequest>.Continuation, logger: Logger) {
         self.check = responder.authCheck
-        self.mail = MailAuthFastPath(gatehouse: responder.authCheck.gatehouse, counters: responder.responseCounters)
+        self.loopRoutes = LoopRoutes(gatehouse: responder.authCheck.gatehouse, counters: responder.responseCounters)
         self.directRequests = directRequests
         self.logger = logger
         self.state = FastPathStateMachine(bodyLimit: Self.bodyLimit, timeouts: timeouts)
@@ -269,15 +270,14 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Hands the request to the connection's task (``GatehouseHTTP1Channel/handle(value:logger:)``),
     /// which answers it and calls ``answered(_:context:)`` on the event loop.
-    /// `POST /v1/mail/authenticate` is answered here when ``MailAuthFastPath`` takes it.
+    /// ``LoopRoutes`` answers the requests it takes without the task.
     private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
-        if head.method == .POST, head.uri == MailAuthFastPath.path,
-           let request = mail.take(head, body: body, caller: caller(PresentedCredentials(head.headers).bearerKey)) {
+        if head.method == .POST {
             let handler = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-            mail.answer(request, logger: logger) { answer in
+            let taken = loopRoutes.answer(head, body: body, caller: caller(PresentedCredentials(head.headers).bearerKey), logger: logger) { answer in
                 handler.eventLoop.execute { handler.value.handler.answered(answer, context: handler.value.context) }
             }
-            return
+            if taken { return }
         }
         directRequests.yield(DirectRequest(head, body: body))
     }

@@ -2,8 +2,9 @@ import GatehouseService
 import Hummingbird
 
 /// Sign-in and account recovery (frontend scope): `POST /v1/login/start`, `/handoff`, `/email-code`,
-/// `/finish` (the sign-in path `benchmarks/e2e.sh` measures), `POST /v1/recovery/start`,
-/// `/finish`, `/consume`.
+/// `/finish`, `POST /v1/recovery/start`, `/finish`, `/consume`. A well-formed `login/finish` with
+/// a code is usually answered on the event loop (``LoopRoutes``), with the same answers; this
+/// route answers the rest (a passkey assertion, a body it refuses).
 struct LoginRoutes {
     let access: Access
     var gatehouse: Gatehouse { access.gatehouse }

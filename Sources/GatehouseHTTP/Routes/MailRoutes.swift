@@ -25,7 +25,7 @@ struct MailRoutes {
     }
 
     /// The answer to `POST /v1/mail/authenticate` (also written by the channel fast path,
-    /// ``MailAuthFastPath``): 200 with `ok` or `use_primary`, or the `denied` problem.
+    /// ``LoopRoutes``): 200 with `ok` or `use_primary`, or the `denied` problem.
     static func authenticateAnswer(_ result: MailAuthResult, service: MailService) throws(ServiceError) -> MailAuthenticateResponse {
         switch result {
         case .ok(let id): return MailAuthenticateResponse(appPasswordID: id)

@@ -120,7 +120,7 @@ public struct CodeChecker: Sendable {
     func check(keys: Keys, credentialVersion: String, candidate: Candidate, challengeTTLSeconds: Int, effects: Effects) async throws -> Outcome {
         var keys = keys
         var addressCounter: String?
-        if redis.isCluster && !Self.sameSlotTag(keys.ipCounter, keys.userRecord) {
+        if !runsInOneCall(keys) {
             let owed = refunds.take(keys.ipCounter)
             let reserved = try await redis.eval(
                 AddressBudgetScript.reserve, keys: [keys.ipCounter],
@@ -163,8 +163,36 @@ public struct CodeChecker: Sendable {
         return tag(a) != nil && tag(a) == tag(b)
     }
 
+    /// Whether ``check(keys:credentialVersion:candidate:challengeTTLSeconds:effects:completion:)``
+    /// can take an attempt on these keys: the script alone decides it (no address budget to
+    /// reserve on another Redis Cluster master first).
+    func runsInOneCall(_ keys: Keys) -> Bool {
+        !redis.isCluster || Self.sameSlotTag(keys.ipCounter, keys.userRecord)
+    }
+
+    /// The same attempt for a caller outside Swift concurrency, when ``runsInOneCall(_:)``:
+    /// the script's one round trip, `completion` on the Redis client's I/O thread.
+    func check(
+        keys: Keys, credentialVersion: String, candidate: Candidate, challengeTTLSeconds: Int, effects: Effects,
+        completion: @escaping @Sendable (Result<Outcome, any Error>) -> Void
+    ) {
+        precondition(runsInOneCall(keys), "an attempt that reserves an address budget first runs through check(keys:…) async")
+        let call = Self.invocation(
+            keys: keys, credentialVersion: credentialVersion, candidate: candidate, settings: settings,
+            replayTTLSeconds: Self.replayTTLSeconds, challengeTTLSeconds: challengeTTLSeconds,
+            throttleTTLSeconds: throttleTTLSeconds, effects: effects
+        )
+        redis.eval(CodeCheckScript.script, keys: call.keys, arguments: call.arguments) { result in
+            completion(result.flatMap { reply in Result { try Self.outcome(reply) } })
+        }
+    }
+
     private func run(_ call: (keys: [String], arguments: [String])) async throws -> Outcome {
-        let reply = try await redis.eval(CodeCheckScript.script, keys: call.keys, arguments: call.arguments)
+        try Self.outcome(await redis.eval(CodeCheckScript.script, keys: call.keys, arguments: call.arguments))
+    }
+
+    /// The script's reply as an outcome.
+    private static func outcome(_ reply: RedisValue) throws -> Outcome {
         guard let items = reply.array, let status = items.first?.string else {
             throw RedisError(.unexpectedReply, "code check returned \(reply)")
         }

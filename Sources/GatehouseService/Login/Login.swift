@@ -153,6 +153,69 @@ extension Gatehouse {
         return try await completeSignIn(prepared, user: user, epoch: epoch, remember: remember, clientIP: clientIP, userAgent: userAgent)
     }
 
+    /// `POST /v1/login/finish` for a caller outside Swift concurrency (the HTTP edge's event
+    /// loop): the same sign-in, with the same answers, as
+    /// ``finishLogin(challenge:method:code:remember:clientIP:userAgent:)``.
+    ///
+    /// The common case — an authenticator code, no remembered device, the user's secret in the
+    /// node's cache, the address budget checked by the script itself — is the script's one
+    /// round trip with `completion` on the Redis client's I/O thread, and no task. Anything else
+    /// (another method, a remembered device, a cache miss, a credential that changed since it
+    /// was cached) runs the async sign-in in a task, which calls `completion` when done.
+    public func finishLogin(
+        challenge: String, method: SecondStepMethod, code: String, remember: Bool, clientIP: String?, userAgent: String?,
+        completion: @escaping @Sendable (Result<LoginResult, ServiceError>) -> Void
+    ) {
+        @Sendable func inTask() {
+            Task {
+                do throws(ServiceError) {
+                    completion(.success(try await finishLogin(
+                        challenge: challenge, method: method, code: code, remember: remember, clientIP: clientIP, userAgent: userAgent
+                    )))
+                } catch {
+                    completion(.failure(error))
+                }
+            }
+        }
+        guard method == .totp, !remember else { return inTask() }
+        let user: UserID, prepared: PreparedSession, candidate: CodeChecker.Candidate, version: String
+        let keys: CodeChecker.Keys, effects: CodeChecker.Effects
+        do throws(ServiceError) {
+            // In the async sign-in's order: the challenge, the session, then the code.
+            let (claims, challengeUser) = try verifyChallenge(challenge, purpose: .login)
+            user = challengeUser
+            prepared = try prepareSession(user: user, methods: [.password, .otp], authTime: now, clientIP: clientIP, userAgent: userAgent)
+            let parsed = try parseTOTPCode(code)
+            guard let entry = totpCache.get(user.value) else { return inTask() }
+            (candidate, version) = (totpCandidate(parsed, entry), entry.version)
+            (keys, effects) = checkArguments(
+                user: user, record: userKey(user, "totp", "last"), challengeMarker: userKey(user, "challenge", claims.challengeID),
+                clientIP: clientIP, method: .totp, signIn: SignIn(session: prepared), budget: .secondStep
+            )
+        } catch {
+            return completion(.failure(error))
+        }
+        guard checker.runsInOneCall(keys) else { return inTask() }
+        checker.check(
+            keys: keys, credentialVersion: version, candidate: candidate,
+            challengeTTLSeconds: Self.challengeMarkerTTLSeconds(configuration), effects: effects
+        ) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(ServiceError.unavailable(error)))
+            case .success(.stale):
+                // The script changed nothing: the async sign-in reloads the secret and checks again.
+                self.totpCache.remove(user.value)
+                inTask()
+            case .success(let outcome):
+                completion(Result { () throws(ServiceError) -> LoginResult in
+                    let epoch = try self.conclude(outcome, user: user, method: .totp, context: "login")
+                    return .authenticated(try self.signSession(prepared, epoch: epoch), remember: nil)
+                })
+            }
+        }
+    }
+
     /// After an accepted second step: the session token (signed with the epoch the check
     /// returned) and, when asked for, a remembered device.
     func completeSignIn(_ prepared: PreparedSession, user: UserID, epoch: UInt64, remember: Bool, clientIP: String?, userAgent: String?) async throws(ServiceError) -> LoginResult {
@@ -168,21 +231,18 @@ extension Gatehouse {
     /// and throws the caller-facing error otherwise. A replay and a wrong code throw the same.
     @discardableResult
     func checkTOTP(user: UserID, code: String, challengeMarker: String, clientIP: String?, context: String, pending: TOTP? = nil, signIn: SignIn? = nil) async throws(ServiceError) -> UInt64 {
-        guard let parsed = HOTP.parse(code, digits: configuration.totp.digits) else {
-            throw ServiceError(.invalidRequest, "code must be exactly \(configuration.totp.digits) digits")
-        }
+        let parsed = try parseTOTPCode(code)
         var bypassCache = false
         for _ in 0..<2 {
             let entry: TOTPCache.Entry?
             if let pending { entry = TOTPCache.Entry(version: "", totp: pending) } else {
                 entry = try await totp(for: user, bypassCache: bypassCache)
             }
-            let match = entry?.totp.validate(parsed, at: redisNow, window: configuration.totp.window)
             // With no enrolment there is no match and no version to check: the attempt counts
             // as a failure exactly like a wrong code, so an unenrolled user looks the same.
             let outcome = try await runCheck(
                 user: user, record: userKey(user, "totp", "last"), credentialVersion: entry?.version ?? "",
-                candidate: .totp(matchedStep: match?.step), challengeMarker: challengeMarker, clientIP: clientIP,
+                candidate: totpCandidate(parsed, entry), challengeMarker: challengeMarker, clientIP: clientIP,
                 method: .totp, signIn: signIn
             )
             if outcome == .stale {
@@ -194,6 +254,20 @@ extension Gatehouse {
             return try conclude(outcome, user: user, method: .totp, context: context)
         }
         throw ServiceError(.unavailable, "credential changed during the check; try again", retryAfterSeconds: 1)
+    }
+
+    /// An authenticator code as its number, or the caller-facing error for anything else.
+    func parseTOTPCode(_ code: String) throws(ServiceError) -> UInt32 {
+        guard let parsed = HOTP.parse(code, digits: configuration.totp.digits) else {
+            throw ServiceError(.invalidRequest, "code must be exactly \(configuration.totp.digits) digits")
+        }
+        return parsed
+    }
+
+    /// What the script checks for an authenticator code: the step `entry`'s secret shows it at
+    /// (by Redis's clock), or none.
+    func totpCandidate(_ parsed: UInt32, _ entry: TOTPCache.Entry?) -> CodeChecker.Candidate {
+        .totp(matchedStep: entry?.totp.validate(parsed, at: redisNow, window: configuration.totp.window)?.step)
     }
 
     /// Checks (and spends) a backup code.
@@ -234,6 +308,23 @@ extension Gatehouse {
         user: UserID, record: String, credentialVersion: String, candidate: CodeChecker.Candidate,
         challengeMarker: String, clientIP: String?, method: SecondStepMethod, signIn: SignIn? = nil, budget: Budget = .secondStep
     ) async throws(ServiceError) -> CodeChecker.Outcome {
+        let (keys, effects) = checkArguments(
+            user: user, record: record, challengeMarker: challengeMarker, clientIP: clientIP, method: method, signIn: signIn, budget: budget
+        )
+        do {
+            return try await checker.check(
+                keys: keys, credentialVersion: credentialVersion, candidate: candidate,
+                challengeTTLSeconds: Self.challengeMarkerTTLSeconds(configuration), effects: effects
+            )
+        } catch {
+            throw ServiceError.unavailable(error)
+        }
+    }
+
+    /// The keys and effects of one code check (``runCheck(user:record:credentialVersion:candidate:challengeMarker:clientIP:method:signIn:budget:)``).
+    func checkArguments(
+        user: UserID, record: String, challengeMarker: String, clientIP: String?, method: SecondStepMethod, signIn: SignIn?, budget: Budget
+    ) -> (CodeChecker.Keys, CodeChecker.Effects) {
         let keys = CodeChecker.Keys(
             userRecord: userKey(user, "user"), throttle: userKey(user, budget.throttleKey), replayMarker: record,
             ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker,
@@ -248,14 +339,7 @@ extension Gatehouse {
             effects.sessionListTTLSeconds = Int(configuration.lifetimes.sessionAbsoluteSeconds)
             effects.successEvent = "second_step_succeeded"
         }
-        do {
-            return try await checker.check(
-                keys: keys, credentialVersion: credentialVersion, candidate: candidate,
-                challengeTTLSeconds: Self.challengeMarkerTTLSeconds(configuration), effects: effects
-            )
-        } catch {
-            throw ServiceError.unavailable(error)
-        }
+        return (keys, effects)
     }
 
     /// The per-user failure budgets of code checks.

@@ -1,0 +1,90 @@
+import Foundation
+import GatehouseCore
+import GatehouseRedis
+import GatehouseTesting
+import Testing
+
+/// `POST /v1/login/finish` is answered on the event loop when the node has the user's secret
+/// cached (`login/start` puts it there; one script call, no task), and by the async sign-in in a
+/// task otherwise (a cache miss, a remembered device, another method, a credential changed since
+/// it was cached). A client must not be able to tell which.
+@Suite("login/finish: the event-loop sign-in and the task's", .timeLimit(.minutes(3)))
+struct LoginFinishPathTests {
+    @Test("every answer is the same with the secret cached (event loop) and with no cache (task)")
+    func sameAnswers() async throws {
+        let cached = try await Deployment.with { d in try await Self.transcript(d) }
+        let uncached = try await Deployment.with(environment: ["GATEHOUSE_TOTP_CACHE_ENTRIES": "0"]) { d in try await Self.transcript(d) }
+        #expect(cached.count == 14 && uncached.count == 14)
+        for (a, b) in zip(cached, uncached) { #expect(a == b) }
+        // What the transcript holds is right in itself, not only alike.
+        let byLabel = Dictionary(cached.map { ($0.split(separator: ":")[0], $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(byLabel["wrong"]?.hasPrefix("wrong: 401 invalid_code 4 ") == true, "\(cached)")
+        #expect(byLabel["malformed"]?.hasPrefix("malformed: 400 invalid_request ") == true, "\(cached)")
+        #expect(byLabel["forged challenge"]?.hasPrefix("forged challenge: 401 challenge_expired ") == true, "\(cached)")
+        #expect(byLabel["right"]?.hasPrefix("right: 200 - - - - application/json [\"session\", \"status\"] amr [\"pwd\", \"otp\"]") == true, "\(cached)")
+        #expect(byLabel["spent challenge"]?.hasPrefix("spent challenge: 401 ") == true, "\(cached)")
+        #expect(byLabel["replay"]?.hasPrefix("replay: 401 invalid_code ") == true, "\(cached)")
+        #expect(byLabel["remember"]?.hasPrefix("remember: 200 - - - - application/json [\"remember\", \"session\", \"status\"]") == true, "\(cached)")
+        #expect(cached.contains { $0.hasPrefix("throttle") && $0.contains(": 429 rate_limited - ") && $0.contains(" retry-after ") }, "\(cached)")
+    }
+
+    @Test("a credential changed behind the cache's back: the event loop's check is stale, the task's reload signs in")
+    func staleCache() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            try await d.freshStep()
+            let code = try await d.code(secret: secret)
+            let challenge = try await d.challenge(for: user)  // login/start caches the secret
+            // A new credential version with the same secret, written without the change feed
+            // that would drop the cached entry: the cached version no longer matches.
+            #expect(try await d.client.send(["HINCRBY", "gh:{\(user)}:user", "cred_version", 1]).integer != nil)
+            let finish = try await d.call("POST", "/v1/login/finish", json: ["challenge": challenge, "method": "totp", "code": code])
+            #expect(finish.status == 200 && finish["status"] as? String == "authenticated", "\(finish.json)")
+            // The code is spent once only, whichever path accepted it.
+            let again = try await d.call("POST", "/v1/login/finish", json: ["challenge": try await d.challenge(for: user), "method": "totp", "code": code])
+            #expect(again.status == 401 && again.code == "invalid_code")
+            d.expectLogsClean(of: [code, secret, challenge])
+        }
+    }
+
+    /// One scripted sign-in history, each answer as a line: status, code, attempts remaining,
+    /// detail, whether Retry-After is there, content type, the body's member names (and the session's `amr`).
+    static func transcript(_ d: Deployment) async throws -> [String] {
+        let (user, secret) = try await d.enrolledUser()
+        _ = try await d.signIn(user, secret: secret)  // cached from here on, where a cache is kept
+        try await d.freshStep()
+        let code = try await d.code(secret: secret)
+        var window: Set<String> = []
+        for offset in -2...2 { window.insert(try await d.code(secret: secret, offset: offset)) }
+        var wrongCode = 123_456
+        while window.contains(String(wrongCode)) { wrongCode += 1 }
+
+        var lines: [String] = []
+        func finish(_ label: String, _ challenge: String, _ code: String, remember: Bool = false) async throws {
+            var body: [String: Any] = ["challenge": challenge, "method": "totp", "code": code, "client_ip": "192.0.2.7"]
+            if remember { body["remember"] = true }
+            let reply = try await d.call("POST", "/v1/login/finish", json: body)
+            var line = "\(label): \(reply.status) \(reply.code ?? "-") \(reply["attempts_remaining"].map { "\($0)" } ?? "-")"
+            // Retry-After counts down with the clock: whether it is there, not its value.
+            line += " \(reply["detail"].map { "\($0)" } ?? "-") \(reply.headers["retry-after"] == nil ? "-" : "retry-after")"
+            line += " \(reply.headers["content-type"] ?? "-") \(reply.json.keys.sorted())"
+            if let token = (reply["session"] as? [String: Any])?["token"] as? String {
+                let verify = try await d.call("POST", "/v1/sessions/verify", key: "verify", json: ["token": token])
+                line += " amr \(verify["amr"] as? [String] ?? [])"
+            }
+            lines.append(line)
+        }
+        let first = try await d.challenge(for: user)
+        try await finish("wrong", first, String(wrongCode))
+        try await finish("malformed", first, "12ab56")
+        try await finish("forged challenge", String(first.dropLast(4)) + "AAAA", code)
+        try await finish("right", first, code)
+        try await finish("spent challenge", first, try await d.code(secret: secret, offset: 1))
+        try await finish("replay", try await d.challenge(for: user), code)
+        try await finish("remember", try await d.challenge(for: user), try await d.code(secret: secret, offset: 1), remember: true)
+        let throttled = try await d.challenge(for: user)
+        for attempt in 1...7 { try await finish("throttle \(attempt)", throttled, String(wrongCode)) }
+        d.expectLogsClean(of: [code, secret, first])
+        return lines
+    }
+}
