@@ -267,9 +267,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            // The HTTP edge without a node: bodies as written, no Redis.
+            // The HTTP edge without a node: bodies as written, no Redis; the raw `/v1/auth` reader
+            // against NIO's HTTP/1 decoder in an embedded channel.
             name: "GatehouseHTTPTests",
-            dependencies: ["GatehouseHTTP", "GatehouseService", "GatehouseCore"],
+            dependencies: [
+                "GatehouseHTTP", "GatehouseService", "GatehouseCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -316,6 +316,35 @@ run_wrk() {  # run_wrk SERIES REP SECONDS URL [curl-style -H args…]; SECONDS 0
   fi
 }
 
+# Redis rewrites its append-only file in a forked child once the file has doubled since the last
+# rewrite (auto-aof-rewrite-percentage 100). Each load run writes 100,000 users and their
+# records, so such a rewrite — a child process busy on one of the two cores for seconds — fell
+# into whichever run happened to cross the line (seen: a valid-check run at half its rate with
+# one fork in it). So the automatic rewrite is off while the runs go (set-up below), and before
+# each run that writes to Redis (the load runs and redis-benchmark) the file is rewritten and the
+# run starts once the rewrite is over: the same work, between the runs instead of inside one.
+# The append-only file itself stays on, fsync every second. Each run's line says if Redis forked
+# anyway while it ran.
+redis_forks() { rcli INFO stats | tr -d '\r' | awk -F: '$1 == "total_forks" { print $2 }'; }
+settle_count=0 settle_ms=0
+redis_settle() {
+  local t0 i; t0=$(date +%s%N)
+  rcli BGREWRITEAOF >/dev/null 2>&1 || true
+  for i in $(seq 1 600); do
+    if ! rcli INFO persistence | tr -d '\r' | grep -qE '^aof_rewrite_(in_progress|scheduled):1'; then
+      settle_count=$((settle_count + 1)) settle_ms=$((settle_ms + ($(date +%s%N) - t0) / 1000000))
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "  (Redis was still rewriting its AOF after 120 s; running anyway)"
+}
+forks_note() {  # forks_note BEFORE → " redis forked N× during the run" when it did
+  local now; now=$(redis_forks)
+  [ -n "$1" ] && [ -n "$now" ] && [ "$now" != "$1" ] && echo " (redis forked $((now - $1))× during this run: an AOF rewrite)"
+  return 0
+}
+
 mem_samples=()
 run_load() {  # run_load SERIES REP OP URL…
   local series=$1 rep=$2 op=$3; shift 3
@@ -334,6 +363,8 @@ run_load() {  # run_load SERIES REP OP URL…
   fi
   # Seeding is not timed by us; the load generator reports its own duration. The CPU split below
   # covers seeding + run.
+  redis_settle
+  local forks0; forks0=$(redis_forks)
   before=$(cpu_snapshot)
   local rc=0
   ( "$load_bin" load "${urls[@]}" --users "$users" --concurrency 50 --duration "$duration" --mix "$op=100" \
@@ -373,15 +404,17 @@ run_load() {  # run_load SERIES REP OP URL…
     local cpu_us
     cpu_us=$(awk 'NR == 1 { c = $1 + $2; o = $3 } { lc = $1 + $2; lo = $3 } END { if (NR >= 2 && lo > o) printf "%.1f\n", (lc - c) * 1e6 / (lo - o) }' "$work/cpu-$series-$rep" 2>/dev/null || true)
     value[cpu_$series,$rep]=$cpu_us
-    printf '  rep %d  %-14s %9.0f ops/s  p50 %s ms  p99 %s ms  (%s ops, %s transport errors; nodes %s µs CPU/op in the run)  %s (seed+run)\n' "$rep" "$series" "$ops" "$p50" "$p99" \
-      "$(jq -r ".kinds.$op.count" "$log")" "$transport" "${cpu_us:-n/a}" "$(cpu_split "$before" "$after")"
+    printf '  rep %d  %-14s %9.0f ops/s  p50 %s ms  p99 %s ms  (%s ops, %s transport errors; nodes %s µs CPU/op in the run)  %s (seed+run)%s\n' "$rep" "$series" "$ops" "$p50" "$p99" \
+      "$(jq -r ".kinds.$op.count" "$log")" "$transport" "${cpu_us:-n/a}" "$(cpu_split "$before" "$after")" "$(forks_note "$forks0")"
   fi
 }
 
 rb_n=0
 run_rb() {  # run_rb SERIES REP [N]: redis-benchmark EVALSHA of the code-check script, -c 50 -P 1 -r users
   local series=$1 rep=$2 n=${3:-$rb_n}
-  local log="$work/rb-$series-$rep.txt" before after
+  local log="$work/rb-$series-$rep.txt" before after forks0
+  redis_settle
+  forks0=$(redis_forks)
   before=$(cpu_snapshot)
   # The text output (not --csv): its summary has the figures the CSV line has, and it also has
   # the latency percentile distribution the charts draw.
@@ -402,7 +435,7 @@ run_rb() {  # run_rb SERIES REP [N]: redis-benchmark EVALSHA of the code-check s
     value[$series,$rep]=$rps
     # Aim the next run at the requested duration.
     rb_n=$(awk -v r="$rps" -v d="$duration" 'BEGIN { n = int(r * d); if (n < 20000) n = 20000; if (n > 5000000) n = 5000000; print n }')
-    printf '  rep %d  %-14s %9.0f calls/s  p50 %s ms  p99 %s ms  (%d calls)  %s\n' "$rep" "$series" "$rps" "$p50" "$p99" "$n" "$(cpu_split "$before" "$after")"
+    printf '  rep %d  %-14s %9.0f calls/s  p50 %s ms  p99 %s ms  (%d calls)  %s%s\n' "$rep" "$series" "$rps" "$p50" "$p99" "$n" "$(cpu_split "$before" "$after")" "$(forks_note "$forks0")"
   fi
 }
 
@@ -415,6 +448,7 @@ ref_outcomes() {
   echo "$out"
 }
 
+rcli CONFIG SET auto-aof-rewrite-percentage 0 >/dev/null || die "redis: cannot turn the automatic AOF rewrite off"
 mem_idle_rss=$(mem_kb "$node1_pid" VmRSS)
 echo "== warm-up (1 s each, not recorded)"
 run_wrk auth_gatehouse 0 0 "$node1_url/v1/auth" "${auth_headers[@]}"
@@ -520,6 +554,7 @@ report() {  # report md|text
   echo "- line 3 reference: redis-benchmark -c 50 -P 1 -r $users EVALSHA $sha with the arguments of \`gatehouse debug code-check-args\` (numkeys 7, keys of user $ref_template, a wrong code: ARGV[2] = -1), on the topology's own redis-server (127.0.0.1:$redis_port, AOF everysec) that the nodes use; the arguments were checked equal to a node's EVALSHA for a wrong code (MONITOR). redis-benchmark expands each __rand_int__ on its own, so the seven keys of one call name up to seven different users (the script reads them the same way; per-key traffic is the same). Throttle failures recorded on 20 sampled reference users: ${ref_fails}"
   echo "- line 3 Gatehouse: \`gatehouse load --mix $op=100 --concurrency 50 --users $users\`$([ "$op" = wrong ] && echo " — stand-in: each op is login/start + a wrong code at login/finish (two requests)"); ops/s from \`kinds.$op.ops_per_s\`, runs with \`passed\` false or correctness failures are invalid"
   echo "- line 4: both runs use --concurrency 50 (the load generator keeps 50 requests in flight on one epoll thread, each on its own keep-alive connection per URL; with two URLs the same 50 are spread over both nodes). On 2 cores both nodes share the same CPUs: this only shows that nothing is serialised on a node-local lock, not that a second node adds capacity."
+  echo "- Redis's automatic AOF rewrite off during the runs; the AOF rewritten before each run that writes to Redis: $settle_count times, $(awk -v m="$settle_ms" -v n="$settle_count" 'BEGIN { printf "%.1f s in all, %.1f s on average", m / 1000, (n ? m / n / 1000 : 0) }') (rewrite and wait)"
   echo "- $reps rep(s) × ${duration} s, order alternating per rep; machine $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); binary $bin$([ "$load_bin" != "$bin" ] && echo ", load generator $load_bin")"
   if [ "${#invalid_runs[@]}" -gt 0 ]; then
     echo "- INVALID runs: $(printf '%s; ' "${invalid_runs[@]}")"

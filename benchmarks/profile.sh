@@ -17,6 +17,8 @@
 #              user's 5 free failures nearly every answer is 429
 #   replay     `--mix replay=100`: login/start, then a code the user already spent (two
 #              requests per operation: the start is in the profile too)
+#   auth       `GET /v1/auth` with a valid session (`wrk -t2 -c100`, as e2e.sh's line 1; not in
+#              the default set): the check every webmail request makes
 # For each kind it prints the operations per second, the node's CPU µs per operation (from
 # /proc over the recorded window), and the node's samples with their µs per operation split three
 # ways (benchmarks/profile-parts.py): by the part of a request nearest on the stack (HTTP: NIO,
@@ -40,9 +42,9 @@ while [ $# -gt 0 ]; do
 done
 [[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 2 ] && [ "$duration" -le 120 ] || { echo "profile: --duration must be 2..120" >&2; exit 64; }
 [[ "$users" =~ ^[0-9]+$ ]] && [ "$users" -ge 1000 ] && [ "$users" -le 100000 ] || { echo "profile: --users must be 1000..100000" >&2; exit 64; }
-for k in $kinds; do case "$k" in valid|wrong|throttled|replay) ;; *) echo "profile: unknown kind $k" >&2; exit 64 ;; esac; done
+for k in $kinds; do case "$k" in valid|wrong|throttled|replay|auth) ;; *) echo "profile: unknown kind $k" >&2; exit 64 ;; esac; done
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/scripts/bootstrap.sh" --require perf redis-server redis-cli jq curl python3 || exit 2
+"$root/scripts/bootstrap.sh" --require perf redis-server redis-cli jq curl python3 wrk || exit 2
 if [ -d /opt/swift/usr/bin ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
 command -v swift-demangle >/dev/null || { echo "profile: swift-demangle (part of the Swift toolchain) is not on PATH" >&2; exit 2; }
 
@@ -55,8 +57,52 @@ bench_keys
 start_node node "redis://127.0.0.1:$redis_port"
 echo "== profile: node $node_url (pid $node_pid), Redis 127.0.0.1:$redis_port; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); binary $bin"
 
+# The node's samples over the recording, summed into parts (profile-parts.py) with CPU per operation.
+summarize() {  # summarize KIND HEADLINE CPU_US
+  local kind=$1
+  perf script -i "$work/perf-$run_number-$kind.data" -F comm,tid,ip,sym,dso >"$work/script-$run_number-$kind.txt" 2>/dev/null || true
+  [ -s "$work/script-$run_number-$kind.txt" ] || die "$kind: perf script gave nothing ($work/perf-$run_number-$kind.data)"
+  echo
+  echo "== $2"
+  { echo "$kind: ${2#*: }"
+    python3 "$root/benchmarks/profile-parts.py" "$work/script-$run_number-$kind.txt" "$3"; } | tee "$work/parts-$run_number-$kind.txt"
+}
+
+# GET /v1/auth: a signed-in user, then wrk on the node with the session for the recording and
+# a second either side.
+profile_auth() {
+  run_number=$((run_number + 1))
+  local secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ user=profile-auth@load.example challenge session wrk_log="$work/wrk-$run_number.txt"
+  curl -sf --max-time 10 -o /dev/null -X POST "$node_url/v1/users/import" -H "Authorization: Bearer $admin_key" \
+    -H 'Content-Type: application/x-ndjson' --data-binary "{\"user\":\"$user\",\"totp_secret\":\"$secret\",\"recovery_email\":\"r@load.example\",\"verified\":true}" \
+    || die "auth: importing the user failed"
+  challenge=$(curl -sf --max-time 10 -X POST "$node_url/v1/login/start" -H "Authorization: Bearer $frontend_key" \
+    -H 'Content-Type: application/json' -d "{\"user\":\"$user\"}" | jq -r '.challenge.token // empty')
+  session=$(curl -sf --max-time 10 -X POST "$node_url/v1/login/finish" -H "Authorization: Bearer $frontend_key" \
+    -H 'Content-Type: application/json' -d "{\"challenge\":\"$challenge\",\"method\":\"totp\",\"code\":\"$("$bin" otp --secret "$secret")\"}" \
+    | jq -r '.session.token // empty')
+  [ -n "$session" ] || die "auth: signing in the wrk user failed"
+  timeout $((duration + 30)) wrk -t2 -c100 -d"$((duration + 2))s" -H "Authorization: Bearer $verify_key" -H "Gatehouse-Session: $session" \
+    "$node_url/v1/auth" >"$wrk_log" 2>&1 &
+  local wp=$! cpu0 cpu1
+  sleep 1
+  cpu0=$(cpu_of "$node_pid")
+  perf record -F 999 -g -p "$node_pid" -o "$work/perf-$run_number-auth.data" -- sleep "$duration" >"$work/perf-$run_number-auth.log" 2>&1 \
+    || die "auth: perf record failed: $(tail -3 "$work/perf-$run_number-auth.log")"
+  cpu1=$(cpu_of "$node_pid")
+  wait "$wp" || die "auth: wrk failed: $(head -c 300 "$wrk_log")"
+  ! grep -qE 'Non-2xx|Socket errors' "$wrk_log" || die "auth: wrk saw errors: $(grep -E 'Non-2xx|Socket errors' "$wrk_log")"
+  local rate cpu_us
+  rate=$(awk '/^Requests\/sec:/ { print $2 }' "$wrk_log")
+  [ -n "$rate" ] || die "auth: wrk gave no rate: $(head -c 300 "$wrk_log")"
+  # wrk's rate is over its whole run; the recording is the middle of it.
+  cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v r="$rate" -v d="$duration" 'BEGIN { printf "%.1f", (b - a) * 1e6 / (r * d) }')
+  summarize auth "auth (GET /v1/auth, wrk -t2 -c100): $(printf '%.0f' "$rate") ops/s, node $cpu_us µs CPU per operation" "$cpu_us"
+}
+
 profile_kind() {  # profile_kind KIND
   local kind=$1 mix extra=() kind_users=$users
+  [ "$kind" = auth ] && { profile_auth; return; }
   case "$kind" in
     valid) mix="check=100" ;;
     wrong) mix="wrongcheck=100" ;;
@@ -86,12 +132,7 @@ profile_kind() {  # profile_kind KIND
   rate=$(jq -r ".kinds.$op.ops_per_s" "$log")
   # Progress lines come once a second, so the ops window is within a second of the recording.
   cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v o0="$ops0" -v o1="$ops1" 'BEGIN { if (o1 > o0) printf "%.1f", (b - a) * 1e6 / (o1 - o0); else print "nan" }')
-  perf script -i "$work/perf-$run_number-$kind.data" -F comm,tid,ip,sym,dso >"$work/script-$run_number-$kind.txt" 2>/dev/null || true
-  [ -s "$work/script-$run_number-$kind.txt" ] || die "$kind: perf script gave nothing ($work/perf-$run_number-$kind.data)"
-  echo
-  echo "== $kind ($mix${extra[*]:+ ${extra[*]}}, $kind_users users): $(printf '%.0f' "$rate") ops/s; node $cpu_us µs CPU per operation; $(jq -c '.throttled' "$log") throttled"
-  { echo "$kind: $(printf '%.0f' "$rate") ops/s, node $cpu_us µs CPU per operation"
-    python3 "$root/benchmarks/profile-parts.py" "$work/script-$run_number-$kind.txt" "$cpu_us"; } | tee "$work/parts-$run_number-$kind.txt"
+  summarize "$kind" "$kind ($mix${extra[*]:+ ${extra[*]}}, $kind_users users): $(printf '%.0f' "$rate") ops/s, node $cpu_us µs CPU per operation; $(jq -c '.throttled' "$log") throttled" "$cpu_us"
 }
 
 run_number=0

@@ -485,3 +485,47 @@ extension FastPathStateMachine.ReadAction {
     var isNone: Bool { if case .none = self { true } else { false } }
     var isForward: Bool { if case .forward = self { true } else { false } }
 }
+
+extension FastPathStateMachineTests {
+    @Test("/v1/auth read ahead of the decoder: answered only when nothing else is going on, then the connection is idle as after a decoded one")
+    func rawAuth() {
+        let at = Self.at
+        // Answered at 5 s: the first-head deadline is gone, the idle one counts from 5 s, the
+        // answer is flushed at the end of the read, and a read with only such heads is no piece of a head.
+        var state = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        #expect(state.channelActive(now: at(0)) == .schedule(at(10)))
+        #expect(state.mayAnswerRawAuth)
+        state.rawAuthAnswered(now: at(5))
+        state.rawAuthAnswered(now: at(5))
+        #expect(state.readComplete(now: at(5)) == true, "flush the answers")
+        #expect(state.deadline == at(65))
+        #expect(state.timerFired(now: at(10)) == .schedule(at(65)), "no head timeout")
+        #expect(state.timerFired(now: at(65)) == .close)
+
+        // Not while the socket takes no output, nor once a shutdown began or is held back.
+        var blocked = FastPathStateMachine(bodyLimit: 100, timeouts: Self.slow)
+        _ = blocked.channelActive(now: at(0))
+        _ = blocked.writabilityChanged(isWritable: false)
+        #expect(!blocked.mayAnswerRawAuth)
+        _ = blocked.writabilityChanged(isWritable: true)
+        #expect(blocked.mayAnswerRawAuth)
+        _ = blocked.shutdownBegan(now: at(1))
+        #expect(!blocked.mayAnswerRawAuth)
+
+        // Not while a decoded request is being read, answered directly, or with Hummingbird, and
+        // not after a Connection: close answer.
+        var busy = FastPathStateMachine(bodyLimit: 100)
+        _ = busy.read(Self.head(.POST, "/v1/login/start"))
+        #expect(!busy.mayAnswerRawAuth, "being read")
+        _ = busy.read(Self.end)
+        #expect(!busy.mayAnswerRawAuth, "being answered")
+        _ = busy.directAnswered(channelIsActive: true)
+        #expect(busy.mayAnswerRawAuth)
+        _ = Self.request(&busy, Self.head(.HEAD, "/healthz"))
+        #expect(!busy.mayAnswerRawAuth, "with Hummingbird")
+        _ = busy.forwardedResponseEnded()
+        #expect(busy.mayAnswerRawAuth)
+        _ = Self.request(&busy, Self.head(.GET, "/v1/auth", [("Connection", "close")]))
+        #expect(!busy.mayAnswerRawAuth, "closing")
+    }
+}

@@ -12,7 +12,9 @@ import NIOHTTP1
 /// - `GET /v1/auth` synchronously, on the event loop, with ``AuthCheck``. It runs on every webmail
 ///   request: through Hummingbird a request costs a header conversion, a task hop, an async
 ///   sequence element and a `Request`/`Response` pair; here three header lookups, one
-///   verification and one write.
+///   verification and one write. While a connection sends nothing but plain `GET /v1/auth`
+///   heads, ``RawAuthReader`` reads them ahead of the decoder and this handler answers them
+///   (``answerRawAuth(_:)``), its state machine told as if the decoder had read them.
 /// - `POST /v1/login/finish` and `POST /v1/mail/authenticate` with a well-formed body from a key
 ///   of the route's scope on the event loop, with ``LoopRoutes``: the Redis reply comes back to
 ///   the loop, not to a task.
@@ -225,6 +227,22 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             armTimer(context: context)
         }
+    }
+
+    // MARK: /v1/auth read ahead of the decoder
+
+    /// Whether ``RawAuthReader`` may answer a `GET /v1/auth` head it read (else the bytes go to
+    /// the decoder).
+    var mayAnswerRawAuth: Bool { state.mayAnswerRawAuth }
+
+    /// Answers a `GET /v1/auth` head ``RawAuthReader`` read; the answer is flushed at the end of
+    /// the read, with any other answers of it.
+    func answerRawAuth(_ credentials: PresentedCredentials) {
+        state.rawAuthAnswered()
+        var buffer = raw.channel.allocator.buffer(capacity: 240)
+        let answer = check.decide(caller: caller(credentials.bearerKey), session: credentials.sessionToken)
+        FastPathEncoding.write(answer, framing: Framing(close: false, http10KeepAlive: false), date: date.now(), into: &buffer)
+        raw.write(NIOAny(IOData.byteBuffer(buffer)), promise: nil)
     }
 
     // MARK: Answers

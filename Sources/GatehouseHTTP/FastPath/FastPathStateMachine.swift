@@ -311,6 +311,26 @@ package struct FastPathStateMachine {
         }
     }
 
+    /// Whether a `GET /v1/auth` head read ahead of the decoder (``RawAuthReader``) may be
+    /// answered now, as ``read(_:now:)`` would answer it at once: nothing is being read, answered
+    /// or held, no earlier request is with Hummingbird, the socket takes output, and no shutdown
+    /// began. Otherwise the bytes go to the decoder.
+    package var mayAnswerRawAuth: Bool {
+        isIdle && mayRead && held.isEmpty && !headBytesSeen && !quiescePending && shutdownDeadline == nil
+    }
+
+    /// A `GET /v1/auth` head read ahead of the decoder was answered (with the connection kept
+    /// alive): what ``read(_:now:)`` does for such a head and its end.
+    package mutating func rawAuthAnswered(now: @autoclosure () -> NIODeadline = .now()) {
+        precondition(mayAnswerRawAuth, "a raw /v1/auth head is answered only when mayAnswerRawAuth")
+        decodedThisRead = true
+        headStarted = nil
+        headBytesSeen = false
+        bodyStarted = nil
+        answerWritten(Framing(close: false, http10KeepAlive: false))
+        becameIdle(now)
+    }
+
     /// After ``read(_:now:)``: whether to write `100 Continue` now, before anything the read's
     /// action writes or passes on, so the client sends the body (answered once per head).
     package mutating func takeContinue() -> Bool {

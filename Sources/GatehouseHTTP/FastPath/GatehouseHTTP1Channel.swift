@@ -11,8 +11,8 @@ package import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// Hummingbird's HTTP/1 child channel with ``FastPathHandler`` placed between the HTTP/1
-/// decoder and the conversion to HTTPTypes (Hummingbird's `additionalChannelHandlers` go after
+/// Hummingbird's HTTP/1 child channel with ``RawAuthReader`` ahead of the HTTP/1 decoder and
+/// ``FastPathHandler`` placed between the decoder and the conversion to HTTPTypes (Hummingbird's `additionalChannelHandlers` go after
 /// that conversion, which was a third of the `/v1/auth` fast path's cost). Everything else is as in
 /// `HTTP1Channel`: the same decoder limits, the connection state handler, and `handleHTTP`; the
 /// idle timeout is the fast path's (``FastPathStateMachine``), since the state handler sees only
@@ -40,8 +40,10 @@ struct GatehouseHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             try HTTP1DecoderLimits.addServerCodec(to: channel.pipeline.syncOperations)
             let (directRequests, continuation) = AsyncStream.makeStream(of: DirectRequest.self)
             let fastPath = FastPathHandler(responder: gatehouse, timeouts: timeouts, directRequests: continuation, logger: logger)
-            try channel.pipeline.syncOperations.addHandler(RawResponseWriter(), position: .first)
+            let rawWriter = RawResponseWriter()
+            try channel.pipeline.syncOperations.addHandler(rawWriter, position: .first)
             try channel.pipeline.syncOperations.addHandler(fastPath)
+            try channel.pipeline.syncOperations.addHandler(RawAuthReader(fastPath: fastPath), position: .after(rawWriter))
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             // No idle timeout here: this handler sees only Hummingbird's requests (the fast path's is used).
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))

@@ -54,19 +54,29 @@ package struct PresentedCredentials: Equatable, Sendable {
         for field in fields { add(name: field.name.canonicalName, value: field.value) }
     }
 
+    /// The fields read here.
+    package enum Name: Equatable, Sendable {
+        case cookie, authorization, session, challenge
+    }
+
     private mutating func add(name: String, value: String) {
         // Field names are compared without regard to case; their lengths tell most apart first.
         switch name.utf8.count {
-        case 6 where HeaderName.equals(name, "cookie"):
-            cookie = cookie.map { $0 + "; " + value } ?? value
-        case 13 where HeaderName.equals(name, "authorization"):
-            authorization.add(value)
-        case 17 where HeaderName.equals(name, "gatehouse-session"):
-            session.add(value)
-        case 19 where HeaderName.equals(name, "gatehouse-challenge"):
-            challenge.add(value)
-        default:
-            break
+        case 6 where HeaderName.equals(name, "cookie"): add(.cookie, value: value)
+        case 13 where HeaderName.equals(name, "authorization"): add(.authorization, value: value)
+        case 17 where HeaderName.equals(name, "gatehouse-session"): add(.session, value: value)
+        case 19 where HeaderName.equals(name, "gatehouse-challenge"): add(.challenge, value: value)
+        default: break
+        }
+    }
+
+    /// One field's value, in the order the request sent its fields.
+    package mutating func add(_ name: Name, value: String) {
+        switch name {
+        case .cookie: cookie = cookie.map { $0 + "; " + value } ?? value
+        case .authorization: authorization.add(value)
+        case .session: session.add(value)
+        case .challenge: challenge.add(value)
         }
     }
 
