@@ -170,7 +170,15 @@ auth_headers=(-H "Authorization: Bearer $GH_VERIFY_KEY" -H "Gatehouse-Session: $
 echo "session: GET $node1_url/v1/auth → 204 with the session, 401 without"
 
 # --- nginx: reference 204, auth stub, protected content, and the two auth_request fronts. -------
-p204=$(free_port) pstub=$(free_port) pfront_gh=$(free_port) pfront_stub=$(free_port)
+# Four ports at once, held open together while they are picked, so no two are the same (picked
+# one by one, a port just let go can come back).
+read -r p204 pstub pfront_gh pfront_stub < <(python3 -c '
+import socket
+held = [socket.socket() for _ in range(4)]
+for s in held: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))
+for s in held: s.close()')
+[ -n "$pfront_stub" ] || die "could not pick four free ports"
 front() {  # front PORT UPSTREAM: the same front for both variants, only the auth upstream differs
   cat <<EOF
   server { listen 127.0.0.1:$1;

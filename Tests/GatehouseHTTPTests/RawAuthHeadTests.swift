@@ -41,6 +41,8 @@ struct RawAuthHeadTests {
     func taken() throws {
         let heads = [
             Self.plain,
+            // What nginx's auth_request sends (proxy_http_version 1.1, Connection and Content-Length cleared).
+            "GET /v1/auth HTTP/1.1\r\nAuthorization: Bearer k\r\nGatehouse-Session: \(Self.token)\r\nHost: gatehouse\r\nUser-Agent: wrk\r\nCookie: gatehouse_session=\(Self.token)\r\n\r\n",
             Self.plain + "GET /v1/auth HTTP/1.1\r\nHost: x\r\n\r\n",  // a second request after it is not part of it
             "GET /v1/auth HTTP/1.1\r\nhost: gatehouse\r\nauthorization: bearer   key-1  \r\ncookie: a=b\r\nCOOKIE: gatehouse_session=\(Self.token)\r\nX-Other: 1\r\n\r\n",
             "GET /v1/auth HTTP/1.1\r\nHost:x\r\nConnection: Keep-Alive\r\nGatehouse-Session:\t\(Self.token)\t\r\nGatehouse-Session: \(Self.token)\r\n\r\n",
