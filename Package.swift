@@ -20,8 +20,9 @@
 //                                      processes, real IMAP/POP3/SMTP clients
 //   GatehouseMail                    — SMTP delivery of emailed codes (STARTTLS via libssl)
 //   GatehouseService                 — the domain over Redis (no HTTP)
-//   GatehouseHTTP                    — the HTTP edge (Hummingbird 2): the /v1/auth fast path, the
-//                                      router grouped by area, typed bodies, problems
+//   GatehouseHTTP                    — the HTTP edge (Hummingbird 2): the /v1/auth, sign-in and
+//                                      mail-check fast paths, the router grouped by area, typed
+//                                      bodies, problems
 //   GatehouseWeb                     — the pages for people (second step, enrolment, settings,
 //                                      forgot password, the webmail hand-off, a stand-in webmail):
 //                                      Mustache templates over the service layer, beside GatehouseHTTP
