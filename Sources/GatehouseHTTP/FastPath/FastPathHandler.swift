@@ -290,7 +290,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// which answers it and calls ``answered(_:context:)`` on the event loop.
     /// ``LoopRoutes`` answers the requests it takes without the task.
     private func start(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
-        if head.method == .POST {
+        if head.method == .POST, LoopRoutes.serves(head.uri) {
             let handler = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
             let taken = loopRoutes.answer(head, body: body, caller: caller(PresentedCredentials(head.headers).bearerKey), logger: logger) { answer in
                 handler.eventLoop.execute { handler.value.handler.answered(answer, context: handler.value.context) }

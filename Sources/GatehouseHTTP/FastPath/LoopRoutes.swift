@@ -25,6 +25,11 @@ struct LoopRoutes: Sendable {
     let gatehouse: Gatehouse
     let counters: GatehouseResponder.ResponseCounters
 
+    /// Whether `uri` is one of these routes' paths (the caller's key is looked up only then).
+    static func serves(_ uri: String) -> Bool {
+        uri == "/v1/login/finish" || uri == "/v1/mail/authenticate"
+    }
+
     /// Answers the request when one of these routes takes it: `completion` gets the answer on
     /// the Redis client's I/O thread (or a task's). False: the responder answers it.
     func answer(
