@@ -156,9 +156,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .none:
             break
         case .answerAuth(let head, let framing):
-            var buffer = context.channel.allocator.buffer(capacity: 240)
-            FastPathEncoding.write(authAnswer(head.headers), framing: framing, date: date.now(), into: &buffer)
-            write(buffer, framing: framing, context: context)
+            answerAuth(PresentedCredentials(head.headers), framing: framing, context: context)
         case .startDirect(let head, let body, _):
             start(head, body: body, context: context)
         case .refuse(let problem):
@@ -239,10 +237,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the read, with any other answers of it.
     func answerRawAuth(_ credentials: PresentedCredentials) {
         state.rawAuthAnswered()
-        var buffer = raw.channel.allocator.buffer(capacity: 240)
-        let answer = check.decide(caller: caller(credentials.bearerKey), session: credentials.sessionToken)
-        FastPathEncoding.write(answer, framing: Framing(close: false, http10KeepAlive: false), date: date.now(), into: &buffer)
-        raw.write(NIOAny(IOData.byteBuffer(buffer)), promise: nil)
+        answerAuth(credentials, framing: Framing(close: false, http10KeepAlive: false), context: raw)
     }
 
     // MARK: Answers
@@ -259,9 +254,13 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func authAnswer(_ headers: HTTPHeaders) -> AuthCheck.Answer {
-        let credentials = PresentedCredentials(headers)
-        return check.decide(caller: caller(credentials.bearerKey), session: credentials.sessionToken)
+    /// The `/v1/auth` answer for these credentials, written past the encoder (both ways a head is
+    /// read come here).
+    private func answerAuth(_ credentials: PresentedCredentials, framing: Framing, context: ChannelHandlerContext) {
+        let answer = check.decide(caller: caller(credentials.bearerKey), session: credentials.sessionToken)
+        var buffer = context.channel.allocator.buffer(capacity: 240)
+        FastPathEncoding.write(answer, framing: framing, date: date.now(), into: &buffer)
+        write(buffer, framing: framing, context: context)
     }
 
     private func caller(_ key: Substring?) -> APIKeyRegistry.Entry? {
