@@ -28,6 +28,17 @@ package struct LoadUser: Sendable {
         for later in step + 1...step + 2 where totp.code(step: UInt64(later)) == code { spent = later }
         return spent
     }
+
+    /// Whether a node may rightly accept `code` again, `code` having been accepted as this user's
+    /// code for step `acceptedStep`, when it is submitted around step `current`. The node spent the
+    /// latest step of its window that showed the code then, which may be `acceptedStep` itself, so
+    /// any later step that shows the same digits (one in a million per step) is still unspent to
+    /// it: the digits are that step's valid code, not a replay. The node's window at the answer is
+    /// taken as `current - 2 ... current + 2`, allowing for its clock a second behind this one
+    /// and for the step turning while the request is under way.
+    package func replayMayBeAccepted(_ code: String, acceptedStep: Int64, current: Int64) -> Bool {
+        (current - 2...current + 2).contains { $0 > acceptedStep && self.code(step: $0) == code }
+    }
 }
 
 /// What the generator knows about one user's server-side state.
@@ -182,10 +193,9 @@ final class LoadShared: Sendable {
                 state.replaysInWindow = 0
             }
             guard state.replaysInWindow < 40 else { return nil }
-            // A code that is by chance also the code of a still-unused step in the window would
-            // rightly be accepted: skip that (one-in-a-million) case.
-            let last = state.lastStep
-            if (current - 1...current + 1).contains(where: { $0 > last && users[i].code(step: $0) == accepted.code }) { return nil }
+            // A code that is by chance also the code of a later step in the window would rightly
+            // be accepted: skip that (one-in-a-million) case.
+            if users[i].replayMayBeAccepted(accepted.code, acceptedStep: accepted.step, current: current) { return nil }
             state.busy = true
             state.replaysSinceSuccess += 1
             state.replaysInWindow += 1
