@@ -91,7 +91,7 @@ struct CodeCheckArgsCommand: ParsableCommand {
         let codeKeys = CodeChecker.Keys(
             userRecord: try userKey("user"), throttle: try userKey("throttle"), replayMarker: try userKey("totp", "last"),
             ipCounter: ipKey, challengeMarker: try userKey("challenge", challenge),
-            sessions: try userKey("sessions"), events: try userKey("events")
+            sessions: try userKey("sessions"), events: try userKey(Gatehouse.eventLogName)
         )
         // A sign-in attempt carries the session the script records if the code is right (only
         // then): a fresh id and a record shaped like the node's, so the reference sends as many

@@ -31,13 +31,14 @@ public import GatehouseRedis
 ///   the time of use (field `<id>:used`).
 ///
 /// It also writes what the attempt leaves behind, so that a sign-in costs this one round trip:
-/// the user's security event (success, failure, replay, throttled) into their capped events
-/// stream, and on success the new session's record into their session list. The node signs the
+/// the user's security event (success, failure, replay, throttled) into their capped event log
+/// (a list, newest first, one JSON object per event: see `Events.swift`), and on success the new
+/// session's record into their session list. The node signs the
 /// session token after the script, with the epoch the script returns.
 ///
 /// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
 /// `locked`), 3 the mode's record, 4 IP-prefix failure counter, 5 challenge marker (set on success),
-/// 6 the user's session list (hash), 7 the user's events stream, 8 (passkey mode only) the
+/// 6 the user's session list (hash), 7 the user's event log (list), 8 (passkey mode only) the
 /// passkeys' counters (hash).
 /// ARGV: 1 expected credential version (`""` skips the check), 2 candidate (see modes),
 /// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit (`""`: the node
@@ -46,7 +47,7 @@ public import GatehouseRedis
 /// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s, 11 mode, 12 challenge id,
 /// 13 tries per email code, 14 session id to record on success (`""` = none), 15 its record (JSON),
 /// 16 session-list TTL s, 17 write events (`1`/`0`), 18 event detail (the method), 19 client IP
-/// (`""` = none), 20 events kept (approximate `MAXLEN`), 21 event type on success (`""` = none),
+/// (`""` = none), 20 events kept (the log is trimmed to that many), 21 event type on success (`""` = none),
 /// 22–24 (passkey mode only) the challenge the node verified against, the credential id, the
 /// received signature counter.
 ///
@@ -59,10 +60,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function event(kind)
   if ARGV[17] ~= '1' or kind == '' then return end
-  local fields = {'type', kind, 'at', tostring(math.floor(now / 1000))}
-  if ARGV[19] ~= '' then table.insert(fields, 'ip'); table.insert(fields, ARGV[19]) end
-  if ARGV[18] ~= '' then table.insert(fields, 'detail'); table.insert(fields, ARGV[18]) end
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[20], '*', unpack(fields))
+  local e = {type = kind, at = math.floor(now / 1000)}
+  if ARGV[19] ~= '' then e.ip = ARGV[19] end
+  if ARGV[18] ~= '' then e.detail = ARGV[18] end
+  local kept = tonumber(ARGV[20])
+  if redis.call('LPUSH', KEYS[7], cjson.encode(e)) > kept then redis.call('LTRIM', KEYS[7], 0, kept - 1) end
 end
 if redis.call('HGET', KEYS[2], 'locked') == '1' then return {'locked'} end
 if ARGV[6] ~= '' and tonumber(redis.call('GET', KEYS[4]) or '0') >= tonumber(ARGV[6]) then

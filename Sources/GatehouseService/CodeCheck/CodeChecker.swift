@@ -29,7 +29,7 @@ public struct CodeChecker: Sendable {
         public var challengeMarker: String
         /// The user's session list (written on a successful sign-in).
         public var sessions: String
-        /// The user's security-events stream.
+        /// The user's security event log (a list).
         public var events: String
 
         public init(userRecord: String, throttle: String, replayMarker: String, ipCounter: String, challengeMarker: String, sessions: String, events: String) {

@@ -328,7 +328,7 @@ extension Gatehouse {
         let keys = CodeChecker.Keys(
             userRecord: userKey(user, "user"), throttle: userKey(user, budget.throttleKey), replayMarker: record,
             ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker,
-            sessions: userKey(user, "sessions"), events: userKey(user, "events")
+            sessions: userKey(user, "sessions"), events: userKey(user, Self.eventLogName)
         )
         var effects = CodeChecker.Effects()
         effects.eventDetail = method.rawValue
