@@ -33,8 +33,8 @@ public import GatehouseRedis
 /// It also writes what the attempt leaves behind, so that a sign-in costs this one round trip:
 /// the user's security event (success, failure, replay, throttled) into their capped event log
 /// (a list, newest first, one JSON object per event: see `Events.swift`), and on success the new
-/// session's record into their session list. The node signs the
-/// session token after the script, with the epoch the script returns.
+/// session's record into their session list. The node signs the session token after the script,
+/// with the epoch the script returns.
 ///
 /// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
 /// `locked`), 3 the mode's record, 4 IP-prefix failure counter, 5 challenge marker (set on success),
