@@ -35,6 +35,20 @@ struct TOTPCacheTests {
         #expect(cache.count <= 4)
     }
 
+    @Test("the two tables are kept: many generations make one table, for the second generation")
+    func tablesReused() throws {
+        let cache = TOTPCache(capacity: 200, digits: 6, period: 30)
+        for i in 0..<2_000 { cache.put("u\(i)", version: "1", secret: Self.secret) }  // 20 generations
+        #expect(cache.tablesMade == 1)
+        #expect(cache.count == 200)
+        // The reused tables hold the newest users, as new ones would: u1900...u1999 in the
+        // current generation, u1800...u1899 in the previous (a hit there moves the user forward,
+        // so only one is read from it).
+        for i in 1_900..<2_000 { #expect(cache.get("u\(i)") != nil, "u\(i)") }
+        #expect(cache.get("u1799") == nil)
+        #expect(cache.get("u1850") != nil)
+    }
+
     @Test("capacity 0 keeps nothing")
     func disabled() {
         let cache = TOTPCache(capacity: 0, digits: 6, period: 30)

@@ -176,7 +176,8 @@ public final class Gatehouse: Sendable, Service {
 /// the user is held as a 128-bit keyed digest of the name (a name of 16 bytes or more would be a
 /// heap object of its own, about 80 bytes more per entry), the version and a secret of up to 32
 /// bytes inline. The default, 180,000, is two generations of 90,000, each in a table of 131,072
-/// slots (10 MiB), made at that size when a generation starts so that it is not grown by doubling.
+/// slots (10 MiB). The two tables are kept for the cache's life: a new generation empties and
+/// reuses the dropped one's table.
 package final class TOTPCache: Sendable {
     package struct Entry: Sendable {
         package var version: String
@@ -217,6 +218,8 @@ package final class TOTPCache: Sendable {
     private struct Generations {
         var current: [UserDigest: Stored] = [:]
         var previous: [UserDigest: Stored] = [:]
+        /// Tables made at a generation's start (the first generation's grows as it fills).
+        var tablesMade = 0
     }
     private let generations = Mutex(Generations())
     private let digestKeys: (UInt64, UInt64)
@@ -245,6 +248,10 @@ package final class TOTPCache: Sendable {
     /// How many entries are held, for tests and metrics.
     package var count: Int { generations.withLock { $0.current.count + $0.previous.count } }
 
+    /// How many tables were made when a generation started, for tests: one for the second
+    /// generation, none after it.
+    package var tablesMade: Int { generations.withLock { $0.tablesMade } }
+
     package func get(_ user: String) -> Entry? {
         let key = digest(user)
         let stored: Stored? = generations.withLock { g in
@@ -270,10 +277,19 @@ package final class TOTPCache: Sendable {
     private static func insert(_ key: UserDigest, _ stored: Stored, into g: inout Generations, capacity: Int) {
         let generation = max(1, capacity / 2)
         if g.current[key] == nil, g.current.count >= generation {
-            g.previous = g.current
-            // The new generation will most likely fill as the last one did: its table at full size
-            // at once, rather than grown by doubling through every smaller size.
-            g.current = Dictionary(minimumCapacity: generation)
+            // The full generation becomes the previous one, and the dropped one's table is emptied
+            // in place and filled again: after the second generation starts, the cache allocates
+            // and frees nothing. (A table made new for each generation and the dropped one freed
+            // left the freed 10 MiB with whichever thread's malloc arena it came from, where
+            // `malloc_trim` does not reach the top of a thread's heap; the next table, made on
+            // another thread, then added 10 MiB for good.)
+            swap(&g.previous, &g.current)
+            g.current.removeAll(keepingCapacity: true)
+            // The second generation's table is made at full size at once, rather than grown by
+            // doubling through every smaller size.
+            let before = g.current.capacity
+            g.current.reserveCapacity(generation)
+            if g.current.capacity != before { g.tablesMade += 1 }
         }
         g.current[key] = stored
     }
