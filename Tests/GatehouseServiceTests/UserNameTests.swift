@@ -19,6 +19,16 @@ struct UserNameTests {
         #expect(!UserID.isCanonical("Kate@example.org") && !UserID.isCanonical("jose\u{301}@example.org") && !UserID.isCanonical(""))
     }
 
+    @Test("a signed token's user is the user the full check makes: value and domain", arguments: [
+        "kate@example.org", "a@b", "first.last+tag@mail.example.co.uk", "x@xn--bcher-kva.example",
+        "Kate@Example.ORG", "jos\u{E9}@example.org", "jose\u{301}@EXAMPLE.org", "no-at-sign", "@example.org", "kate@",
+    ])
+    func signedUser(_ text: String) {
+        let signed = UserID(signed: text), checked = UserID(text)
+        #expect(signed?.value == checked?.value)
+        #expect(signed?.domain == checked?.domain)
+    }
+
     @Test("look-alikes are refused: compatibility characters, bidi controls, invisible characters", arguments: [
         "\u{212A}ate@example.org",  // KELVIN SIGN, which lower-cases to k
         "\u{FF4B}ate@example.org",  // FULLWIDTH LATIN SMALL LETTER K

@@ -12,6 +12,10 @@ public import GatehouseRedis
 ///
 /// Time inside the script is Redis's own `TIME`, so every node throttles on one clock.
 ///
+/// Each hash is read once: the throttle's three fields (the only ones anything writes there; a
+/// success deletes the hash only when one of them is set) and the user record's credential
+/// version and epoch.
+///
 /// One script serves every kind of code (one way of doing each thing); only
 /// step 6 differs by `mode`:
 /// - `totp`: ARGV[2] is the matched step (`-1` = no match); success needs it above the last
@@ -66,30 +70,32 @@ local function event(kind)
   local kept = tonumber(ARGV[20])
   if redis.call('LPUSH', KEYS[7], cjson.encode(e)) > kept then redis.call('LTRIM', KEYS[7], 0, kept - 1) end
 end
-if redis.call('HGET', KEYS[2], 'locked') == '1' then return {'locked'} end
+local throttle = redis.call('HMGET', KEYS[2], 'locked', 'next_at', 'fails')
+if throttle[1] == '1' then return {'locked'} end
 if ARGV[6] ~= '' and tonumber(redis.call('GET', KEYS[4]) or '0') >= tonumber(ARGV[6]) then
   local ttl = redis.call('TTL', KEYS[4])
   if ttl < 1 then ttl = 1 end
   return {'ip_limited', ttl}
 end
-local nextAt = tonumber(redis.call('HGET', KEYS[2], 'next_at') or '0')
+local nextAt = tonumber(throttle[2] or '0')
 if now < nextAt then
   event('second_step_throttled')
   return {'throttled', nextAt - now}
 end
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'cred_version') ~= ARGV[1] then return {'stale'} end
+local user = redis.call('HMGET', KEYS[1], 'cred_version', 'epoch')
+if ARGV[1] ~= '' and user[1] ~= ARGV[1] then return {'stale'} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'consumed'} end
 local mode = ARGV[11]
 local replay = 0
 local function succeed()
-  redis.call('DEL', KEYS[2])
+  if throttle[1] or throttle[2] or throttle[3] then redis.call('DEL', KEYS[2]) end
   redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[9]))
   if ARGV[14] ~= '' then
     redis.call('HSET', KEYS[6], ARGV[14], ARGV[15])
     redis.call('EXPIRE', KEYS[6], tonumber(ARGV[16]))
   end
   event(ARGV[21])
-  return {'ok', redis.call('HGET', KEYS[1], 'epoch') or '0'}
+  return {'ok', user[2] or '0'}
 end
 if mode == 'totp' then
   local step = tonumber(ARGV[2])

@@ -61,7 +61,7 @@ extension Gatehouse {
         do { reply = try await redis.send(["GETDEL", handoffKey(ticket)]) } catch { throw ServiceError.unavailable(error) }
         guard let text = reply.string,
               let o = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String],
-              let user = o["user"].flatMap(UserID.init), let returnTo = o["return_to"], allowsReturn(to: returnTo)
+              let user = o["user"].flatMap({ UserID($0) }), let returnTo = o["return_to"], allowsReturn(to: returnTo)
         else { throw expired }
         return Handoff(user: user, returnTo: returnTo, clientIP: o["client_ip"], userAgent: o["user_agent"])
     }

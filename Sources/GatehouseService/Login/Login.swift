@@ -110,7 +110,7 @@ extension Gatehouse {
 
     /// Verifies a challenge token of `purpose`; expired or bad ones are `challenge_expired`.
     public func verifyChallenge(_ token: String, purpose: ChallengeClaims.Purpose) throws(ServiceError) -> (ChallengeClaims, UserID) {
-        guard let claims = try? tokens.verifyChallenge(token, now: now), claims.purpose == purpose, let user = UserID(claims.common.user) else {
+        guard let claims = try? tokens.verifyChallenge(token, now: now), claims.purpose == purpose, let user = UserID(signed: claims.common.user) else {
             throw ServiceError(.challengeExpired, "the challenge is invalid or has expired; start the login again")
         }
         if let epoch = view.epoch(of: user.value), claims.common.epoch < epoch {

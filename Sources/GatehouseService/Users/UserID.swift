@@ -24,8 +24,27 @@ public struct UserID: Hashable, Sendable, CustomStringConvertible {
             }
         }
         guard let domain = DomainName(String(decoding: bytes[(at + 1)...], as: UTF8.self)) else { return nil }
-        self.value = canonical
-        self.domain = domain.value
+        self.init(value: canonical, domain: domain.value)
+    }
+
+    /// The user of a token this deployment's keyring signed: the address was validated when the
+    /// token was made, so an all-ASCII canonical address with something on each side of its last
+    /// `@` is taken as it is (a byte scan, nothing built but the domain); anything else goes
+    /// through ``init(_:)``'s full check.
+    public init?(signed text: String) {
+        let utf8 = text.utf8
+        guard UserID.isCanonical(text), utf8.allSatisfy({ $0 < 0x80 }), utf8.count <= 254,
+              let at = utf8.lastIndex(of: UInt8(ascii: "@")), at != utf8.startIndex, utf8.index(after: at) != utf8.endIndex
+        else {
+            self.init(text)
+            return
+        }
+        self.init(value: text, domain: String(text[utf8.index(after: at)...]))
+    }
+
+    private init(value: String, domain: String) {
+        self.value = value
+        self.domain = domain
     }
 
     /// The one form an address is stored, compared and signed in — the only place it is made:
