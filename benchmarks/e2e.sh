@@ -18,9 +18,9 @@
 # Default: 5 repetitions of 4 s (about 11 minutes); on a shared machine three were too few for a
 # stable median. A code-check run spends challenges opened before it, 90,000 for 100,000 users
 # (the most `gatehouse load` seeds), so a run longer than 4 s can run out above 18,000 checks/s
-# (it is then invalid, not a result). --quick: one repetition of 2 s (a smoke run, not a result). --strict: exit 1 when a target is
-# missed. Exit 2 when something broke (a wrk run with non-2xx answers or socket errors, a load run
-# that did not pass, a failed set-up check). Runs on loopback only, inside scripts/topology.sh
+# (it is then invalid, not a result). --quick: one repetition of 2 s (a smoke run, not a
+# result). --strict: exit 1 when a target is missed. Exit 2 when something broke (a wrk run with
+# non-2xx answers or socket errors, a load run that did not pass, a failed set-up check). Runs on loopback only, inside scripts/topology.sh
 # (Redis with AOF + 2 nodes; GATEHOUSE_BINARY=<path> skips its build), plus an nginx of its own;
 # everything is torn down on exit. GATEHOUSE_LOAD_BINARY=<path> runs the client side (`gatehouse
 # load`, `gatehouse otp`) from another build than the nodes, so that two builds of the node can be
@@ -32,7 +32,7 @@
 set -euo pipefail
 
 reps=5 duration=4 users=100000 strict=0 out="" quick=0 charts=""
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -33,7 +33,7 @@ public struct UserID: Hashable, Sendable, CustomStringConvertible {
     /// through ``init(_:)``'s full check.
     public init?(signed text: String) {
         let utf8 = text.utf8
-        guard UserID.isCanonical(text), utf8.allSatisfy({ $0 < 0x80 }), utf8.count <= 254,
+        guard utf8.allSatisfy({ $0 < 0x80 }), UserID.isCanonical(text), utf8.count <= 254,
               let at = utf8.lastIndex(of: UInt8(ascii: "@")), at != utf8.startIndex, utf8.index(after: at) != utf8.endIndex
         else {
             self.init(text)
