@@ -15,7 +15,7 @@
 #
 #   benchmarks/e2e.sh [--reps N] [--duration S] [--users U] [--quick] [--strict] [--out FILE] [--charts DIR]
 #
-# Default: 5 repetitions of 4 s (about 11 minutes); on a shared machine three were too few for a
+# Default: 5 repetitions of 4 s (about 18 minutes); on a shared machine three were too few for a
 # stable median. A code-check run spends challenges opened before it, 90,000 for 100,000 users
 # (the most `gatehouse load` seeds), so a run longer than 4 s can run out above 18,000 checks/s
 # (it is then invalid, not a result). --quick: one repetition of 2 s (a smoke run, not a
