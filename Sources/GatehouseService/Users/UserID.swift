@@ -33,7 +33,8 @@ public struct UserID: Hashable, Sendable, CustomStringConvertible {
     /// through ``init(_:)``'s full check.
     public init?(signed text: String) {
         let utf8 = text.utf8
-        guard utf8.allSatisfy({ $0 < 0x80 }), UserID.isCanonical(text), utf8.count <= 254,
+        // One pass: no byte outside ASCII and no upper-case letter (the canonical form of ASCII).
+        guard utf8.count <= 254, !utf8.contains(where: { $0 >= 0x80 || (0x41...0x5A).contains($0) }),
               let at = utf8.lastIndex(of: UInt8(ascii: "@")), at != utf8.startIndex, utf8.index(after: at) != utf8.endIndex
         else {
             self.init(text)
