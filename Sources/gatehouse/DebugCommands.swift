@@ -89,7 +89,7 @@ struct CodeCheckArgsCommand: ParsableCommand {
         // The keys as Gatehouse.runCheck names them; the arguments from the same function the
         // node's check uses, as a sign-in attempt with a wrong code sends them.
         let codeKeys = CodeChecker.Keys(
-            userRecord: try userKey("user"), throttle: try userKey("throttle"), replayMarker: try userKey("totp", "last"),
+            userRecord: try userKey("user"), throttle: try userKey("throttle"), modeRecord: try userKey("totp", "last"),
             ipCounter: ipKey, challengeMarker: try userKey("challenge", challenge),
             sessions: try userKey("sessions"), events: try userKey(Gatehouse.eventLogName)
         )
@@ -109,8 +109,7 @@ struct CodeCheckArgsCommand: ParsableCommand {
         effects.successEvent = "second_step_succeeded"
         let call = CodeChecker.invocation(
             keys: codeKeys, credentialVersion: credentialVersion, candidate: .totp(matchedStep: nil),  // a wrong code matches no step
-            settings: configuration.throttle, replayTTLSeconds: CodeChecker.replayTTLSeconds,
-            challengeTTLSeconds: Gatehouse.challengeMarkerTTLSeconds(configuration),
+            settings: configuration.throttle, challengeTTLSeconds: Gatehouse.challengeMarkerTTLSeconds(configuration),
             throttleTTLSeconds: CodeChecker.throttleTTLSeconds, effects: effects
         )
         let lines = [String(call.keys.count)] + call.keys + call.arguments

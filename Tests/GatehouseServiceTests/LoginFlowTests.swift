@@ -107,6 +107,30 @@ struct LoginFlowTests {
         }
     }
 
+    @Test("the last accepted step is a field of the user record; a step key of earlier releases still counts until then")
+    func lastStepInUserRecord() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            try await d.freshStep()
+            let step = try await d.now() / 30
+            let record = "gh:{\(user)}:user", legacy = "gh:{\(user)}:totp:last"
+            // A user who last signed in when the step had a key of its own: this step was spent.
+            #expect(try await d.client.send(["HGET", record, "totp_last"]) == .null)
+            _ = try await d.client.send(["SET", legacy, String(step), "EX", "86400"])
+            let replayed = try await d.call("POST", "/v1/login/finish", json: ["challenge": try await d.challenge(for: user), "method": "totp", "code": try await d.code(secret: secret)])
+            #expect(replayed.status == 401 && replayed.code == "invalid_code")
+            // The next step's code is newer: accepted, and recorded in the user record only.
+            let newer = try await d.call("POST", "/v1/login/finish", json: ["challenge": try await d.challenge(for: user), "method": "totp", "code": try await d.code(secret: secret, offset: 1)])
+            #expect(newer.status == 200)
+            #expect(try await d.client.send(["HGET", record, "totp_last"]).string == String(step + 1))
+            #expect(try await d.client.send(["GET", legacy]).string == String(step))
+            // From now on the field decides.
+            _ = try await d.client.send(["DEL", legacy])
+            let again = try await d.call("POST", "/v1/login/finish", json: ["challenge": try await d.challenge(for: user), "method": "totp", "code": try await d.code(secret: secret)])
+            #expect(again.status == 401 && again.code == "invalid_code")
+        }
+    }
+
     @Test("an unknown or unenrolled user looks like any other at login/start")
     func unknownUsers() async throws {
         try await Deployment.with { d in

@@ -14,23 +14,27 @@ public import GatehouseRedis
 ///
 /// Each hash is read once: the throttle's three fields (the only ones anything writes there; a
 /// success deletes the hash only when one of them is set) and the user record's credential
-/// version and epoch.
+/// version, epoch and last accepted authenticator step.
 ///
 /// One script serves every kind of code (one way of doing each thing); only
 /// step 6 differs by `mode`:
 /// - `totp`: ARGV[2] is the matched step (`-1` = no match); success needs it above the last
-///   accepted step in KEYS[3], which it then records (forward-only replay protection).
+///   accepted step, the user record's field `totp_last`, which it then records (forward-only
+///   replay protection). The step lives in the record, not in a key of its own, so a sign-in
+///   creates one key fewer in Redis. A record without the field (a user who has not signed in
+///   with a code since Gatehouse kept the step in its own key) takes the last step from KEYS[3],
+///   that key (`…:totp:last`), which is only read, never written, and expires within a day.
 /// - `set`: ARGV[2] is the keyed hash of the code; success removes it from the set KEYS[3]
 ///   (backup codes: single use).
 /// - `email`: ARGV[2] is the keyed hash; KEYS[3] is the pending email code (hash: `h`, `cid`,
 ///   `tries`); success needs the same hash and the same challenge id (ARGV[12]) and deletes it;
-///   a failure counts a try and kills the code after ARGV[13] tries.
+///   a failure counts a try and kills the code after ARGV[12] tries.
 /// - `passkey`: the node verified the assertion's signature (ARGV[2] `1`/`0`) against the challenge
 ///   it read from KEYS[3] (the pending passkey challenge, hash `h`, `cid`); the script requires
-///   that same challenge, still pending and for this sign-in (ARGV[22], ARGV[12]), and deletes it
+///   that same challenge, still pending and for this sign-in (ARGV[21], ARGV[11]), and deletes it
 ///   whatever the outcome (one assertion per challenge, on every node). Success also needs the
-///   credential's stored signature counter (KEYS[8], field ARGV[23]) below the received one
-///   (ARGV[24]) unless both are 0; a counter that did not advance is refused and recorded as
+///   credential's stored signature counter (KEYS[8], field ARGV[22]) below the received one
+///   (ARGV[23]) unless both are 0; a counter that did not advance is refused and recorded as
 ///   `passkey_counter_regressed` (a cloned authenticator). Success stores the new counter and
 ///   the time of use (field `<id>:used`).
 ///
@@ -41,18 +45,18 @@ public import GatehouseRedis
 /// with the epoch the script returns.
 ///
 /// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
-/// `locked`), 3 the mode's record, 4 IP-prefix failure counter, 5 challenge marker (set on success),
+/// `locked`), 3 the mode's record (`totp`: the step key read as described above), 4 IP-prefix failure counter, 5 challenge marker (set on success),
 /// 6 the user's session list (hash), 7 the user's event log (list), 8 (passkey mode only) the
 /// passkeys' counters (hash).
 /// ARGV: 1 expected credential version (`""` skips the check), 2 candidate (see modes),
 /// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit (`""`: the node
 /// keeps the address budget with ``AddressBudgetScript``, on a Redis Cluster, where KEYS[4] is
 /// then any key of the user's slot and is not touched), 7 IP window s,
-/// 8 replay-marker TTL s, 9 challenge-marker TTL s, 10 throttle TTL s, 11 mode, 12 challenge id,
-/// 13 tries per email code, 14 session id to record on success (`""` = none), 15 its record (JSON),
-/// 16 session-list TTL s, 17 write events (`1`/`0`), 18 event detail (the method), 19 client IP
-/// (`""` = none), 20 events kept (the log is trimmed to that many), 21 event type on success (`""` = none),
-/// 22–24 (passkey mode only) the challenge the node verified against, the credential id, the
+/// 8 challenge-marker TTL s, 9 throttle TTL s, 10 mode, 11 challenge id,
+/// 12 tries per email code, 13 session id to record on success (`""` = none), 14 its record (JSON),
+/// 15 session-list TTL s, 16 write events (`1`/`0`), 17 event detail (the method), 18 client IP
+/// (`""` = none), 19 events kept (the log is trimmed to that many), 20 event type on success (`""` = none),
+/// 21–23 (passkey mode only) the challenge the node verified against, the credential id, the
 /// received signature counter.
 ///
 /// Replies: `{"ok", epoch}` (the user's security epoch from KEYS[1], read in the same atomic step,
@@ -63,11 +67,11 @@ public enum CodeCheckScript {
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function event(kind)
-  if ARGV[17] ~= '1' or kind == '' then return end
+  if ARGV[16] ~= '1' or kind == '' then return end
   local e = {type = kind, at = math.floor(now / 1000)}
-  if ARGV[19] ~= '' then e.ip = ARGV[19] end
-  if ARGV[18] ~= '' then e.detail = ARGV[18] end
-  local kept = tonumber(ARGV[20])
+  if ARGV[18] ~= '' then e.ip = ARGV[18] end
+  if ARGV[17] ~= '' then e.detail = ARGV[17] end
+  local kept = tonumber(ARGV[19])
   if redis.call('LPUSH', KEYS[7], cjson.encode(e)) > kept then redis.call('LTRIM', KEYS[7], 0, kept - 1) end
 end
 local throttle = redis.call('HMGET', KEYS[2], 'locked', 'next_at', 'fails')
@@ -82,27 +86,27 @@ if now < nextAt then
   event('second_step_throttled')
   return {'throttled', nextAt - now}
 end
-local user = redis.call('HMGET', KEYS[1], 'cred_version', 'epoch')
+local user = redis.call('HMGET', KEYS[1], 'cred_version', 'epoch', 'totp_last')
 if ARGV[1] ~= '' and user[1] ~= ARGV[1] then return {'stale'} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'consumed'} end
-local mode = ARGV[11]
+local mode = ARGV[10]
 local replay = 0
 local function succeed()
   if throttle[1] or throttle[2] or throttle[3] then redis.call('DEL', KEYS[2]) end
-  redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[9]))
-  if ARGV[14] ~= '' then
-    redis.call('HSET', KEYS[6], ARGV[14], ARGV[15])
-    redis.call('EXPIRE', KEYS[6], tonumber(ARGV[16]))
+  redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[8]))
+  if ARGV[13] ~= '' then
+    redis.call('HSET', KEYS[6], ARGV[13], ARGV[14])
+    redis.call('EXPIRE', KEYS[6], tonumber(ARGV[15]))
   end
-  event(ARGV[21])
+  event(ARGV[20])
   return {'ok', user[2] or '0'}
 end
 if mode == 'totp' then
   local step = tonumber(ARGV[2])
   if step >= 0 then
-    local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
+    local last = tonumber(user[3] or redis.call('GET', KEYS[3]) or '-1')
     if step > last then
-      redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[8]))
+      redis.call('HSET', KEYS[1], 'totp_last', ARGV[2])
       return succeed()
     end
     replay = 1
@@ -111,26 +115,26 @@ elseif mode == 'set' then
   if ARGV[2] ~= '' and redis.call('SREM', KEYS[3], ARGV[2]) == 1 then return succeed() end
 elseif mode == 'email' then
   local pending = redis.call('HMGET', KEYS[3], 'h', 'cid')
-  if pending[1] and pending[2] == ARGV[12] then
+  if pending[1] and pending[2] == ARGV[11] then
     if pending[1] == ARGV[2] then
       redis.call('DEL', KEYS[3])
       return succeed()
     end
-    if redis.call('HINCRBY', KEYS[3], 'tries', 1) >= tonumber(ARGV[13]) then redis.call('DEL', KEYS[3]) end
+    if redis.call('HINCRBY', KEYS[3], 'tries', 1) >= tonumber(ARGV[12]) then redis.call('DEL', KEYS[3]) end
   end
 elseif mode == 'passkey' then
   local pending = redis.call('HMGET', KEYS[3], 'h', 'cid')
-  if pending[1] and pending[1] == ARGV[22] and pending[2] == ARGV[12] then
+  if pending[1] and pending[1] == ARGV[21] and pending[2] == ARGV[11] then
     redis.call('DEL', KEYS[3])
     if ARGV[2] == '1' then
-      local stored = redis.call('HGET', KEYS[8], ARGV[23])
+      local stored = redis.call('HGET', KEYS[8], ARGV[22])
       if stored then
         stored = tonumber(stored)
-        local received = tonumber(ARGV[24])
+        local received = tonumber(ARGV[23])
         if (stored ~= 0 or received ~= 0) and received <= stored then
           event('passkey_counter_regressed')
         else
-          redis.call('HSET', KEYS[8], ARGV[23], ARGV[24], ARGV[23] .. ':used', tostring(math.floor(now / 1000)))
+          redis.call('HSET', KEYS[8], ARGV[22], ARGV[23], ARGV[22] .. ':used', tostring(math.floor(now / 1000)))
           return succeed()
         end
       end
@@ -150,7 +154,7 @@ if fails > free then
   redis.call('HSET', KEYS[2], 'next_at', now + wait)
 end
 if fails >= tonumber(ARGV[5]) then redis.call('HSET', KEYS[2], 'locked', '1') end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[10]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[9]))
 if ARGV[6] ~= '' and redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7])) end
 local remaining = free - fails
 if remaining < 0 then remaining = 0 end

@@ -23,8 +23,9 @@ public struct CodeChecker: Sendable {
     public struct Keys: Sendable {
         public var userRecord: String
         public var throttle: String
-        /// The mode's record: TOTP replay marker, backup-code set, or pending email code.
-        public var replayMarker: String
+        /// The mode's record: the TOTP step key of earlier releases (read only; see
+        /// `CodeCheckScript`), backup-code set, pending email code or pending passkey challenge.
+        public var modeRecord: String
         public var ipCounter: String
         public var challengeMarker: String
         /// The user's session list (written on a successful sign-in).
@@ -32,10 +33,10 @@ public struct CodeChecker: Sendable {
         /// The user's security event log (a list).
         public var events: String
 
-        public init(userRecord: String, throttle: String, replayMarker: String, ipCounter: String, challengeMarker: String, sessions: String, events: String) {
+        public init(userRecord: String, throttle: String, modeRecord: String, ipCounter: String, challengeMarker: String, sessions: String, events: String) {
             self.userRecord = userRecord
             self.throttle = throttle
-            self.replayMarker = replayMarker
+            self.modeRecord = modeRecord
             self.ipCounter = ipCounter
             self.challengeMarker = challengeMarker
             self.sessions = sessions
@@ -83,7 +84,7 @@ public struct CodeChecker: Sendable {
     /// feeds to `redis-benchmark`, both use it).
     public static func invocation(
         keys: Keys, credentialVersion: String, candidate: Candidate, settings: GatehouseConfiguration.Throttle,
-        replayTTLSeconds: Int, challengeTTLSeconds: Int, throttleTTLSeconds: Int, effects: Effects,
+        challengeTTLSeconds: Int, throttleTTLSeconds: Int, effects: Effects,
         addressBudgetInScript: Bool = true
     ) -> (keys: [String], arguments: [String]) {
         let mode: String, value: String, challengeID: String, tries: Int
@@ -93,11 +94,11 @@ public struct CodeChecker: Sendable {
         case .emailCode(let hash, let cid, let t): (mode, value, challengeID, tries) = ("email", hash, cid, t)
         case .passkey(let verified, _, let cid, _, _, _): (mode, value, challengeID, tries) = ("passkey", verified ? "1" : "0", cid, 0)
         }
-        var keys = [keys.userRecord, keys.throttle, keys.replayMarker, keys.ipCounter, keys.challengeMarker, keys.sessions, keys.events]
+        var keys = [keys.userRecord, keys.throttle, keys.modeRecord, keys.ipCounter, keys.challengeMarker, keys.sessions, keys.events]
         var arguments: [String] = [
             credentialVersion, value,
             String(settings.freeFailures), String(settings.maximumBackoffSeconds * 1000), String(settings.lockAfterFailures),
-            addressBudgetInScript ? String(settings.ipFailureLimit) : "", String(settings.ipWindowSeconds), String(replayTTLSeconds), String(challengeTTLSeconds),
+            addressBudgetInScript ? String(settings.ipFailureLimit) : "", String(settings.ipWindowSeconds), String(challengeTTLSeconds),
             String(throttleTTLSeconds), mode, challengeID, String(tries),
             effects.session?.id ?? "", effects.session?.record ?? "", String(effects.sessionListTTLSeconds),
             "1", effects.eventDetail, effects.clientIP ?? "", String(effects.eventsKept), effects.successEvent ?? "",
@@ -108,9 +109,6 @@ public struct CodeChecker: Sendable {
         }
         return (keys, arguments)
     }
-
-    /// The replay marker's TTL: a day, far beyond the ±1 step window.
-    public static let replayTTLSeconds = 86400
 
     /// One attempt.
     ///
@@ -137,7 +135,7 @@ public struct CodeChecker: Sendable {
         // as a failure errs towards the limit, which only this address feels.
         let call = Self.invocation(
             keys: keys, credentialVersion: credentialVersion, candidate: candidate, settings: settings,
-            replayTTLSeconds: Self.replayTTLSeconds, challengeTTLSeconds: challengeTTLSeconds,
+            challengeTTLSeconds: challengeTTLSeconds,
             throttleTTLSeconds: throttleTTLSeconds, effects: effects, addressBudgetInScript: addressCounter == nil
         )
         let outcome = try await self.run(call)
@@ -179,7 +177,7 @@ public struct CodeChecker: Sendable {
         precondition(runsInOneCall(keys), "an attempt that reserves an address budget first runs through check(keys:…) async")
         let call = Self.invocation(
             keys: keys, credentialVersion: credentialVersion, candidate: candidate, settings: settings,
-            replayTTLSeconds: Self.replayTTLSeconds, challengeTTLSeconds: challengeTTLSeconds,
+            challengeTTLSeconds: challengeTTLSeconds,
             throttleTTLSeconds: throttleTTLSeconds, effects: effects
         )
         redis.eval(CodeCheckScript.script, keys: call.keys, arguments: call.arguments) { result in

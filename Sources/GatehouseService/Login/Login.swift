@@ -326,7 +326,7 @@ extension Gatehouse {
         user: UserID, record: String, challengeMarker: String, clientIP: String?, method: SecondStepMethod, signIn: SignIn?, budget: Budget
     ) -> (CodeChecker.Keys, CodeChecker.Effects) {
         let keys = CodeChecker.Keys(
-            userRecord: userKey(user, "user"), throttle: userKey(user, budget.throttleKey), replayMarker: record,
+            userRecord: userKey(user, "user"), throttle: userKey(user, budget.throttleKey), modeRecord: record,
             ipCounter: ipKey(clientIP, user: user), challengeMarker: challengeMarker,
             sessions: userKey(user, "sessions"), events: userKey(user, Self.eventLogName)
         )
