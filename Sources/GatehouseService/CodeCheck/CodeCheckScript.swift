@@ -44,10 +44,10 @@ public import GatehouseRedis
 /// session's record into their session list. The node signs the session token after the script,
 /// with the epoch the script returns.
 ///
-/// KEYS: 1 user record (hash, field `cred_version`), 2 throttle (hash: `fails`, `next_at` ms,
-/// `locked`), 3 the mode's record (`totp`: the step key read as described above), 4 IP-prefix failure counter, 5 challenge marker (set on success),
-/// 6 the user's session list (hash), 7 the user's event log (list), 8 (passkey mode only) the
-/// passkeys' counters (hash).
+/// KEYS: 1 user record (hash, fields `cred_version`, `epoch`, `totp_last`), 2 throttle (hash:
+/// `fails`, `next_at` ms, `locked`), 3 the mode's record (`totp`: the step key, read as described
+/// above), 4 IP-prefix failure counter, 5 challenge marker (set on success), 6 the user's session
+/// list (hash), 7 the user's event log (list), 8 (passkey mode only) the passkeys' counters (hash).
 /// ARGV: 1 expected credential version (`""` skips the check), 2 candidate (see modes),
 /// 3 free failures, 4 maximum back-off ms, 5 lock after failures, 6 IP limit (`""`: the node
 /// keeps the address budget with ``AddressBudgetScript``, on a Redis Cluster, where KEYS[4] is
