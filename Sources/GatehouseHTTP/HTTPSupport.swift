@@ -29,19 +29,23 @@ enum HTTPSupport {
     static func problemParts(_ error: ServiceError) -> (status: HTTPResponse.Status, headers: HTTPFields, body: [UInt8]) {
         let status = status(of: error.code)
         let data = problemBody(error.code, status: status, detail: error.detail, attemptsRemaining: error.attemptsRemaining)
-        var headers: HTTPFields = [.contentType: "application/problem+json", .cacheControl: "no-store"]
+        var headers = problemHeaders
         if status == .tooManyRequests || status == .serviceUnavailable {
             headers[retryAfter] = String(error.retryAfterSeconds ?? 1)
         }
         return (status, headers, data)
     }
 
+    /// The fields of every problem answer (a throttled or unavailable one adds `Retry-After`):
+    /// made once, as the refused codes an attacker sends are answered with them.
+    static let problemHeaders: HTTPFields = [.contentType: "application/problem+json", .cacheControl: "no-store"]
+
     /// A request the connection itself refuses before any route sees it (a head without `Host`,
     /// an unsupported `Expect`, a request that did not arrive in time): `invalid_request` with the
     /// protocol's own status (400, 417, 408), the same problem shape as every other error.
     static func protocolProblem(status: HTTPResponse.Status, detail: String) -> (status: HTTPResponse.Status, headers: HTTPFields, body: [UInt8]) {
         let data = problemBody(.invalidRequest, status: status, detail: detail, attemptsRemaining: nil)
-        return (status, [.contentType: "application/problem+json", .cacheControl: "no-store"], data)
+        return (status, problemHeaders, data)
     }
 
     /// A problem's JSON, written directly (members in the byte order of their names, as every
@@ -63,9 +67,10 @@ enum HTTPSupport {
         out.integer(status.code)
         out.raw(",\"title\":")
         out.string(title(code))
-        out.raw(",\"type\":")
-        out.string("https://gatehouse.dev/problems/" + code.name)
-        out.bytes.append(UInt8(ascii: "}"))
+        // The code names are lower-case ASCII words with underscores: nothing in them to escape.
+        out.raw(",\"type\":\"https://gatehouse.dev/problems/")
+        out.bytes.append(contentsOf: code.name.utf8)
+        out.raw("\"}")
         return out.bytes
     }
 
