@@ -22,9 +22,10 @@
 # result). --strict: exit 1 when a target is missed. Exit 2 when something broke (a wrk run with
 # non-2xx answers or socket errors, a load run that did not pass, a failed set-up check). Runs on
 # loopback only, inside scripts/topology.sh (Redis with AOF + 2 nodes; GATEHOUSE_BINARY=<path>
-# skips its build), plus an nginx of its own; everything is torn down on exit. GATEHOUSE_LOAD_BINARY=<path> runs the client side (`gatehouse
-# load`, `gatehouse otp`) from another build than the nodes, so that two builds of the node can be
-# compared under the same load generator (default: GATEHOUSE_BINARY).
+# skips its build), plus an nginx of its own; everything is torn down on exit.
+# GATEHOUSE_LOAD_BINARY=<path> runs the client side (`gatehouse load`, `gatehouse otp`) from
+# another build than the nodes, so that two builds of the node can be compared under the same
+# load generator (default: GATEHOUSE_BINARY).
 # --charts DIR: where benchmarks/plot.sh draws the run's charts (SVG): per line the latency
 # percentile curve of every repetition, Gatehouse against its reference, and the throughput per
 # repetition; their data (TSV) goes to DIR/data. Default: a new /tmp/gatehouse-e2e-charts.XXXXXX,
