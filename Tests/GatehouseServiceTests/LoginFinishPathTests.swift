@@ -47,6 +47,52 @@ struct LoginFinishPathTests {
         }
     }
 
+    @Test("on the event loop a code matching no step is sent to the script without a session; a right one with its session")
+    func wrongCodePreparesNoSession() async throws {
+        try await Deployment.with { d in
+            let (user, secret) = try await d.enrolledUser()
+            try await d.freshStep()
+            let code = try await d.code(secret: secret)
+            var window: Set<String> = []
+            for offset in -2...2 { window.insert(try await d.code(secret: secret, offset: offset)) }
+            var wrongCode = 123_456
+            while window.contains(String(wrongCode)) { wrongCode += 1 }
+            // Redis's slow log, told to keep every command, shows the script's arguments as sent.
+            _ = try await d.client.send(["CONFIG", "SET", "slowlog-log-slower-than", "0"])
+            _ = try await d.client.send(["CONFIG", "SET", "slowlog-max-len", "1000"])
+
+            /// ARGV[13] (session id) and ARGV[14] (its record) of each code check the nodes sent since `SLOWLOG RESET`.
+            func sessionArguments() async throws -> [(String, String)] {
+                let entries = try await d.client.send(["SLOWLOG", "GET", "-1"]).array ?? []
+                return entries.compactMap { entry -> (String, String)? in
+                    let parts = entry.array ?? []
+                    guard parts.count >= 4, let args = parts[3].array?.map({ $0.string ?? "" }),
+                          args.first?.uppercased() == "EVALSHA", args.count > 2, let keys = Int(args[2]), args.count > 3 + keys + 13
+                    else { return nil }
+                    return (args[3 + keys + 12], args[3 + keys + 13])
+                }
+            }
+
+            let challenge = try await d.challenge(for: user)  // login/start caches the secret
+            _ = try await d.client.send(["SLOWLOG", "RESET"])
+            let wrong = try await d.call("POST", "/v1/login/finish", json: ["challenge": challenge, "method": "totp", "code": String(wrongCode)])
+            #expect(wrong.status == 401 && wrong.code == "invalid_code", "\(wrong.json)")
+            let refused = try await sessionArguments()
+            #expect(refused.count == 1 && refused.first?.0 == "" && refused.first?.1 == "", "\(refused)")
+
+            _ = try await d.client.send(["SLOWLOG", "RESET"])
+            let right = try await d.call("POST", "/v1/login/finish", json: ["challenge": challenge, "method": "totp", "code": code])
+            #expect(right.status == 200 && right["status"] as? String == "authenticated", "\(right.json)")
+            let accepted = try await sessionArguments()
+            #expect(accepted.count == 1 && accepted.first?.0.isEmpty == false && accepted.first?.1.hasPrefix("{\"amr\":") == true, "\(accepted)")
+            // The session the script recorded is the one the token names.
+            let token = ((right["session"] as? [String: Any])?["token"] as? String) ?? ""
+            let verify = try await d.call("POST", "/v1/sessions/verify", key: "verify", json: ["token": token])
+            #expect(verify.status == 200 && verify["session_id"] as? String == accepted.first?.0, "\(verify.json)")
+            d.expectLogsClean(of: [code, secret, challenge])
+        }
+    }
+
     /// One scripted sign-in history, each answer as a line: status, code, attempts remaining,
     /// detail, whether Retry-After is there, content type, the body's member names (and the session's `amr`).
     static func transcript(_ d: Deployment) async throws -> [String] {

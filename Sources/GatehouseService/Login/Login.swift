@@ -178,19 +178,21 @@ extension Gatehouse {
             }
         }
         guard method == .totp, !remember else { return inTask() }
-        let user: UserID, prepared: PreparedSession, candidate: CodeChecker.Candidate, version: String
+        let user: UserID, prepared: PreparedSession?, candidate: CodeChecker.Candidate, version: String
         let keys: CodeChecker.Keys, effects: CodeChecker.Effects
         do throws(ServiceError) {
-            // In the async sign-in's order: the challenge, the session, then the code.
             let (claims, challengeUser) = try verifyChallenge(challenge, purpose: .login)
             user = challengeUser
-            prepared = try prepareSession(user: user, methods: [.password, .otp], authTime: now, clientIP: clientIP, userAgent: userAgent)
             let parsed = try parseTOTPCode(code)
             guard let entry = totpCache.get(user.value) else { return inTask() }
             (candidate, version) = (totpCandidate(parsed, entry), entry.version)
+            // A code that matches no step cannot succeed (the script refuses it whatever else it
+            // finds), so a wrong code — what an attacker sends — costs no session id and no record.
+            let matched = if case .totp(matchedStep: .some) = candidate { true } else { false }
+            prepared = matched ? try prepareSession(user: user, methods: [.password, .otp], authTime: now, clientIP: clientIP, userAgent: userAgent) : nil
             (keys, effects) = checkArguments(
                 user: user, record: userKey(user, "totp", "last"), challengeMarker: userKey(user, "challenge", claims.challengeID),
-                clientIP: clientIP, method: .totp, signIn: SignIn(session: prepared), budget: .secondStep
+                clientIP: clientIP, method: .totp, signIn: prepared.map(SignIn.init(session:)), budget: .secondStep
             )
         } catch {
             return completion(.failure(error))
@@ -210,6 +212,8 @@ extension Gatehouse {
             case .success(let outcome):
                 completion(Result { () throws(ServiceError) -> LoginResult in
                     let epoch = try self.conclude(outcome, user: user, method: .totp, context: "login")
+                    // Accepted means matched, and a matched code has its session.
+                    guard let prepared else { throw ServiceError(.unavailable, "code accepted without a match; try again", retryAfterSeconds: 1) }
                     return .authenticated(try self.signSession(prepared, epoch: epoch), remember: nil)
                 })
             }
