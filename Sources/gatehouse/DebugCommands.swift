@@ -48,7 +48,7 @@ struct CodeCheckScriptCommand: ParsableCommand {
 struct CodeCheckArgsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "code-check-args",
-        abstract: "Print numkeys, KEYS and ARGV of the code-check script for a wrong TOTP code, one per line.",
+        abstract: "Print numkeys, KEYS and ARGV of the code-check script for a wrong TOTP code, with the session arguments a valid one carries (the e2e reference), one per line.",
         discussion: "Defaults come from the node configuration (GATEHOUSE_* variables, GATEHOUSE_CONFIG or --config)."
     )
 
@@ -93,9 +93,10 @@ struct CodeCheckArgsCommand: ParsableCommand {
             ipCounter: ipKey, challengeMarker: try userKey("challenge", challenge),
             sessions: try userKey("sessions"), events: try userKey(Gatehouse.eventLogName)
         )
-        // A sign-in attempt carries the session the script records if the code is right (only
-        // then): a fresh id and a record shaped like the node's, so the reference sends as many
-        // bytes. `e2e.sh` compares everything else with what a node really sends.
+        // A valid code's call carries the session the script records (a fresh id and a record
+        // shaped like the node's); the node leaves them empty for a code that matches no step.
+        // They are here so that the reference, a wrong code, sends as many bytes as the valid
+        // checks it is compared with. `e2e.sh` compares everything else with what a node sends.
         var effects = CodeChecker.Effects()
         effects.eventDetail = SecondStepMethod.totp.rawValue
         effects.clientIP = clientIP
