@@ -260,15 +260,19 @@ cred_version=$(awk '{ n = $3; gsub(/"/, "", n); print $(n + 4) }' <<<"$seen" | t
 challenge_key=$(awk '{ print $8 }' <<<"$seen" | tr -d '"')
 mapfile -t probe_args < <("$bin" debug code-check-args --user "$probe_user" --cred-version "$cred_version" --challenge-id "${challenge_key##*:}")
 expected="\"EVALSHA\" \"$sha\"$(printf ' "%s"' "${probe_args[@]}")"
-# ARGV[13] and [14] are the session the script records if the code is right: the node sends them
-# empty for a code that matches no step, the reference carries a fresh id and record (as many
-# bytes as a valid check's call, which line 3 measures), so they are compared by position only.
-mask() { awk '{ n = $3; gsub(/"/, "", n); $(n + 3 + 13) = "<session-id>"; $(n + 3 + 14) = "<session-record>"; print }' <<<"$1"; }
+# ARGV[13], [14], [15] and [20] are what the script does on success: the session it records (id,
+# record, the session list's TTL) and the success event. The node sends them empty for a code that
+# matches no step; the reference carries them as a valid check's call does (a fresh id and record:
+# as many bytes as the calls line 3 measures), so they are compared by position only.
+mask() {
+  awk '{ n = $3; gsub(/"/, "", n); $(n + 3 + 13) = "<session-id>"; $(n + 3 + 14) = "<session-record>"
+         $(n + 3 + 15) = "<session-list-ttl>"; $(n + 3 + 20) = "<success-event>"; print }' <<<"$1"
+}
 [ "$(mask "$seen")" = "$(mask "$expected")" ] || die "the node sent
   $seen
 but code-check-args gives
   $expected"
-echo "code check: SCRIPT LOAD → $sha; code-check-args equals the node's EVALSHA for a wrong code (seen with MONITOR)"
+echo "code check: SCRIPT LOAD → $sha; code-check-args equals the node's EVALSHA for a wrong code (seen with MONITOR) but for the arguments of success, which the reference carries as a valid check does"
 
 # --- Which load operation measures one code check. ----------------------------------------------
 # `check` (one POST /v1/login/finish per op on a challenge made before the run); until the load
@@ -563,7 +567,7 @@ report() {  # report md|text
   echo
   echo "- code checks over HTTP (1 node): p50 $(fmt "$(median "${p50s[@]:-}")" 3) ms, p99 $(fmt "$(median "${p99s[@]:-}")" 3) ms (medians over reps; per rep p50: ${p50s[*]:-n/a}; p99: ${p99s[*]:-n/a})"
   echo "- 5. node 1 resident memory: idle before the runs VmRSS $(to_mib "$mem_idle_rss"); under the 1-node code-check load (highest mid-run sample) VmRSS $(to_mib "$mem_under"); after all runs VmRSS $(to_mib "$mem_after_rss"), VmHWM $(to_mib "$mem_hwm") (targets: ≤ 128 MiB under the load, ≤ 96 MiB after)"
-  echo "- line 3 reference: redis-benchmark -c 50 -P 1 -r $users EVALSHA $sha with the arguments of \`gatehouse debug code-check-args\` (numkeys 7, keys of user $ref_template, a wrong code: ARGV[2] = -1), on the topology's own redis-server (127.0.0.1:$redis_port, AOF everysec) that the nodes use; the arguments were checked equal to a node's EVALSHA for a wrong code (MONITOR). redis-benchmark expands each __rand_int__ on its own, so the seven keys of one call name up to seven different users (the script reads them the same way; per-key traffic is the same). Throttle failures recorded on 20 sampled reference users: ${ref_fails}"
+  echo "- line 3 reference: redis-benchmark -c 50 -P 1 -r $users EVALSHA $sha with the arguments of \`gatehouse debug code-check-args\` (numkeys 7, keys of user $ref_template, a wrong code: ARGV[2] = -1), on the topology's own redis-server (127.0.0.1:$redis_port, AOF everysec) that the nodes use; the arguments were checked equal to a node's EVALSHA for a wrong code (MONITOR) but for the arguments of success (ARGV 13–15, 20: session id, record, list TTL, success event), which the node leaves empty for a code matching no step and the reference carries as a valid check does. redis-benchmark expands each __rand_int__ on its own, so the seven keys of one call name up to seven different users (the script reads them the same way; per-key traffic is the same). Throttle failures recorded on 20 sampled reference users: ${ref_fails}"
   echo "- line 3 Gatehouse: \`gatehouse load --mix $op=100 --concurrency 50 --users $users\`$([ "$op" = wrong ] && echo " — stand-in: each op is login/start + a wrong code at login/finish (two requests)"); ops/s from \`kinds.$op.ops_per_s\`, runs with \`passed\` false or correctness failures are invalid"
   echo "- line 4: both runs use --concurrency 50 (the load generator keeps 50 requests in flight on one epoll thread, each on its own keep-alive connection per URL; with two URLs the same 50 are spread over both nodes). On 2 cores both nodes share the same CPUs: this only shows that nothing is serialised on a node-local lock, not that a second node adds capacity."
   echo "- Redis's automatic AOF rewrite off during the runs; the AOF rewritten before each run that writes to Redis: $settle_count times, $(awk -v m="$settle_ms" -v n="$settle_count" 'BEGIN { printf "%.1f s in all, %.1f s on average", m / 1000, (n ? m / n / 1000 : 0) }') (rewrite and wait)"
