@@ -136,6 +136,15 @@ final class Deployment: @unchecked Sendable {
         return totp.code(at: try await now() + Int64(offset) * 30)!
     }
 
+    /// A code that none of the steps within two of now shows (the nodes' window is ±1): a wrong code.
+    func wrongCode(secret: String) async throws -> String {
+        var window: Set<String> = []
+        for offset in -2...2 { window.insert(try await code(secret: secret, offset: offset)) }
+        var wrong = 123_456
+        while window.contains(String(wrong)) { wrong += 1 }
+        return String(wrong)
+    }
+
     /// Moves the nodes' clock to one second into the next TOTP step: a step no code was spent
     /// on yet, with 29 s left, so a test's codes never straddle a step boundary and nothing
     /// waits for the wall clock.
