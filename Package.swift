@@ -112,7 +112,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Redis (hiredis on dedicated I/O threads) and its test helpers
+        // MARK: Redis (hiredis on dedicated I/O threads, and on event loops) and its test helpers
         .target(
             name: "GatehouseRedis",
             dependencies: [
@@ -121,6 +121,8 @@ let package = Package(
                 "GatehouseSystem",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -300,7 +302,11 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseRedisTests",
-            dependencies: ["GatehouseRedis", "GatehouseSystem", "GatehouseTesting"],
+            dependencies: [
+                "GatehouseRedis", "GatehouseSystem", "GatehouseTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

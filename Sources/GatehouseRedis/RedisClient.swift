@@ -53,6 +53,8 @@ public final class RedisClient: Sendable, Service {
     /// The configuration the client was created with.
     public let configuration: RedisConfiguration
     private let backend: Backend
+    /// Connections owned by SwiftNIO event loops, for completion callers on them (one server only).
+    private let loopConnections: RedisLoopConnections?
     private let logger: Logger
     private let running = Atomic<Bool>(false)
 
@@ -65,6 +67,8 @@ public final class RedisClient: Sendable, Service {
         } else {
             self.backend = .pool(RedisConnectionPool(configuration: configuration, logger: logger))
         }
+        self.loopConnections = configuration.eventLoopConnections && RedisLoopConnections.serves(configuration)
+            ? RedisLoopConnections(configuration: configuration, logger: logger) : nil
     }
 
     /// One server (`redis://`, `unix://`, `redis-sentinel://`): a pool of pipelined connections.
@@ -93,6 +97,7 @@ public final class RedisClient: Sendable, Service {
     deinit {
         // The I/O threads hold their connections, not the client: without this they would
         // outlive a client that was never shut down.
+        self.loopConnections?.closeSoon()
         switch self.backend {
         case .pool(let pool): pool.close()
         case .cluster(let router): router.close()
@@ -140,7 +145,9 @@ public final class RedisClient: Sendable, Service {
             }
         }
         switch self.backend {
-        case .pool(let pool): pool.pick().execute(command.bytes, completion: handOn)
+        case .pool(let pool):
+            if let loopConnections, loopConnections.send(command.bytes, completion: handOn) { return }
+            pool.pick().execute(command.bytes, completion: handOn)
         case .cluster(let router): router.execute(command.bytes, completion: handOn)
         }
     }
@@ -192,6 +199,7 @@ public final class RedisClient: Sendable, Service {
     public func shutdown() async {
         switch self.backend {
         case .pool(let pool):
+            await self.loopConnections?.close()
             pool.close()
             await pool.waitUntilClosed()
         case .cluster(let router):

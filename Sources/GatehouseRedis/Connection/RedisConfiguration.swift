@@ -1,3 +1,5 @@
+import GatehouseSystem
+
 /// How a ``RedisClient`` connects, times out and reconnects. Defaults suit a Redis on the same
 /// network; every field can be changed after `init`.
 public struct RedisConfiguration: Sendable {
@@ -31,6 +33,17 @@ public struct RedisConfiguration: Sendable {
             self.initial = initial
             self.maximum = maximum
         }
+
+        /// The wait (nanoseconds) after `failures` failed attempts in a row (1 or more).
+        func delay(afterFailures failures: Int) -> UInt64 {
+            let initial = self.initial.nanosecondsClamped
+            let maximum = self.maximum.nanosecondsClamped
+            let exponent = min(max(failures, 1) - 1, 30)
+            let base = min(maximum, initial.multipliedReportingOverflow(by: 1 << UInt64(exponent)).overflow ? maximum : initial << UInt64(exponent))
+            // ±20% jitter keeps a fleet of nodes from reconnecting in lockstep after an outage.
+            let jitter = Double.random(in: 0.8...1.2)
+            return UInt64(Double(base) * jitter)
+        }
     }
 
     /// The server and credentials.
@@ -52,6 +65,9 @@ public struct RedisConfiguration: Sendable {
     /// A name sent with `CLIENT SETNAME` on every connect, to spot the connections in
     /// `CLIENT LIST`; `nil` sends none.
     public var clientName: String?
+    /// Whether a caller on a SwiftNIO event loop (``RedisClient/send(_:completion:)``) sends on a
+    /// connection of that loop's own, for one fixed server (`redis://`, `unix://`). Default true.
+    public var eventLoopConnections: Bool = true
 
     /// Creates a configuration for `url`; see each property for the defaults.
     public init(

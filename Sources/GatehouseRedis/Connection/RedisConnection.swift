@@ -208,7 +208,7 @@ package final class RedisConnection: Sendable {
                     failedAttempts = 0
                 } catch {
                     failedAttempts += 1
-                    let delay = self.backoffDelay(afterFailures: failedAttempts)
+                    let delay = self.configuration.backoff.delay(afterFailures: failedAttempts)
                     self.state.withLock { $0.connectFailed(error, retryAt: MonotonicClock.now() &+ delay) }
                     // One warning per outage; the repeats are debug noise.
                     let level: Logger.Level = failedAttempts == 1 ? .warning : .debug
@@ -306,23 +306,7 @@ package final class RedisConnection: Sendable {
             connectTimeout: self.configuration.connectTimeout,
             ioTimeout: self.ioTimeout
         )
-        var commands: [RedisCommand] = []
-        if let password = url.password {
-            if let user = url.user {
-                commands.append(RedisCommand("AUTH", user, password))
-            } else {
-                commands.append(RedisCommand("AUTH", password))
-            }
-        }
-        if url.database != 0 {
-            commands.append(RedisCommand("SELECT", url.database))
-        }
-        if let clientName = self.configuration.clientName {
-            commands.append(RedisCommand("CLIENT", "SETNAME", clientName))
-        }
-        // PING proves the server is answering, not just accepting: a stopped (SIGSTOP) server's
-        // kernel still completes the TCP handshake.
-        commands.append(RedisCommand("PING"))
+        var commands = RedisHandshake.commands(url: url, clientName: self.configuration.clientName)
         if master != nil {
             commands.append(RedisCommand("ROLE"))
         }
@@ -358,16 +342,6 @@ package final class RedisConnection: Sendable {
             }
         }
         return context
-    }
-
-    private func backoffDelay(afterFailures failures: Int) -> UInt64 {
-        let initial = self.configuration.backoff.initial.nanosecondsClamped
-        let maximum = self.configuration.backoff.maximum.nanosecondsClamped
-        let exponent = min(failures - 1, 30)
-        let base = min(maximum, initial.multipliedReportingOverflow(by: 1 << UInt64(exponent)).overflow ? maximum : initial << UInt64(exponent))
-        // ±20% jitter keeps a fleet of nodes from reconnecting in lockstep after an outage.
-        let jitter = Double.random(in: 0.8...1.2)
-        return UInt64(Double(base) * jitter)
     }
 
     /// The error an in-flight caller sees. The oldest command gets the cause itself; the others

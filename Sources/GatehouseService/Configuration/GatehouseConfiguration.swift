@@ -129,6 +129,11 @@ public struct GatehouseConfiguration: Sendable {
     /// less node CPU per sign-in than two, benchmarks/RESULTS.md); more only help a node with
     /// cores to spare whose one I/O thread is saturated.
     public var redisConnections = 1
+    /// Whether each HTTP event loop also keeps a Redis connection of its own for the sign-in and
+    /// mail check it answers itself (`GATEHOUSE_REDIS_LOOP_CONNECTIONS`, `true` or `false`):
+    /// the script is sent and its reply read on that loop, with no I/O thread between. Only for
+    /// one fixed server (`redis://`, `unix://`); Sentinel and Cluster URLs always use the pool.
+    public var redisLoopConnections = true
     /// With the revocation feed down, sessions keep verifying this long, then `/v1/auth` is 503.
     public var revocationGraceSeconds = 120
     /// Users whose decrypted TOTP secret a node keeps between login/start and the code check
@@ -201,7 +206,7 @@ public struct GatehouseConfiguration: Sendable {
         "GATEHOUSE_LISTEN", "GATEHOUSE_STATE_DIR", "GATEHOUSE_REDIS_URL", "GATEHOUSE_KEYRING_FILE", "GATEHOUSE_DATA_KEY_FILE",
         "GATEHOUSE_API_KEYS", "GATEHOUSE_API_KEYS_FILE", "GATEHOUSE_SMTP_URL", "GATEHOUSE_MAIL_FROM", "GATEHOUSE_ISSUER",
         "GATEHOUSE_LOG_LEVEL", "GATEHOUSE_REDIS_PREFIX", "GATEHOUSE_REVOCATION_GRACE_SECONDS", "GATEHOUSE_CONFIG",
-        "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_HEAD_TIMEOUT_SECONDS",
+        "GATEHOUSE_REDIS_CONNECTIONS", "GATEHOUSE_REDIS_LOOP_CONNECTIONS", "GATEHOUSE_HTTP_IDLE_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_HEAD_TIMEOUT_SECONDS",
         "GATEHOUSE_HTTP_BODY_TIMEOUT_SECONDS", "GATEHOUSE_HTTP_MAX_CONNECTIONS", "GATEHOUSE_SHUTDOWN_TIMEOUT_SECONDS",
         "GATEHOUSE_TOTP_CACHE_ENTRIES",
         "GATEHOUSE_MAIL_BACKEND_IMAP", "GATEHOUSE_MAIL_BACKEND_POP3", "GATEHOUSE_MAIL_BACKEND_SMTP",
@@ -228,6 +233,13 @@ public struct GatehouseConfiguration: Sendable {
         if let v = env["GATEHOUSE_REDIS_CONNECTIONS"] {
             guard let n = Int(v), (1...16).contains(n) else { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_CONNECTIONS must be 1 to 16") }
             redisConnections = n
+        }
+        if let v = env["GATEHOUSE_REDIS_LOOP_CONNECTIONS"] {
+            switch v {
+            case "true": redisLoopConnections = true
+            case "false": redisLoopConnections = false
+            default: throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_LOOP_CONNECTIONS must be true or false")
+            }
         }
         if let v = env["GATEHOUSE_REVOCATION_GRACE_SECONDS"] {
             guard let n = Int(v), n >= 0 else { throw ServiceError(.invalidRequest, "GATEHOUSE_REVOCATION_GRACE_SECONDS must be a non-negative integer") }

@@ -43,6 +43,7 @@ public final class Gatehouse: Sendable, Service {
         do { url = try RedisURL(redisURL) } catch { throw ServiceError(.invalidRequest, "GATEHOUSE_REDIS_URL: \(error.message)") }
         var redisConfiguration = RedisConfiguration(url: url)
         redisConfiguration.poolSize = configuration.redisConnections
+        redisConfiguration.eventLoopConnections = configuration.redisLoopConnections
         redisConfiguration.connectTimeout = .seconds(1)
         redisConfiguration.commandTimeout = .seconds(2)
         redisConfiguration.clientName = "gatehouse"
