@@ -18,6 +18,12 @@
 // A NIO channel would add an event loop, a second buffer copy into hiredis's reader and an
 // EventLoop hop per batch for no gain at this pool size.
 //
+// A caller on a SwiftNIO event loop that passes a completion (the HTTP edge's sign-in and mail
+// check) is the exception: for one fixed server each loop gets a NIO channel to Redis of its own
+// (`RedisLoopConnection`), so the command is written, and its reply read, on the caller's own
+// thread, with no I/O thread to wake and no hop back. While that channel is not up, such callers
+// use the pool (docs/redis-client.md, "Connections of an event loop").
+//
 // On a Redis Cluster (`redis-cluster://`) the pool is replaced by `RedisClusterRouter`: the same
 // connections, one per master, and each command sent to the master of its key's slot
 // (docs/redis-client.md, "Cluster").
@@ -134,8 +140,11 @@ public final class RedisClient: Sendable, Service {
 
     /// ``send(_:)-(RedisCommand)`` for a caller outside Swift concurrency (an event loop's
     /// handler): `completion` gets the reply, or the error ``send(_:)-(RedisCommand)`` would throw,
-    /// on the connection's I/O thread, so it must only hand the result on. One thread hop fewer
-    /// each way than resuming a task; bounded by the command timeout; not cancellable.
+    /// bounded by the command timeout; not cancellable. Called on an event loop of a
+    /// `MultiThreadedEventLoopGroup`, the command goes on that loop's own connection (one fixed
+    /// server, ``RedisConfiguration/eventLoopConnections``, once it is up) and `completion` runs
+    /// on the loop; otherwise it runs on the pool's I/O thread (or at once, for a closed client),
+    /// so it must only hand the result on.
     public func send(_ command: RedisCommand, completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void) {
         let handOn: @Sendable (Result<RedisValue, any Error>) -> Void = { result in
             if case .success(.error(let message)) = result {

@@ -139,6 +139,22 @@ struct LoopConnectionTests {
         }
     }
 
+    @Test func aUnixSocketURLGetsLoopConnectionsToo() async throws {
+        try await RedisServerProcess.withServer { server in
+            var configuration = server.configuration(poolSize: 1)
+            configuration.url = RedisURL(endpoint: .unix(path: server.unixSocketPath))
+            try await Self.withGroup(threads: 1) { group in
+                try await withClient(configuration) { redis in
+                    let loop = group.next()
+                    _ = try #require(try await Self.loopConnectionID(on: loop, through: redis))
+                    let list = try await redis.send(["CLIENT", "LIST"]).string ?? ""
+                    // Both the pool's connection and the loop's come in over the socket file.
+                    #expect(list.split(separator: "\n").filter { $0.contains("name=gatehouse ") && $0.contains("laddr=\(server.unixSocketPath)") }.count == 2, "\(list)")
+                }
+            }
+        }
+    }
+
     @Test func aRefusedHandshakeNeverServes() async throws {
         try await RedisServerProcess.withServer(.init(password: "right")) { server in
             var configuration = server.configuration(poolSize: 1, commandTimeout: .milliseconds(300))

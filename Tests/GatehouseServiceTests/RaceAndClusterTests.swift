@@ -14,9 +14,12 @@ struct RaceAndClusterTests {
             let list = try await d.client.send(["CLIENT", "LIST"]).string ?? ""
             return list.split(separator: "\n").filter { $0.contains(" name=gatehouse ") }.count
         }
-        // The revocation feed's connection comes on top of the command connections.
-        let byDefault = try await Deployment.with { d in try await gatehouseConnections(d) }
-        let three = try await Deployment.with(environment: ["GATEHOUSE_REDIS_CONNECTIONS": "3"]) { d in
+        // The revocation feed's connection comes on top of the command connections; the event
+        // loops' own connections (made on a loop's first sign-in) are turned off to count the pool.
+        let byDefault = try await Deployment.with(environment: ["GATEHOUSE_REDIS_LOOP_CONNECTIONS": "false"]) { d in
+            try await gatehouseConnections(d)
+        }
+        let three = try await Deployment.with(environment: ["GATEHOUSE_REDIS_CONNECTIONS": "3", "GATEHOUSE_REDIS_LOOP_CONNECTIONS": "false"]) { d in
             let (user, secret) = try await d.enrolledUser()
             _ = try await d.signIn(user, secret: secret)  // works over three connections
             return try await gatehouseConnections(d)
@@ -27,6 +30,42 @@ struct RaceAndClusterTests {
             Issue.record("a node started with GATEHOUSE_REDIS_CONNECTIONS=0")
         } catch {
             #expect("\(error)".contains("GATEHOUSE_REDIS_CONNECTIONS must be 1 to 16"), "\(error)")
+        }
+    }
+
+    @Test("GATEHOUSE_REDIS_LOOP_CONNECTIONS: sign-ins answered on an event loop go out on that loop's own Redis connection; false keeps them on the pool; other values refuse to start")
+    func redisLoopConnections() async throws {
+        func clientID(_ line: Substring) -> Int {
+            Int(line.split(separator: " ").first { $0.hasPrefix("id=") }?.dropFirst(3) ?? "") ?? 0
+        }
+        /// Signs in until a gatehouse connection beyond the pool's and the feed's has run the code
+        /// check (at most 20 sign-ins, 100 ms apart); returns the gatehouse connections then.
+        func signInsUntilALoopConnectionChecks(_ d: Deployment) async throws -> (connections: Int, loopChecked: Bool) {
+            let (user, secret) = try await d.enrolledUser()
+            var lines: [Substring] = []
+            for _ in 0..<20 {
+                _ = try await d.signIn(user, secret: secret)  // a fresh step each time
+                let list = try await d.client.send(["CLIENT", "LIST"]).string ?? ""
+                lines = list.split(separator: "\n").filter { $0.contains(" name=gatehouse ") }
+                // The pool (1) and the revocation feed (1) connect at start, before any sign-in;
+                // a later connection (a higher id) that ran EVALSHA is an event loop's.
+                let byAge = lines.sorted { clientID($0) < clientID($1) }
+                if byAge.dropFirst(2).contains(where: { $0.contains(" cmd=evalsha ") }) { return (lines.count, true) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return (lines.count, false)
+        }
+        let on = try await Deployment.with { d in try await signInsUntilALoopConnectionChecks(d) }
+        #expect(on.loopChecked && on.connections >= 3, "\(on)")
+        let off = try await Deployment.with(environment: ["GATEHOUSE_REDIS_LOOP_CONNECTIONS": "false"]) { d in
+            try await signInsUntilALoopConnectionChecks(d)
+        }
+        #expect(!off.loopChecked && off.connections == 2, "\(off)")
+        do {
+            try await Deployment.with(environment: ["GATEHOUSE_REDIS_LOOP_CONNECTIONS": "yes"]) { _ in }
+            Issue.record("a node started with GATEHOUSE_REDIS_LOOP_CONNECTIONS=yes")
+        } catch {
+            #expect("\(error)".contains("GATEHOUSE_REDIS_LOOP_CONNECTIONS must be true or false"), "\(error)")
         }
     }
 

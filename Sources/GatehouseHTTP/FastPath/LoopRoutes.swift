@@ -14,7 +14,8 @@ import NIOHTTP1
 /// Through the connection's task a request also pays for the conversion to HTTPTypes, a
 /// Hummingbird `Request` and `Response`, the router, the async body and the collected answer.
 /// Here the body is read on the event loop, the service runs its Redis script with a completion
-/// on the Redis client's I/O thread, and the answer goes back to the event loop to be written.
+/// (sent and answered on this loop's own Redis connection, or the pool's I/O thread while that
+/// connection is not up: docs/redis-client.md), and the answer is written on the event loop.
 ///
 /// Only a well-formed request from a key with the route's scope is taken; anything else (no key,
 /// another scope (or two `Authorization` fields: no caller), a body the route would refuse, a
@@ -31,7 +32,8 @@ struct LoopRoutes: Sendable {
     }
 
     /// Answers the request when one of these routes takes it: `completion` gets the answer on
-    /// the Redis client's I/O thread (or a task's). False: the responder answers it.
+    /// this event loop, the Redis client's I/O thread or a task's thread. False: the responder
+    /// answers it.
     func answer(
         _ head: HTTPRequestHead, body: ByteBuffer, caller: APIKeyRegistry.Entry?, logger: Logger,
         completion: @escaping @Sendable (DirectRequest.Answer) -> Void

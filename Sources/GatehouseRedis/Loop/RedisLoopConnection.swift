@@ -76,12 +76,6 @@ final class RedisLoopConnection: @unchecked Sendable {
         }
     }
 
-    /// Whether commands go out on this connection now.
-    var isReady: Bool {
-        if case .ready = state { return true }
-        return false
-    }
-
     private func scheduleFlush(_ channel: any Channel) {
         guard !flushScheduled else { return }
         flushScheduled = true
@@ -97,9 +91,9 @@ final class RedisLoopConnection: @unchecked Sendable {
         let failures: Int
         if case .idle(let count, _) = state { failures = count } else { return }
         state = .connecting
+        // ClientBootstrap sets TCP_NODELAY itself (not for a Unix socket).
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.nanosecondsClamped)))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(

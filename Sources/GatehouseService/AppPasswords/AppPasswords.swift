@@ -289,7 +289,8 @@ extension Gatehouse {
     }
 
     /// The same check for a caller outside Swift concurrency (the HTTP edge's event loop):
-    /// `completion` gets the answer on the Redis client's I/O thread, or, when the check
+    /// `completion` gets the answer where the Redis client hands the reply over (this event
+    /// loop, or the pool's I/O thread), or, when the check
     /// records a security event first, from a task once the event is written.
     public func mailAuthenticate(
         user: UserID, password: String, service: MailService, clientIP: String?,

@@ -169,7 +169,8 @@ public struct CodeChecker: Sendable {
     }
 
     /// The same attempt for a caller outside Swift concurrency, when ``runsInOneCall(_:)``:
-    /// the script's one round trip, `completion` on the Redis client's I/O thread.
+    /// the script's one round trip, `completion` where the Redis client hands the reply over
+    /// (``RedisClient/send(_:completion:)``: the caller's event loop, or the pool's I/O thread).
     func check(
         keys: Keys, credentialVersion: String, candidate: Candidate, challengeTTLSeconds: Int, effects: Effects,
         completion: @escaping @Sendable (Result<Outcome, any Error>) -> Void

@@ -159,7 +159,8 @@ extension Gatehouse {
     ///
     /// The common case — an authenticator code, no remembered device, the user's secret in the
     /// node's cache, the address budget checked by the script itself — is the script's one
-    /// round trip with `completion` on the Redis client's I/O thread, and no task. Anything else
+    /// round trip with `completion` where the Redis client hands the reply over (the caller's
+    /// event loop, or the pool's I/O thread), and no task. Anything else
     /// (another method, a remembered device, a cache miss, a credential that changed since it
     /// was cached) runs the async sign-in in a task, which calls `completion` when done.
     public func finishLogin(
